@@ -1,0 +1,3 @@
+from palmnet.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Pure IPv6 arithmetic: no I/O, no root."""

@@ -1,0 +1,1 @@
+"""Backends realize a plan on a machine and report what is there."""

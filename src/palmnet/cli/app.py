@@ -1,0 +1,56 @@
+"""The `palmnet` command: builds the Typer app from the verb modules.
+
+Each verb module exposes `register(app)`. Errors palmnet knows about become a
+message and an exit code (2 bad input, 1 failed check or operation), never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from palmnet import __version__
+from palmnet.errors import PalmnetError
+
+VERB_MODULES = ("lab", "addr", "serve", "forward", "ndp")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"palmnet {__version__}")
+        raise typer.Exit()
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="palmnet",
+        help="A virtual IPv6 network in the palm of your hand.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version."
+        ),
+    ) -> None:
+        """A virtual IPv6 network in the palm of your hand."""
+
+    import importlib
+
+    for name in VERB_MODULES:
+        module = importlib.import_module(f"palmnet.cli.{name}")
+        module.register(app)
+    return app
+
+
+def main() -> None:
+    try:
+        build_app()(standalone_mode=True)
+    except PalmnetError as exc:
+        typer.echo(f"palmnet: {exc}", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,9 @@
+"""Lab verbs: plan, up, down, ls, exec, stop, start, restart (being written)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's verbs to the app."""

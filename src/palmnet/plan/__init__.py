@@ -1,0 +1,1 @@
+"""Plan layer: every name, MAC, address and daemon config, computed offline."""

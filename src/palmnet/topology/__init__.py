@@ -1,0 +1,1 @@
+"""Topology layer: YAML in, validated model out (pure, no root)."""

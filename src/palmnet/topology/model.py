@@ -1,0 +1,87 @@
+"""The topology model (DESIGN.md §3): what a lab file may say.
+
+Two levels: the `*Spec` classes mirror the file (profiles and nodes before
+overlay, every key optional where the file may leave it out); `Lab` and
+`Node` are the resolved result the plan consumes: profiles overlaid in order,
+the node's own keys last, `count:` expanded. Unknown keys are errors
+(`extra="forbid"`), never silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from palmnet.topology.addresses import IPv4Iface, IPv6Iface
+
+LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
+# Node names become DNS labels and part of namespace names.
+NODE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+# Kernel interface names: at most 15 bytes, no '/', ':', whitespace; not '.' or '..'.
+IFNAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.\-]{1,15}$")
+
+NodeKind = Literal["host", "router", "openwrt", "isp"]
+SUPPORTED_KINDS = ("host", "router")
+Service = Literal["http"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InterfaceSpec(Strict):
+    network: str
+    ipv6: list[IPv6Iface] = Field(default_factory=list)
+    ipv4: list[IPv4Iface] = Field(default_factory=list)
+    ra: bool = False
+
+
+class NetworkSpec(Strict):
+    """A Linux bridge in the lab's hidden namespace. No keys yet."""
+
+
+class ProfileSpec(Strict):
+    """Keys a profile may set; a later profile overrides the keys it names."""
+
+    kind: NodeKind | None = None
+    interfaces: dict[str, InterfaceSpec] = Field(default_factory=dict)
+    service: Service | None = None
+    dad: bool | None = None
+
+
+class NodeSpec(ProfileSpec):
+    profiles: list[str] = Field(default_factory=list)
+    count: int | None = None
+
+    @field_validator("count")
+    @classmethod
+    def _count_positive(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"count must be at least 1, got {v}")
+        return v
+
+
+class Node(Strict):
+    """A node after overlay and `count:` expansion."""
+
+    name: str
+    kind: Literal["host", "router"]
+    interfaces: dict[str, InterfaceSpec]
+    service: Service | None = None
+    dad: bool = True
+    template: str  # the node entry of the file it came from (w for w1..w10)
+    line: int | None = None  # where that entry starts in the file
+
+
+class Lab(Strict):
+    """A validated, resolved lab: everything the plan needs."""
+
+    name: str
+    domain: str
+    source: Path
+    dad: bool = True
+    networks: dict[str, NetworkSpec]
+    nodes: dict[str, Node]  # file order, copies of `count:` in 1..N order
