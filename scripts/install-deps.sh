@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   iproute2 nftables radvd rdnssd ndisc6 dnsmasq-base kea-dhcp6-server
-  dhcpcd-base bird2 bind9-dnsutils bind9-utils curl util-linux procps
+  dhcpcd-base bird2 bind9-dnsutils bind9-utils curl util-linux procps iputils-ping
   python3 python3-venv python3-pip
 )
 # Units the packages above would start on the host.

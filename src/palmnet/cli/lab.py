@@ -1,9 +1,146 @@
-"""Lab verbs: plan, up, down, ls, exec, stop, start, restart (being written)."""
+"""Lab verbs: plan, up, down, ls, exec, stop, start, restart (DESIGN.md §5)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import typer
+
+from palmnet.cli.options import FORMAT, LAB, Format
+
+
+def _say(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def _emit_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def plan(
+    topology: Path = typer.Argument(..., help="The lab file (YAML)."),
+    fmt: Format = FORMAT,
+) -> None:
+    """Print every node's addresses, computed offline (no root)."""
+    from palmnet.lab import plan_file
+
+    p = plan_file(topology)
+    if fmt is Format.json:
+        _emit_json(p.to_json())
+        return
+    from palmnet.cli.tables import plan_table, print_table
+
+    print_table(plan_table(p))
+    for note in p.notes:
+        _say(note)
+
+
+def up(
+    topology: Path = typer.Argument(..., help="The lab file (YAML)."),
+    raise_neigh_limit: bool = typer.Option(
+        False,
+        "--raise-neigh-limit",
+        help="Raise the machine's IPv6 neighbour table limit for this lab (restored at down).",
+    ),
+    fmt: Format = FORMAT,
+) -> None:
+    """Build and start a lab; on a running lab, reconcile it to the file."""
+    from palmnet.lab import LabAPI
+
+    api = LabAPI(report=_say)
+    result = api.up(topology, raise_neigh_limit=raise_neigh_limit)
+    if result.action == "unchanged":
+        _say(f"lab {result.plan.lab}: {result.detail}")
+    elif result.action == "reconciled":
+        _say(f"lab {result.plan.lab}: {result.detail}")
+    _show(api, result.plan.lab, fmt)
+
+
+def _show(api: object, lab: str, fmt: Format) -> None:
+    from palmnet.cli.tables import live_json, ls_table, print_table
+    from palmnet.lab import LabAPI
+
+    assert isinstance(api, LabAPI)
+    _, nodes = api.ls(lab)
+    if fmt is Format.json:
+        _emit_json(live_json(nodes))
+    else:
+        print_table(ls_table(nodes))
+
+
+def down(
+    lab_arg: str | None = typer.Argument(None, metavar="[LAB]", help="The lab."),
+    lab: str | None = LAB,
+) -> None:
+    """Remove every trace of a lab (also after a crash or kill -9)."""
+    from palmnet.lab import LabAPI
+
+    name = LabAPI(report=_say).down(lab_arg or lab)
+    _say(f"lab {name} removed")
+
+
+def ls(
+    lab_arg: str | None = typer.Argument(None, metavar="[LAB]", help="The lab."),
+    lab: str | None = LAB,
+    fmt: Format = FORMAT,
+) -> None:
+    """List nodes with the addresses the kernel holds, like `lxc ls`."""
+    from palmnet.lab import LabAPI, resolve_lab
+
+    api = LabAPI()
+    _show(api, resolve_lab(lab_arg or lab), fmt)
+
+
+def exec_(
+    node: str = typer.Argument(..., help="The node."),
+    command: list[str] = typer.Argument(None, help="Command and arguments (default: sh)."),
+    lab: str | None = LAB,
+) -> None:
+    """Run a command inside a node; its exit code is passed through."""
+    from palmnet.lab import LabAPI
+
+    argv = list(command or [])
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    argv = argv or ["sh"]
+    sys.exit(LabAPI().exec(lab, node, argv))
+
+
+def stop(node: str, lab: str | None = LAB) -> None:
+    """Stop one node (its namespace and processes go; its addresses come back on start)."""
+    from palmnet.lab import LabAPI
+
+    LabAPI(report=_say).stop(lab, node)
+    _say(f"{node} stopped")
+
+
+def start(node: str, lab: str | None = LAB) -> None:
+    """Start a stopped node again, with the same addresses."""
+    from palmnet.lab import LabAPI
+
+    LabAPI(report=_say).start(lab, node)
+    _say(f"{node} started")
+
+
+def restart(node: str, lab: str | None = LAB) -> None:
+    """Stop and start one node."""
+    from palmnet.lab import LabAPI
+
+    LabAPI(report=_say).restart(lab, node)
+    _say(f"{node} restarted")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's verbs to the app."""
+    app.command()(plan)
+    app.command()(up)
+    app.command()(down)
+    app.command()(ls)
+    app.command(
+        "exec",
+        context_settings={"allow_interspersed_args": False},
+    )(exec_)
+    app.command()(stop)
+    app.command()(start)
+    app.command()(restart)

@@ -12,32 +12,44 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
+from palmnet.topology.describe import describe
+
 
 def _require_str(value: Any, what: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str):
-        kind = type(value).__name__
-        raise ValueError(f"expected {what} as a string, got {kind} {value!r}")
+        raise ValueError(f"expected {what} as a string, got {describe(value)}")
     return value.strip()
+
+
+def _other_family(text: str, family: int) -> bool:
+    try:
+        return ipaddress.ip_interface(text).version == family
+    except ValueError:
+        return False
 
 
 def _ipv6_interface(value: Any) -> ipaddress.IPv6Interface:
     text = _require_str(value, "an IPv6 address with prefix length (2001:db8::1/64)")
+    if _other_family(text, 4):
+        raise ValueError(f"'{text}' is an IPv4 address: list it under ipv4")
     if "/" not in text:
         raise ValueError(f"'{text}' needs a prefix length, e.g. {text}/64")
     try:
         return ipaddress.IPv6Interface(text)
-    except ValueError:
-        raise ValueError(f"'{text}' is not an IPv6 address with prefix length") from None
+    except ValueError as exc:
+        raise ValueError(f"'{text}' is not an IPv6 address with prefix length: {exc}") from None
 
 
 def _ipv4_interface(value: Any) -> ipaddress.IPv4Interface:
     text = _require_str(value, "an IPv4 address with prefix length (192.0.2.1/24)")
+    if _other_family(text, 6):
+        raise ValueError(f"'{text}' is an IPv6 address: list it under ipv6")
     if "/" not in text:
         raise ValueError(f"'{text}' needs a prefix length, e.g. {text}/24")
     try:
         return ipaddress.IPv4Interface(text)
-    except ValueError:
-        raise ValueError(f"'{text}' is not an IPv4 address with prefix length") from None
+    except ValueError as exc:
+        raise ValueError(f"'{text}' is not an IPv4 address with prefix length: {exc}") from None
 
 
 def _ipv6_network(value: Any) -> ipaddress.IPv6Network:

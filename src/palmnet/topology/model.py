@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from palmnet.topology.addresses import IPv4Iface, IPv6Iface
 
@@ -22,14 +22,31 @@ LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 NODE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 # Kernel interface names: at most 15 bytes, no '/', ':', whitespace; not '.' or '..'.
 IFNAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.\-]{1,15}$")
+# A DNS name: dot-separated labels of letters, digits and '-', no label
+# starting or ending with '-'; a trailing dot is allowed.
+DOMAIN = re.compile(
+    r"^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$"
+)
 
 NodeKind = Literal["host", "router", "openwrt", "isp"]
-SUPPORTED_KINDS = ("host", "router")
+SupportedKind = Literal["host", "router"]
+SUPPORTED_KINDS: tuple[SupportedKind, ...] = ("host", "router")
 Service = Literal["http"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors; no coercion (`"10"` is not a count, `yes` not a bool).
+
+    An empty entry (`br0:` with nothing after it) means the same as `br0: {}`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_mapping(cls, data: Any) -> Any:
+        return {} if data is None else data
 
 
 class InterfaceSpec(Strict):
@@ -64,11 +81,22 @@ class NodeSpec(ProfileSpec):
         return v
 
 
+class LabHeader(Strict):
+    """The lab's own scalar keys; sections are validated entry by entry."""
+
+    name: str
+    domain: str | None = None
+    dad: bool = True
+    networks: dict[str, Any] | None = None
+    profiles: dict[str, Any] | None = None
+    nodes: dict[str, Any] | None = None
+
+
 class Node(Strict):
     """A node after overlay and `count:` expansion."""
 
     name: str
-    kind: Literal["host", "router"]
+    kind: SupportedKind
     interfaces: dict[str, InterfaceSpec]
     service: Service | None = None
     dad: bool = True

@@ -1,0 +1,48 @@
+"""The default backend: every node a network namespace on this kernel."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from palmnet.backends.base import Backend, LiveNode
+from palmnet.backends.netns import nsfs
+from palmnet.backends.netns.build import apply_plan
+from palmnet.backends.netns.layout import mnt_file, uts_file
+from palmnet.backends.netns.mountns import enter_node
+from palmnet.backends.netns.observe import observe_node
+from palmnet.backends.netns.teardown import destroy_lab, remove_node
+from palmnet.errors import LabError
+from palmnet.plan.model import Plan
+from palmnet.state.journal import Journal
+
+
+class NetnsBackend(Backend):
+    name = "netns"
+
+    def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
+        chosen = plan.nodes if nodes is None else tuple(plan.node(n) for n in nodes)
+        apply_plan(plan, journal, chosen)
+
+    def remove_nodes(self, plan: Plan, journal: Journal, nodes: Sequence[str]) -> None:
+        for name in nodes:
+            remove_node(plan.lab, name, journal)
+
+    def observe(self, plan: Plan, journal: Journal) -> list[LiveNode]:
+        stopped = set(journal.meta("stopped", []))
+        return [observe_node(n, n.name in stopped) for n in plan.nodes]
+
+    def destroy(self, lab: str, journal: Journal | None) -> None:
+        destroy_lab(lab, journal)
+
+    def exec(self, plan: Plan, node: str, argv: list[str]) -> int:
+        n = plan.node(node)
+        path = nsfs.netns_path(n.netns)
+        if not os.path.exists(path):
+            raise LabError(f"node {node} is not running")
+        enter_node(path, mnt_file(plan.lab, node), uts_file(plan.lab, node))
+        try:
+            os.execvp(argv[0], argv)
+        except FileNotFoundError:
+            raise LabError(f"{argv[0]}: command not found in node {node}") from None
+        return 127  # not reached

@@ -1,0 +1,94 @@
+"""Processes inside a node: started in its namespaces, stopped by recorded pid.
+
+A process is started in its own session so its children (privsep helpers,
+forks) can be signalled as a group. Stopping waits on a pidfd for the exit
+instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from palmnet.backends.netns.mountns import enter_node
+
+
+def spawn(
+    argv: list[str],
+    netns_path: str,
+    mnt_file: Path | None,
+    uts_file: Path | None,
+    log: Path,
+    env: dict[str, str] | None = None,
+) -> int:
+    """Start argv inside the node; returns its pid. Output goes to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: enter_node(netns_path, mnt_file, uts_file),
+            start_new_session=True,
+            env=env,
+            close_fds=True,
+        )
+    # Popen keeps a handle only to reap; the journal holds the pid from here on.
+    proc.returncode = 0  # do not warn about it in __del__
+    return proc.pid
+
+
+def start_time(pid: int) -> int | None:
+    """Kernel start time of a pid (field 22 of stat): tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _wait_exit(pid: int, timeout: float) -> bool:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def stop(pid: int, started: int | None = None, timeout: float = 3.0) -> None:
+    """SIGTERM, wait for the exit, SIGKILL if it ignores us. Only our pid (same start time)."""
+    if started is not None and start_time(pid) != started:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if _wait_exit(pid, timeout):
+            return
+
+
+def kill_all(pids: list[int], timeout: float = 3.0) -> None:
+    """Stop every process left in a lab namespace: TERM all, wait, KILL the rest."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        if not _wait_exit(pid, max(0.0, deadline - time.monotonic())):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_exit(pid, 1.0)

@@ -1,0 +1,76 @@
+"""Remove what a lab made, from its journal, after a clean run or any crash.
+
+Order: processes (by recorded pid, then anything else still inside the lab's
+namespaces: they are the lab's), node mount namespaces, node namespaces (their
+veth pairs go with them), the hidden namespace (bridges go with it), the
+private mount of the namespace files, the host sysctls it raised, the state
+dir. Names are checked against the lab's prefix, so nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Sequence
+
+from palmnet.backends.netns import namespaces, nsfs, processes
+from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
+from palmnet.backends.netns.mountns import release_node_mounts, release_ns_dir
+from palmnet.backends.netns.neigh_limit import restore_neigh_limit
+from palmnet.plan.names import node_netns, switch_netns
+from palmnet.state.journal import Journal
+from palmnet.state.paths import lab_dir, node_dir
+
+
+def lab_netns_names(lab: str) -> list[str]:
+    """Namespaces under /run/netns that carry this lab's name (also without a journal)."""
+    prefix = node_netns(lab, "")
+    try:
+        names = os.listdir(nsfs.NETNS_DIR)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.startswith(prefix) or n == switch_netns(lab))
+
+
+def stop_node_processes(journal: Journal | None, netns_names: Sequence[str], node: str | None) -> None:
+    if journal is not None:
+        for e in journal.entries("process", node=node):
+            if e.data.get("pid"):
+                processes.stop(int(e.data["pid"]), e.data.get("start"))
+            journal.forget("process", e.name)
+    left = namespaces.pids_by_netns(netns_names)
+    processes.kill_all([p for pids in left.values() for p in pids])
+
+
+def remove_node(lab: str, node: str, journal: Journal | None) -> None:
+    """Remove one node: its processes, mounts, namespace (and so its veths), files."""
+    name = node_netns(lab, node)
+    stop_node_processes(journal, [name], node)
+    release_node_mounts(mnt_file(lab, node), uts_file(lab, node))
+    namespaces.delete_netns(name)
+    if journal is not None:
+        journal.forget("mount", str(mnt_file(lab, node)))
+        journal.forget("netns", name)
+    shutil.rmtree(node_dir(lab, node), ignore_errors=True)
+
+
+def destroy_lab(lab: str, journal: Journal | None) -> None:
+    names = set(lab_netns_names(lab))
+    if journal is not None:
+        names |= {e.name for e in journal.entries("netns")}
+    names = {n for n in names if n == switch_netns(lab) or n.startswith(node_netns(lab, ""))}
+    stop_node_processes(journal, sorted(names), None)
+    nsd = ns_dir(lab)
+    if nsd.is_dir():
+        for f in sorted(nsd.iterdir()):
+            with contextlib.suppress(OSError):
+                nsfs.umount(str(f))
+    for name in sorted(names - {switch_netns(lab)}):
+        namespaces.delete_netns(name)
+    namespaces.delete_netns(switch_netns(lab))
+    release_ns_dir(nsd)
+    if journal is not None:
+        restore_neigh_limit(journal)
+        journal.close()
+    shutil.rmtree(lab_dir(lab), ignore_errors=True)

@@ -1,0 +1,69 @@
+"""Tables like `lxc ls`: one `address (iface)` per line, link-locals left out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from palmnet.backends.base import LiveNode
+from palmnet.plan.model import Plan
+
+
+def _lines(pairs: Iterable[tuple[str, str]]) -> str:
+    return "\n".join(f"{addr.split('/')[0]} ({iface})" for addr, iface in pairs)
+
+
+def _table(title: str | None) -> Table:
+    t = Table(title=title, show_lines=True, header_style="bold")
+    for col in ("NAME", "STATE", "IPV4", "IPV6", "KIND"):
+        t.add_column(col, no_wrap=True)
+    return t
+
+
+def plan_table(plan: Plan) -> Table:
+    t = _table(f"plan of lab {plan.lab} ({plan.domain})")
+    for node in plan.nodes:
+        v4 = [(str(a), i.name) for i in node.interfaces for a in i.ipv4_static]
+        v6 = [
+            (str(a), i.name)
+            for i in node.interfaces
+            for a in (*i.ipv6_static, *i.ipv6_slaac)
+        ]
+        t.add_row(node.name, "PLANNED", _lines(v4), _lines(v6), node.kind)
+    return t
+
+
+def ls_table(nodes: Sequence[LiveNode]) -> Table:
+    t = _table(None)
+    for node in nodes:
+        v4 = [(a, i.name) for i in node.interfaces for a in i.ipv4]
+        v6 = [(a, i.name) for i in node.interfaces for a in i.ipv6 if not a.startswith("fe80:")]
+        t.add_row(node.name, node.state, _lines(v4), _lines(v6), node.kind)
+    return t
+
+
+def live_json(nodes: Sequence[LiveNode]) -> list[dict[str, object]]:
+    return [
+        {
+            "name": n.name,
+            "kind": n.kind,
+            "state": n.state,
+            "interfaces": [
+                {
+                    "name": i.name,
+                    "network": i.network,
+                    "mac": i.mac,
+                    "ipv4": list(i.ipv4),
+                    "ipv6": list(i.ipv6),
+                }
+                for i in n.interfaces
+            ],
+        }
+        for n in nodes
+    ]
+
+
+def print_table(table: Table) -> None:
+    Console(width=200).print(table)

@@ -1,0 +1,248 @@
+"""The Lab API: what the CLI (and later the web UI) calls.
+
+It ties the layers together in one direction: topology -> plan -> backend.
+A lab's journal keeps the topology text it was built from, so every later
+verb (ls, exec, stop, down) re-derives the same plan offline instead of
+trusting a stored copy of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from palmnet.backends.base import Backend, LiveNode
+from palmnet.errors import InputError, LabError
+from palmnet.plan.build import plan_lab
+from palmnet.plan.diff import PlanDiff, diff_plans
+from palmnet.plan.model import Plan
+from palmnet.state.journal import Journal
+from palmnet.state.paths import lab_dir, running_labs, state_root
+from palmnet.topology.loader import load_lab, load_lab_text
+
+Report = Callable[[str], None]
+
+
+def plan_file(path: str | Path) -> Plan:
+    return plan_lab(load_lab(path))
+
+
+def backend_for(name: str = "netns") -> Backend:
+    if name != "netns":
+        raise InputError(f"unknown backend '{name}' (valid: netns)")
+    from palmnet.backends.netns.backend import NetnsBackend
+
+    return NetnsBackend()
+
+
+def _require_root(verb: str) -> None:
+    if os.geteuid() != 0:
+        raise LabError(f"palmnet {verb} needs root (network namespaces): run it with sudo")
+
+
+def resolve_lab(name: str | None) -> str:
+    """The lab a verb acts on: the one named, or the only running one."""
+    labs = running_labs()
+    if name is not None:
+        if name not in labs:
+            known = ", ".join(labs) or "none"
+            raise InputError(f"no running lab named '{name}' (running: {known})")
+        return name
+    if not labs:
+        raise InputError("no lab is running (start one with `palmnet up LAB.yaml`)")
+    if len(labs) > 1:
+        raise InputError(f"several labs are running ({', '.join(labs)}): say which with --lab")
+    return labs[0]
+
+
+@contextlib.contextmanager
+def _locked(lab: str) -> Iterator[None]:
+    """One verb at a time changes a lab."""
+    root = state_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{lab}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _journal_path(lab: str) -> Path:
+    return lab_dir(lab) / "journal.sqlite"
+
+
+def open_journal(lab: str) -> Journal:
+    return Journal.open(_journal_path(lab))
+
+
+def stored_plan(journal: Journal) -> Plan:
+    text = journal.meta("topology")
+    source = journal.meta("source")
+    if text is None:
+        raise LabError("the lab's journal holds no topology (a crashed `up`?): run `palmnet down`")
+    return plan_lab(load_lab_text(text, source))
+
+
+@dataclass(frozen=True)
+class UpResult:
+    plan: Plan
+    action: str  # created, reconciled, unchanged
+    detail: str = ""
+
+
+class LabAPI:
+    def __init__(self, report: Report | None = None) -> None:
+        self.report = report or (lambda _msg: None)
+
+    # -- up ------------------------------------------------------------------------
+    def up(self, path: str | Path, raise_neigh_limit: bool = False) -> UpResult:
+        plan = plan_file(path)
+        text = Path(path).read_text()
+        _require_root("up")
+        backend = backend_for()
+        with _locked(plan.lab):
+            if _journal_path(plan.lab).exists():
+                journal = open_journal(plan.lab)
+                if journal.meta("status") == "running":
+                    try:
+                        return self._reconcile(plan, text, journal, backend)
+                    finally:
+                        journal.close()
+                self.report(f"lab {plan.lab}: an earlier `up` did not finish; cleaning it first")
+                backend.destroy(plan.lab, journal)
+            else:
+                from palmnet.backends.netns.teardown import lab_netns_names
+
+                if lab_netns_names(plan.lab):
+                    self.report(f"lab {plan.lab}: removing leftovers of a lost lab first")
+                    backend.destroy(plan.lab, None)
+            self._create(plan, text, backend, raise_neigh_limit)
+        return UpResult(plan, "created")
+
+    def _create(self, plan: Plan, text: str, backend: Backend, raise_limit: bool) -> None:
+        from palmnet.backends.netns import neigh_limit
+        from palmnet.backends.netns.crash import checkpoint
+
+        journal = open_journal(plan.lab)
+        journal.set_meta("status", "building")
+        journal.set_meta("topology", text)
+        journal.set_meta("source", plan.source)
+        journal.set_meta("backend", backend.name)
+        checkpoint("journal")
+        for note in plan.notes:
+            self.report(note)
+        if not plan.dad:
+            self.report("DAD is off (topology `dad: false`): duplicates would go unnoticed")
+        if raise_limit:
+            self.report(neigh_limit.raise_limit(plan, journal))
+        else:
+            warning = neigh_limit.check(plan)
+            if warning:
+                self.report("warning: " + warning)
+        try:
+            backend.apply(plan, journal)
+        except BaseException as exc:
+            backend.destroy(plan.lab, journal)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise LabError(f"up failed, removed what it made: {exc}") from exc
+        journal.set_meta("status", "running")
+        journal.close()
+
+    def _reconcile(self, plan: Plan, text: str, journal: Journal, backend: Backend) -> UpResult:
+        old = stored_plan(journal)
+        diff = diff_plans(old, plan)
+        if diff.empty:
+            return UpResult(plan, "unchanged", "no change: the running lab matches the file")
+        if diff.refused:
+            raise InputError(
+                "cannot change a running lab this way (run `palmnet down` first):\n"
+                + "\n".join(diff.refused)
+            )
+        stopped = set(journal.meta("stopped", []))
+        if diff.removed:
+            backend.remove_nodes(old, journal, diff.removed)
+        journal.set_meta("stopped", sorted(stopped - set(diff.removed)))
+        journal.set_meta("topology", text)
+        journal.set_meta("source", plan.source)
+        if diff.added:
+            backend.apply(plan, journal, diff.added)
+        return UpResult(plan, "reconciled", diff.summary())
+
+    # -- the other verbs -----------------------------------------------------------
+    def down(self, lab: str | None) -> str:
+        _require_root("down")
+        name = lab if lab is not None else resolve_lab(None)
+        backend = backend_for()
+        with _locked(name):
+            journal = open_journal(name) if _journal_path(name).exists() else None
+            from palmnet.backends.netns.teardown import lab_netns_names
+
+            if journal is None and not lab_netns_names(name) and not lab_dir(name).exists():
+                raise InputError(f"no lab named '{name}' (running: {', '.join(running_labs()) or 'none'})")
+            backend.destroy(name, journal)
+        return name
+
+    def ls(self, lab: str | None) -> tuple[Plan, list[LiveNode]]:
+        name = resolve_lab(lab)
+        journal = open_journal(name)
+        try:
+            plan = stored_plan(journal)
+            return plan, backend_for().observe(plan, journal)
+        finally:
+            journal.close()
+
+    def plan_of(self, lab: str | None) -> Plan:
+        journal = open_journal(resolve_lab(lab))
+        try:
+            return stored_plan(journal)
+        finally:
+            journal.close()
+
+    def exec(self, lab: str | None, node: str, argv: list[str]) -> int:
+        _require_root("exec")
+        plan = self.plan_of(lab)
+        self._known(plan, node)
+        return backend_for().exec(plan, node, argv)
+
+    def stop(self, lab: str | None, node: str) -> None:
+        _require_root("stop")
+        name = resolve_lab(lab)
+        with _locked(name):
+            journal = open_journal(name)
+            plan = stored_plan(journal)
+            self._known(plan, node)
+            stopped = set(journal.meta("stopped", []))
+            if node not in stopped:
+                backend_for().remove_nodes(plan, journal, [node])
+                journal.set_meta("stopped", sorted(stopped | {node}))
+            journal.close()
+
+    def start(self, lab: str | None, node: str) -> None:
+        _require_root("start")
+        name = resolve_lab(lab)
+        with _locked(name):
+            journal = open_journal(name)
+            plan = stored_plan(journal)
+            self._known(plan, node)
+            stopped = set(journal.meta("stopped", []))
+            if node in stopped:
+                backend_for().apply(plan, journal, [node])
+                journal.set_meta("stopped", sorted(stopped - {node}))
+            journal.close()
+
+    def restart(self, lab: str | None, node: str) -> None:
+        self.stop(lab, node)
+        self.start(lab, node)
+
+    @staticmethod
+    def _known(plan: Plan, node: str) -> None:
+        names = [n.name for n in plan.nodes]
+        if node not in names:
+            shown = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+            raise InputError(f"no node '{node}' in lab {plan.lab} (nodes: {shown})")
+
+
+__all__ = ["LabAPI", "PlanDiff", "UpResult", "plan_file", "resolve_lab"]

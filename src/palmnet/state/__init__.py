@@ -1,0 +1,1 @@
+"""What a running lab owns, recorded so it can always be removed."""

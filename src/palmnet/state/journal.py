@@ -1,0 +1,97 @@
+"""SQLite journal of every kernel object and process a lab owns.
+
+An object is written here *before* it is created, so `down` can remove it
+after a crash at any point (even SIGKILL between the two). Rows are removed
+after the object is gone. The database lives on tmpfs; SQLite's commit reaches
+the page cache before `commit()` returns, which survives the death of the
+process, so `synchronous=OFF` is safe here (only a machine crash loses it,
+and that also loses the namespaces).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    node TEXT,
+    data TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (kind, name)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    kind: str  # netns, mount, process, dir, sysctl
+    name: str
+    node: str | None
+    data: dict[str, Any]
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute("PRAGMA journal_mode=MEMORY")
+        self.db.executescript(SCHEMA)
+
+    @classmethod
+    def open(cls, path: Path) -> Journal:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def record(self, kind: str, name: str, node: str | None = None, **data: Any) -> None:
+        self.record_many([(kind, name, node, data)])
+
+    def record_many(self, rows: Iterable[tuple[str, str, str | None, dict[str, Any]]]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO objects (kind, name, node, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (kind, name) DO UPDATE SET data = excluded.data, node = excluded.node",
+                [(k, n, node, json.dumps(d)) for k, n, node, d in rows],
+            )
+
+    def forget(self, kind: str, name: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name))
+
+    def entries(self, kind: str | None = None, node: str | None = None) -> list[Entry]:
+        query = "SELECT seq, kind, name, node, data FROM objects"
+        where, args = [], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if node:
+            where.append("node = ?")
+            args.append(node)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        rows = self.db.execute(query + " ORDER BY seq", args).fetchall()
+        return [Entry(s, k, n, nd, json.loads(d)) for s, k, n, nd, d in rows]
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default

@@ -1,0 +1,46 @@
+"""Profile overlay, as `lxc launch -p default -p extbridge` does it.
+
+Profiles apply in order, then the node's own keys: a later layer overrides
+the keys it names. Interfaces merge by name, and an interface named again in
+a later layer replaces the earlier definition entirely (LXD devices behave
+that way: you cannot half-inherit a NIC). `dad` follows the same rule and
+falls back to the lab's value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from palmnet.topology.model import InterfaceSpec, NodeKind, NodeSpec, ProfileSpec, Service
+
+
+@dataclass
+class Overlaid:
+    """A node entry's keys after overlay, before `count:` expansion."""
+
+    kind: NodeKind = "host"
+    interfaces: dict[str, InterfaceSpec] = field(default_factory=dict)
+    service: Service | None = None
+    dad: bool = True
+
+
+def profile_names(node: NodeSpec, known: Collection[str]) -> list[str]:
+    """The profiles a node uses: its `profiles:` list, else `default` if the lab has one."""
+    if "profiles" in node.model_fields_set:
+        return list(node.profiles)
+    return ["default"] if "default" in known else []
+
+
+def overlay(layers: list[ProfileSpec], lab_dad: bool) -> Overlaid:
+    """Apply `layers` (profiles in order, then the node itself) over the defaults."""
+    result = Overlaid(dad=lab_dad)
+    for layer in layers:
+        if layer.kind is not None:
+            result.kind = layer.kind
+        if layer.service is not None:
+            result.service = layer.service
+        if layer.dad is not None:
+            result.dad = layer.dad
+        result.interfaces.update(layer.interfaces)
+    return result
