@@ -61,12 +61,16 @@ def resolve_lab(name: str | None) -> str:
 
 @contextlib.contextmanager
 def _locked(lab: str) -> Iterator[None]:
-    """One verb at a time changes a lab."""
+    """One verb at a time changes labs: a lock on the state root itself (no lock file
+    is left behind). Verbs that change labs are short, so serialising them is cheap."""
     root = state_root()
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{lab}.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)
 
 
 def _journal_path(lab: str) -> Path:
@@ -125,6 +129,7 @@ class LabAPI:
         from palmnet.backends.netns import neigh_limit
         from palmnet.backends.netns.crash import checkpoint
 
+        backend.prepare(plan.lab)
         journal = open_journal(plan.lab)
         journal.set_meta("status", "building")
         journal.set_meta("topology", text)
@@ -181,7 +186,9 @@ class LabAPI:
             from palmnet.backends.netns.teardown import lab_netns_names
 
             if journal is None and not lab_netns_names(name) and not lab_dir(name).exists():
-                raise InputError(f"no lab named '{name}' (running: {', '.join(running_labs()) or 'none'})")
+                raise InputError(
+                    f"no lab named '{name}' (running: {', '.join(running_labs()) or 'none'})"
+                )
             backend.destroy(name, journal)
         return name
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
+from palmnet.state.paths import lab_dir
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class LiveNode:
 
 class Backend(ABC):
     name: str
+
+    def prepare(self, lab: str) -> None:
+        """Make the lab's state dir ready before its journal is opened."""
+        lab_dir(lab).mkdir(parents=True, exist_ok=True)
 
     @abstractmethod
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:

@@ -7,7 +7,10 @@ traceback.
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -45,7 +48,31 @@ def build_app() -> typer.Typer:
     for name in VERB_MODULES:
         module = importlib.import_module(f"palmnet.cli.{name}")
         module.register(app)
+    _guard(app)
     return app
+
+
+def _guard(app: typer.Typer) -> None:
+    """Turn palmnet's own errors into a one-line message and the exit code, in every verb."""
+    for info in app.registered_commands:
+        if info.callback is not None and not getattr(info.callback, "_guarded", False):
+            info.callback = _guarded(info.callback)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            _guard(group.typer_instance)
+
+
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PalmnetError as exc:
+            typer.echo(f"palmnet: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    run._guarded = True  # type: ignore[attr-defined]
+    return run
 
 
 def main() -> None:

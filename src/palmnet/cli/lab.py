@@ -51,9 +51,7 @@ def up(
 
     api = LabAPI(report=_say)
     result = api.up(topology, raise_neigh_limit=raise_neigh_limit)
-    if result.action == "unchanged":
-        _say(f"lab {result.plan.lab}: {result.detail}")
-    elif result.action == "reconciled":
+    if result.action == "unchanged" or result.action == "reconciled":
         _say(f"lab {result.plan.lab}: {result.detail}")
     _show(api, result.plan.lab, fmt)
 

@@ -36,7 +36,9 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
     old_nodes = {n.name: n for n in old.nodes}
     new_nodes = {n.name: n for n in new.nodes}
     if (old.lab, old.domain, old.dad) != (new.lab, new.domain, new.dad):
-        d.refused.append(f"  lab settings: {old.domain}/dad={old.dad} -> {new.domain}/dad={new.dad}")
+        d.refused.append(
+            f"  lab settings: {old.domain}/dad={old.dad} -> {new.domain}/dad={new.dad}"
+        )
     for name, node in new_nodes.items():
         if name not in old_nodes:
             d.added.append(name)

@@ -8,17 +8,22 @@ from collections.abc import Sequence
 from palmnet.backends.base import Backend, LiveNode
 from palmnet.backends.netns import nsfs
 from palmnet.backends.netns.build import apply_plan
-from palmnet.backends.netns.layout import mnt_file, uts_file
-from palmnet.backends.netns.mountns import enter_node
+from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
+from palmnet.backends.netns.mountns import enter_node, mount_state_tmpfs
 from palmnet.backends.netns.observe import observe_node
 from palmnet.backends.netns.teardown import destroy_lab, remove_node
 from palmnet.errors import LabError
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
+from palmnet.state.paths import lab_dir
 
 
 class NetnsBackend(Backend):
     name = "netns"
+
+    def prepare(self, lab: str) -> None:
+        mount_state_tmpfs(lab_dir(lab))
+        mount_state_tmpfs(ns_dir(lab))
 
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
         chosen = plan.nodes if nodes is None else tuple(plan.node(n) for n in nodes)

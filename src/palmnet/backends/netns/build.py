@@ -28,7 +28,12 @@ from palmnet.backends.netns import namespaces, nsfs, processes, sysctl
 from palmnet.backends.netns.crash import checkpoint
 from palmnet.backends.netns.etc import seed_etc
 from palmnet.backends.netns.layout import etc_upper, etc_work, mnt_file, ns_dir, uts_file
-from palmnet.backends.netns.mountns import NodeMounts, create_mount_namespaces, prepare_ns_dir
+from palmnet.backends.netns.mountns import (
+    MountJob,
+    NodeMounts,
+    create_mount_namespaces,
+)
+from palmnet.backends.netns.phases import PhaseTimer
 from palmnet.backends.netns.watch import AddressWatch
 from palmnet.errors import LabError
 from palmnet.plan.model import NodePlan, Plan
@@ -48,7 +53,6 @@ class Builder:
         self.journal = journal
         self.sw: IPRoute | None = None
         self.ipr: dict[str, IPRoute] = {}
-        self.index: dict[tuple[str, str], int] = {}
         self.watch = AddressWatch()
 
     def close(self) -> None:
@@ -103,11 +107,12 @@ class Builder:
 
     def links(self, nodes: Sequence[NodePlan]) -> None:
         sw = self.switch()
-        bridge_index = {n.bridge: sw.link_lookup(ifname=n.bridge)[0] for n in self.plan.networks}
+        bridge_index = {
+            n.bridge: sw.link("get", ifname=n.bridge)[0]["index"] for n in self.plan.networks
+        }
         bridge_of = {n.name: n.bridge for n in self.plan.networks}
         for node in nodes:
             fd = os.open(nsfs.netns_path(node.netns), os.O_RDONLY)
-            ipr = self.ipr[node.name]
             try:
                 for iface in node.interfaces:
                     sw.link(
@@ -115,15 +120,9 @@ class Builder:
                         ifname=iface.outer,
                         kind="veth",
                         peer={"ifname": iface.name, "net_ns_fd": fd, "address": iface.mac},
-                    )
-                    outer = sw.link_lookup(ifname=iface.outer)[0]
-                    sw.link(
-                        "set",
-                        index=outer,
                         master=bridge_index[bridge_of[iface.network]],
                         state="up",
                     )
-                    self.index[(node.name, iface.name)] = ipr.link_lookup(ifname=iface.name)[0]
             finally:
                 os.close(fd)
             with nsfs.netns(nsfs.netns_path(node.netns)):
@@ -136,38 +135,50 @@ class Builder:
         ipr = self.ipr[node.name]
         flags = 0 if node.dad else IFA_F_NODAD
         for iface in node.interfaces:
-            idx = self.index[(node.name, iface.name)]
+            if not (iface.ipv6_static or iface.ipv4_static):
+                continue
+            idx = ipr.link("get", ifname=iface.name)[0]["index"]
             for a6 in iface.ipv6_static:
                 ipr.addr(
-                    "add", index=idx, address=str(a6.ip), prefixlen=a6.network.prefixlen,
+                    "add",
+                    index=idx,
+                    address=str(a6.ip),
+                    prefixlen=a6.network.prefixlen,
                     flags=flags,
                 )
             for a4 in iface.ipv4_static:
                 ipr.addr("add", index=idx, address=str(a4.ip), prefixlen=a4.network.prefixlen)
 
-    def mounts(self, nodes: Sequence[NodePlan]) -> None:
+    def _mount_jobs(self, nodes: Sequence[NodePlan]) -> list[NodeMounts]:
         lab = self.plan.lab
-        nsd = ns_dir(lab)
-        if not nsd.is_dir() or not os.path.ismount(nsd):
-            self.journal.record("mount", str(nsd), None, role="nsdir")
-            prepare_ns_dir(nsd)
+        ns_dir(lab).mkdir(parents=True, exist_ok=True)
         jobs = []
-        rows = []
         for node in nodes:
             seed_etc(self.plan, node, etc_upper(lab, node.name))
-            job = NodeMounts(
-                netns_path=nsfs.netns_path(node.netns),
-                hostname=node.name,
-                upper=etc_upper(lab, node.name),
-                work=etc_work(lab, node.name),
-                mnt_file=mnt_file(lab, node.name),
-                uts_file=uts_file(lab, node.name),
+            jobs.append(
+                NodeMounts(
+                    netns_path=nsfs.netns_path(node.netns),
+                    hostname=node.name,
+                    upper=etc_upper(lab, node.name),
+                    work=etc_work(lab, node.name),
+                    mnt_file=mnt_file(lab, node.name),
+                    uts_file=uts_file(lab, node.name),
+                )
             )
-            jobs.append(job)
-            rows.append(("mount", str(job.mnt_file), node.name, {"role": "node"}))
-        self.journal.record_many(rows)
-        create_mount_namespaces(jobs)
+        self.journal.record_many(
+            ("mount", str(j.mnt_file), n.name, {"role": "node"})
+            for j, n in zip(jobs, nodes, strict=True)
+        )
+        return jobs
+
+    def mounts(self, nodes: Sequence[NodePlan]) -> None:
+        """Make the nodes' mount namespaces now (daemons are about to start in them)."""
+        create_mount_namespaces(self._mount_jobs(nodes)).wait()
         checkpoint("mounts")
+
+    def mounts_in_background(self, nodes: Sequence[NodePlan]) -> MountJob:
+        """Make them in a child process while the kernel runs DAD and SLAAC."""
+        return create_mount_namespaces(self._mount_jobs(nodes))
 
     def subscribe(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
@@ -179,7 +190,7 @@ class Builder:
             ipr = self.ipr[node.name]
             ipr.link("set", index=1, state="up")
             for iface in node.interfaces:
-                ipr.link("set", index=self.index[(node.name, iface.name)], state="up")
+                ipr.link("set", ifname=iface.name, state="up")
 
     def wait_addresses(self, nodes: Sequence[NodePlan]) -> None:
         self.watch.wait(READY_TIMEOUT, [n.name for n in nodes])
@@ -247,25 +258,51 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def apply_plan(plan: Plan, journal: Journal, nodes: Sequence[NodePlan]) -> None:
-    """Create `nodes` of the plan (and the lab's bridges) and wait until they are ready."""
+    """Create `nodes` of the plan (and the lab's bridges) and wait until they are ready.
+
+    Routers are made and brought up first so that their link-local DAD runs
+    while the hosts are being created; the hosts' mount namespaces are made by
+    a child process while the kernel runs DAD and SLAAC.
+    """
     b = Builder(plan, journal)
+    t = PhaseTimer()
+    routers = [n for n in nodes if n.sends_ra or n.forwarding]
+    hosts = [n for n in nodes if n not in routers]
+    mount_job: MountJob | None = None
     try:
         b.bridges()
-        b.namespaces(nodes)
-        b.links(nodes)
-        b.mounts(nodes)
-        b.subscribe(nodes)
-        routers = [n for n in nodes if n.sends_ra or n.forwarding]
-        hosts = [n for n in nodes if n not in routers]
+        b.namespaces(routers)
+        b.links(routers)
+        b.mounts(routers)
+        b.subscribe(routers)
         b.bring_up(routers)
-        b.wait_addresses(routers)  # routers' link-locals out of DAD: RAs can go out
         checkpoint("routers")
+        t.lap("routers")
+        b.namespaces(hosts)
+        t.lap("host namespaces")
+        b.links(hosts)
+        t.lap("host links")
+        b.subscribe(hosts)
+        b.wait_addresses(routers)  # routers' link-locals out of DAD: RAs can go out
         b.start_services(routers)
         checkpoint("services")
+        t.lap("router services")
+        mount_job = b.mounts_in_background(hosts)
+        if os.environ.get("PALMNET_SEQ_MOUNTS"):
+            mount_job.wait()
+            t.lap("mounts seq")
         b.bring_up(hosts)
         checkpoint("hosts")
-        b.start_services(hosts)
+        t.lap("hosts up")
         b.wait_addresses(nodes)
+        t.lap("addresses")
+        mount_job.wait()
+        mount_job = None
+        checkpoint("mounts")
+        t.lap("host mounts")
+        b.start_services(hosts)
         checkpoint("ready")
     finally:
+        if mount_job is not None:
+            mount_job.wait(check=False)
         b.close()

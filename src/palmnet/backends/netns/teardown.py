@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from palmnet.backends.netns import namespaces, nsfs, processes
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
-from palmnet.backends.netns.mountns import release_node_mounts, release_ns_dir
+from palmnet.backends.netns.mountns import release_node_mounts, release_state_tmpfs
 from palmnet.backends.netns.neigh_limit import restore_neigh_limit
 from palmnet.plan.names import node_netns, switch_netns
 from palmnet.state.journal import Journal
@@ -33,7 +33,9 @@ def lab_netns_names(lab: str) -> list[str]:
     return sorted(n for n in names if n.startswith(prefix) or n == switch_netns(lab))
 
 
-def stop_node_processes(journal: Journal | None, netns_names: Sequence[str], node: str | None) -> None:
+def stop_node_processes(
+    journal: Journal | None, netns_names: Sequence[str], node: str | None
+) -> None:
     if journal is not None:
         for e in journal.entries("process", node=node):
             if e.data.get("pid"):
@@ -69,8 +71,9 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
     for name in sorted(names - {switch_netns(lab)}):
         namespaces.delete_netns(name)
     namespaces.delete_netns(switch_netns(lab))
-    release_ns_dir(nsd)
     if journal is not None:
         restore_neigh_limit(journal)
         journal.close()
+    release_state_tmpfs(nsd)
+    release_state_tmpfs(lab_dir(lab))
     shutil.rmtree(lab_dir(lab), ignore_errors=True)

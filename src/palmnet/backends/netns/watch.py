@@ -102,9 +102,7 @@ class AddressWatch:
         deadline = time.monotonic() + timeout
         only = set(nodes) if nodes is not None else None
         open_fds = {
-            fd
-            for fd, w in self._by_fd.items()
-            if w.pending and (only is None or w.node in only)
+            fd for fd, w in self._by_fd.items() if w.pending and (only is None or w.node in only)
         }
         while open_fds:
             left = deadline - time.monotonic()
