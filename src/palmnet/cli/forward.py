@@ -1,9 +1,82 @@
-"""Verbs of `palmnet forward` (not written yet)."""
+"""`palmnet forward`: reach a scoped link-local service from a local browser.
+
+Also home of `_node_netns`, the stand-in for lab resolution (`--lab L` +
+node name -> namespace path) until `palmnet.lab` provides it; `palmnet ndp`
+uses it too. Keep it the only place that knows the namespace naming.
+"""
 
 from __future__ import annotations
 
+import glob
+import os
+
 import typer
+
+from palmnet.backends.netns import nsfs
+from palmnet.errors import InputError
+
+NODE_NETNS_PREFIX = "palmnet-"
+
+
+def _node_netns(lab: str | None, node: str) -> str:
+    """The namespace path of a running node: /run/netns/palmnet-LAB.NODE.
+
+    Without a lab, the node must be in exactly one running lab.
+    """
+    if not node or "/" in node or node.startswith("."):
+        raise InputError(f"{node!r}: not a node name")
+    if lab is not None:
+        path = nsfs.netns_path(f"{NODE_NETNS_PREFIX}{lab}.{node}")
+        if os.path.exists(path):
+            return path
+        raise InputError(f"no running node {node} in lab {lab}")
+    pattern = os.path.join(nsfs.NETNS_DIR, f"{NODE_NETNS_PREFIX}*.{glob.escape(node)}")
+    matches = sorted(glob.glob(pattern))
+    if not matches:
+        raise InputError(f"no running node named {node}")
+    if len(matches) > 1:
+        labs = [os.path.basename(m)[len(NODE_NETNS_PREFIX) :].split(".", 1)[0] for m in matches]
+        raise InputError(
+            f"node {node} runs in several labs ({', '.join(labs)}): choose one with --lab"
+        )
+    return matches[0]
+
+
+def forward(
+    local_port: int = typer.Argument(..., help="Local TCP port (0: any free port)."),
+    target: str = typer.Argument(..., help="Address with zone, e.g. 'fe80::1%eth0'."),
+    remote_port: int = typer.Argument(..., help="TCP port of the service."),
+    lab: str | None = typer.Option(None, "--lab", help="Lab of the node."),
+    node: str | None = typer.Option(
+        None, "--node", help="Connect from inside this node (default: from the host)."
+    ),
+    listen: str = typer.Option(
+        "localhost",
+        "--listen",
+        help="Local address to listen on; localhost means 127.0.0.1 and ::1.",
+    ),
+) -> None:
+    """Forward localhost:LOCAL_PORT to TARGET:REMOTE_PORT, e.g. a node's link-local web server.
+
+    Browsers do not accept a zone such as %eth0 in a URL (RFC 6874 is not
+    implemented by them); open http://localhost:LOCAL_PORT/ instead.
+    Stops on Ctrl-C or SIGTERM.
+    """
+    from palmnet.toolbox.forwarder import Forwarder, parse_target, run_forwarder
+
+    if lab is not None and node is None:
+        raise InputError("--lab needs --node: forward from which node?")
+    parsed = parse_target(target, remote_port)
+    netns = _node_netns(lab, node) if node is not None else None
+    forwarder = Forwarder(parsed, local_port, listen=listen, netns=netns, node=node)
+    stats = run_forwarder(forwarder, on_ready=typer.echo)
+    typer.echo(
+        f"stopped: {stats.accepted} connections, {stats.failed} failed, "
+        f"{stats.bytes_up} bytes up, {stats.bytes_down} bytes down",
+        err=True,
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's verbs to the app."""
+    """Add `palmnet forward` to the app."""
+    app.command("forward")(forward)
