@@ -15,18 +15,27 @@ IPv6If = ipaddress.IPv6Interface
 IPv4If = ipaddress.IPv4Interface
 
 
+IPAddr = ipaddress.IPv6Address | ipaddress.IPv4Address
+IPNet = ipaddress.IPv6Network | ipaddress.IPv4Network
+
+
 @dataclass(frozen=True)
 class InterfacePlan:
     name: str  # as the user wrote it, seen inside the node
-    network: str
+    network: str  # the lab network it is on (for a bridge inside a node: its ports')
     mac: str
-    outer: str  # the veth end on the lab's bridge, in the hidden namespace
+    outer: str  # the veth end on the lab's bridge, in the hidden namespace ("" for a bridge)
     link_local: IPv6If
     ipv6_static: tuple[IPv6If, ...] = ()  # configured by palmnet
     ipv4_static: tuple[IPv4If, ...] = ()
     ipv6_slaac: tuple[IPv6If, ...] = ()  # formed by the kernel from RAs
     ra_prefixes: tuple[ipaddress.IPv6Network, ...] = ()  # /64s this interface advertises
     routers: tuple[ipaddress.IPv6Address, ...] = ()  # link-locals of RA senders on the link
+    kind: str = "veth"  # veth: a port on a lab network; bridge: a bridge inside the node
+    master: str | None = None  # the node's bridge this veth is a port of (no addresses then)
+    ports: tuple[str, ...] = ()  # for a bridge: its ports
+    accept_ra: bool = False  # a forwarding node taking SLAAC + default route here (accept_ra 2)
+    ipv4_dhcp: tuple[IPv4If, ...] = ()  # leases the lab's DHCPv4 server reserves for this MAC
 
     @property
     def ipv6(self) -> tuple[IPv6If, ...]:
@@ -36,6 +45,52 @@ class InterfacePlan:
     @property
     def sends_ra(self) -> bool:
         return bool(self.ra_prefixes)
+
+    @property
+    def ipv4(self) -> tuple[IPv4If, ...]:
+        return (*self.ipv4_static, *self.ipv4_dhcp)
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """A static route, its next hop resolved by the plan (a link-local for IPv6)."""
+
+    to: IPNet
+    via: IPAddr
+    dev: str
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    name: str  # fully qualified, no trailing dot
+    address: IPAddr
+
+
+@dataclass(frozen=True)
+class LanService:
+    """What a router serves on one LAN interface (OpenWrt's `dhcp` section of it)."""
+
+    interface: str  # e.g. br-lan
+    ra: bool = True
+    rdnss: tuple[ipaddress.IPv6Address, ...] = ()
+    dnssl: tuple[str, ...] = ()
+    managed: bool = False  # stateful DHCPv6 offered: RA M flag
+    other: bool = False  # RA O flag
+    dhcp4_range: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None = None
+    dhcp4_router: ipaddress.IPv4Address | None = None
+    dhcp6_range: tuple[ipaddress.IPv6Address, ipaddress.IPv6Address] | None = None
+    lease_time: int = 43200  # seconds
+    hosts: tuple[tuple[str, ipaddress.IPv4Address, str], ...] = ()  # (mac, ipv4, name)
+
+
+@dataclass(frozen=True)
+class DnsServerPlan:
+    """The lab's DNS on a router: every node's name, the rest forwarded."""
+
+    domain: str
+    interfaces: tuple[str, ...]
+    records: tuple[DnsRecord, ...] = ()
+    upstream: tuple[str, ...] = ()  # OpenWrt `list server`
 
 
 @dataclass(frozen=True)
@@ -47,6 +102,12 @@ class NodePlan:
     dad: bool = True
     service: str | None = None
     template: str = ""
+    routes: tuple[RoutePlan, ...] = ()
+    lans: tuple[LanService, ...] = ()  # routers: RA options, DHCP per LAN
+    dns: DnsServerPlan | None = None
+    uci: tuple[tuple[str, str], ...] = ()  # openwrt: (file name, text) of /etc/config
+    dhcp_client: tuple[str, ...] = ()  # interfaces where a DHCP client runs
+    resolver_from_ra: bool = False  # rdnssd writes resolv.conf from RDNSS/DNSSL
 
     @property
     def forwarding(self) -> bool:
@@ -101,9 +162,10 @@ def node_json(node: NodePlan, state: str) -> dict[str, Any]:
                 "name": i.name,
                 "network": i.network,
                 "mac": i.mac,
-                "ipv4": [str(a) for a in i.ipv4_static],
+                "ipv4": [str(a) for a in i.ipv4],
                 "ipv6": [str(a) for a in i.ipv6],
             }
             for i in node.interfaces
+            if i.master is None
         ],
     }
