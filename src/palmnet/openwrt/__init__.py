@@ -1,0 +1,24 @@
+"""OpenWrt semantics on plain Linux: UCI files and the fw4 firewall compiler.
+
+An `openwrt` node keeps /etc/config/{network,firewall,dhcp} as OpenWrt does.
+This package is the pure layer under it: `uci` reads and writes those files
+(keeping line numbers so messages can point at the bad line), `defaults`
+holds the stock files of one OpenWrt release, and `fw4` compiles the
+firewall file to one nftables table the way OpenWrt's firewall4 does.
+Nothing here touches the kernel.
+"""
+
+from palmnet.openwrt.fw4 import FirewallResult, FirewallWarning, compile_firewall
+from palmnet.openwrt.uci import UciError, UciOption, UciPackage, UciSection, parse, write
+
+__all__ = [
+    "FirewallResult",
+    "FirewallWarning",
+    "UciError",
+    "UciOption",
+    "UciPackage",
+    "UciSection",
+    "compile_firewall",
+    "parse",
+    "write",
+]

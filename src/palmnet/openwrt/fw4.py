@@ -1,0 +1,71 @@
+"""Compile /etc/config/firewall to nftables the way OpenWrt's fw4 does.
+
+`compile_firewall(firewall, zone_devices)` reads the firewall package
+(defaults, zones, forwardings, rules, redirects), resolves each zone's
+`network` list through `zone_devices` (network name -> kernel devices, what
+fw4 learns from netifd), and returns the text of one `inet fw4` table for
+`nft -f` plus every warning fw4 would print, each with the file and line.
+
+A section fw4 cannot use (an unknown zone, a bad port range, a bad target)
+is reported and left out, and the rest of the firewall still compiles, as
+on OpenWrt. An option the section type does not know is reported but does
+not invalidate the section (fw4's behaviour too). With strict=True the first
+such report is raised instead, as an InputError with file and line.
+
+The semantics are firewall4's as shipped with OpenWrt 24.10, written for
+palmnet in its own words from firewall4's code, templates and test cases
+(openwrt/firewall4: root/usr/share/ucode/fw4.uc, root/usr/share/firewall4/
+templates/*.uc, tests/*) and the OpenWrt firewall configuration wiki. The
+modules, in the order data flows:
+
+    fw4_options    option specs, warnings, strict mode
+    fw4_values     parsing of values (ports, addresses, ICMP types...)
+    fw4_sections   defaults, zones, forwardings
+    fw4_rules      rules          fw4_redirects  redirects (DNAT/SNAT)
+    fw4_render     one nft statement per rule / zone jump / verdict
+    fw4_ruleset    the table: chains in fw4's order
+
+What is left out: see fw4_ruleset (includes, flowtables, ct helpers),
+fw4_redirects (NAT reflection) and fw4_options (NOT_IN_PALMNET options).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from palmnet.openwrt.fw4_model import FirewallResult, FirewallWarning, Ruleset
+from palmnet.openwrt.fw4_options import Reporter
+from palmnet.openwrt.fw4_redirects import read_redirect
+from palmnet.openwrt.fw4_rules import read_rule
+from palmnet.openwrt.fw4_ruleset import render_ruleset
+from palmnet.openwrt.fw4_sections import read_defaults, read_forwarding, read_zone
+from palmnet.openwrt.uci import UciPackage
+
+__all__ = ["FirewallResult", "FirewallWarning", "compile_firewall"]
+
+# Section types fw4 knows that palmnet does not compile (reported, then skipped).
+_NOT_IN_PALMNET = ("include", "ipset", "nat")
+
+
+def compile_firewall(
+    firewall: UciPackage,
+    zone_devices: Mapping[str, Sequence[str]],
+    strict: bool = False,
+) -> FirewallResult:
+    """The nft text of a firewall package and the warnings met on the way."""
+    report = Reporter(firewall, strict)
+    ruleset = Ruleset()
+    # fw4 reads by type, not in file order: a rule may name a zone defined below it.
+    ruleset.defaults = read_defaults(report, firewall.of_type("defaults"))
+    for section in firewall.of_type("zone"):
+        read_zone(report, section, ruleset, zone_devices)
+    for section in firewall.of_type("rule"):
+        read_rule(report, section, ruleset, report.section_id(section))
+    for section in firewall.of_type("forwarding"):
+        read_forwarding(report, section, ruleset)
+    for section in firewall.of_type("redirect"):
+        read_redirect(report, section, ruleset, report.section_id(section))
+    for type_ in _NOT_IN_PALMNET:
+        for section in firewall.of_type(type_):
+            report.warn(section, f"section type '{type_}' is not supported by palmnet, skipping")
+    return FirewallResult(render_ruleset(ruleset), report.warnings)

@@ -1,0 +1,176 @@
+"""Reading a section's options against a spec, and saying what is wrong.
+
+This is fw4's parse_options: every option a section type knows has a parser,
+a default and flags; a value that does not parse makes the whole section
+invalid ("option 'x' specifies invalid value 'y'", then "skipped due to
+invalid options"); an option the type does not know is only reported
+("specifies unknown option 'x'") and the section is still used, as fw4
+does. Options fw4 itself marks unsupported or deprecated are reported and
+ignored. palmnet adds one flag of its own, NOT_IN_PALMNET, for options fw4
+supports but this compiler does not implement yet: the section is reported
+and skipped rather than compiled without the option's meaning.
+
+Each report is a FirewallWarning with the file and the line of the option
+(or of the `config` line); with strict=True the first one is raised as an
+InputError instead, so the CLI prints `FILE:LINE: message` and exits 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from palmnet.errors import InputError
+from palmnet.openwrt.fw4_model import FirewallWarning
+from palmnet.openwrt.uci import UciPackage, UciSection
+
+PARSE_LIST = 0x01  # a list (or a space-separated option) of values
+FLATTEN_LIST = 0x02  # a value may expand to several (tcpudp -> tcp, udp)
+NO_INVERT = 0x04  # a leading ! is an error
+UNSUPPORTED = 0x08  # fw4 reports and ignores it
+REQUIRED = 0x10
+DEPRECATED = 0x20  # fw4 reports and ignores it
+NOT_IN_PALMNET = 0x40  # valid for fw4, not implemented here: report and skip
+
+_INVALID = object()  # a value (or section) fw4 would refuse
+
+
+@dataclass(frozen=True)
+class Spec:
+    parse: Callable[[str], Any]
+    default: str | None = None
+    flags: int = 0
+
+
+class Reporter:
+    """Collects warnings for one package; raises at the first one in strict mode."""
+
+    def __init__(self, package: UciPackage, strict: bool) -> None:
+        self.package = package
+        self.strict = strict
+        self.warnings: list[FirewallWarning] = []
+        self._ids: dict[int, str] = {}
+        counts: dict[str, int] = {}
+        for section in package.sections:  # @type[i], computed once for all sections
+            if section.name is not None:
+                self._ids[id(section)] = section.name
+            else:
+                index = counts.get(section.type, 0)
+                counts[section.type] = index + 1
+                self._ids[id(section)] = f"@{section.type}[{index}]"
+
+    def section_id(self, section: UciSection) -> str:
+        """The id fw4 names a section by: its name, or @type[i]."""
+        return self._ids.get(id(section)) or self.package.section_id(section)
+
+    def warn(
+        self, section: UciSection, message: str, line: int | None = None, *, notice: bool = False
+    ) -> None:
+        name = section.get("name")
+        warning = FirewallWarning(
+            file=self.package.display_file(),
+            line=line or section.line,
+            section=self.section_id(section),
+            message=message,
+            name=name if isinstance(name, str) and name else None,
+            notice=notice,
+        )
+        if self.warnings and self.warnings[-1] == warning:
+            return  # fw4 repeats a family conflict once per protocol; once is enough
+        self.warnings.append(warning)
+        if self.strict and not notice:
+            raise InputError(warning.text, file=warning.file, line=warning.line)
+
+    def line_of(self, section: UciSection, key: str) -> int | None:
+        option = section.options.get(key)
+        return option.line if option is not None else section.line
+
+
+def parse_options(
+    report: Reporter, section: UciSection, spec: dict[str, Spec]
+) -> dict[str, Any] | None:
+    """The parsed options of a section, or None (reported) if it must be skipped."""
+    result = _parse_options(report, section, spec)
+    if result is _INVALID:
+        report.warn(section, "skipped due to invalid options")
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def _parse_options(report: Reporter, section: UciSection, spec: dict[str, Spec]) -> Any:
+    result: dict[str, Any] = {}
+    for key, entry in spec.items():
+        option = section.options.get(key)
+        if option is None and entry.flags & REQUIRED:
+            report.warn(section, f"option '{key}' is mandatory but not set")
+            return _INVALID
+        if option is not None and entry.flags & NOT_IN_PALMNET:
+            report.warn(
+                section,
+                f"option '{key}' is not supported by palmnet, skipping section",
+                option.line,
+            )
+            return None
+        raw: str | list[str] | None = entry.default if option is None else option.value
+        if raw is None:
+            continue
+        if entry.flags & PARSE_LIST:
+            value = _parse_list(report, section, key, raw, entry)
+        else:
+            value = _parse_single(report, section, key, raw, entry)
+        if value is _INVALID:
+            return _INVALID
+        if value is None:
+            continue
+        line = report.line_of(section, key)
+        if entry.flags & DEPRECATED:
+            report.warn(section, f"option '{key}' is deprecated by fw4", line)
+        elif entry.flags & UNSUPPORTED:
+            report.warn(section, f"option '{key}' is not supported by fw4", line)
+        else:
+            result[key] = value
+    for key, option in section.options.items():
+        if key not in spec:
+            report.warn(section, f"specifies unknown option '{key}'", option.line)
+    return result
+
+
+def _parse_single(
+    report: Reporter, section: UciSection, key: str, raw: str | list[str], entry: Spec
+) -> Any:
+    line = report.line_of(section, key)
+    if isinstance(raw, list):
+        report.warn(section, f"option '{key}' must not be a list", line)
+        return _INVALID
+    value = entry.parse(raw)
+    if value is None:
+        report.warn(section, f"option '{key}' specifies invalid value '{raw}'", line)
+        return _INVALID
+    if entry.flags & NO_INVERT and getattr(value, "invert", False):
+        report.warn(section, f"option '{key}' must not be negated", line)
+        return _INVALID
+    return value
+
+
+def _parse_list(
+    report: Reporter, section: UciSection, key: str, raw: str | list[str], entry: Spec
+) -> Any:
+    option = section.options.get(key)
+    # fw4 splits a single option on blanks but takes list items as they are
+    if isinstance(raw, list):
+        items = [(item, option.line_of(i) if option else None) for i, item in enumerate(raw)]
+    else:
+        line = option.line if option else None
+        items = [(item, line) for item in raw.split()]
+    values: list[Any] = []
+    for item, line in items:
+        value = entry.parse(item)
+        if value is None:
+            report.warn(section, f"option '{key}' specifies invalid value '{item}'", line)
+            return _INVALID
+        if entry.flags & FLATTEN_LIST and isinstance(value, list):
+            values.extend(value)
+        else:
+            values.append(value)
+    return values or None

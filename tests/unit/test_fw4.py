@@ -1,0 +1,179 @@
+"""The fw4 compiler: golden files, the 24.10 defaults, warnings and strict mode.
+
+Goldens live in tests/golden/fw (see its README): NAME.firewall -> NAME.nft
+(+ NAME.warnings). PALMNET_UPDATE_GOLDEN=1 rewrites them from the compiler's
+output; the diff is then reviewed like any other change.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from palmnet.errors import InputError
+from palmnet.openwrt import defaults
+from palmnet.openwrt.fw4 import compile_firewall
+from palmnet.openwrt.uci import parse
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "fw"
+CASES = sorted(p.stem for p in GOLDEN.glob("*.firewall"))
+UPDATE = os.environ.get("PALMNET_UPDATE_GOLDEN") == "1"
+STOCK_DEVICES = {"lan": ["br-lan"], "wan": ["eth1"], "wan6": ["eth1"]}
+
+
+def devices_of(text: str) -> dict[str, list[str]]:
+    """The `# devices: net=dev,dev ...` header of a golden, or the stock map."""
+    for line in text.splitlines():
+        if line.startswith("# devices:"):
+            pairs = (item.split("=", 1) for item in line.split(":", 1)[1].split())
+            return {net: devs.split(",") for net, devs in pairs}
+    return STOCK_DEVICES
+
+
+def compile_text(text: str, devices=None, strict: bool = False):
+    package = parse(text, "firewall", file="/etc/config/firewall")
+    return compile_firewall(package, devices or devices_of(text), strict=strict)
+
+
+def check_golden(path: Path, actual: str) -> None:
+    if UPDATE:
+        if actual:
+            path.write_text(actual)
+        elif path.exists():
+            path.unlink()
+        return
+    expected = path.read_text() if path.exists() else ""
+    assert actual == expected, f"{path.name} differs; PALMNET_UPDATE_GOLDEN=1 to accept"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden(case: str) -> None:
+    result = compile_text((GOLDEN / f"{case}.firewall").read_text())
+    check_golden(GOLDEN / f"{case}.nft", result.nft_text)
+    warnings = "".join(f"{w}\n" for w in result.warnings)
+    check_golden(GOLDEN / f"{case}.warnings", warnings)
+
+
+def test_stock_defaults_compile_to_the_24_10_golden() -> None:
+    result = compile_firewall(defaults.stock_firewall(), STOCK_DEVICES)
+    assert result.warnings == []
+    assert result.nft_text == (GOLDEN / "stock_24_10.nft").read_text()
+
+
+def test_stock_golden_input_is_the_stock_file() -> None:
+    golden = parse((GOLDEN / "stock_24_10.firewall").read_text(), "firewall")
+    assert golden == defaults.stock_firewall()
+
+
+def _nft() -> str | None:
+    return shutil.which("nft") or next(
+        (p for p in ("/usr/sbin/nft", "/sbin/nft") if os.access(p, os.X_OK)), None
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or _nft() is None, reason="needs root and nft")
+@pytest.mark.parametrize("case", CASES)
+def test_golden_passes_nft_check(case: str) -> None:
+    nft = _nft()
+    assert nft is not None
+    path = GOLDEN / f"{case}.nft"
+    run = subprocess.run([nft, "-c", "-f", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_output_starts_by_replacing_the_table() -> None:
+    text = compile_text("").nft_text
+    assert text.startswith("table inet fw4\nflush table inet fw4\n\ntable inet fw4 {\n")
+    assert text.endswith("\n}\n")
+
+
+def test_warning_names_file_line_and_section() -> None:
+    text = (
+        "config zone\n\toption name 'wan'\n\nconfig rule\n\toption src 'wan'\n\toption bogus 'x'\n"
+    )
+    (warning,) = compile_text(text).warnings
+    assert (warning.file, warning.line, warning.section) == ("/etc/config/firewall", 6, "@rule[0]")
+    assert warning.message == "specifies unknown option 'bogus'"
+    assert (
+        str(warning) == "/etc/config/firewall:6: Section @rule[0] specifies unknown option 'bogus'"
+    )
+
+
+def test_invalid_value_points_at_the_list_item_line() -> None:
+    text = "config rule\n\toption name 'x'\n\tlist dest_port '80'\n\tlist dest_port '99999'\n"
+    first = compile_text(text).warnings[0]
+    assert first.line == 4
+    assert first.name == "x"
+    assert first.message == "option 'dest_port' specifies invalid value '99999'"
+
+
+def test_skipped_section_leaves_no_rule() -> None:
+    text = "config rule\n\toption name 'bad'\n\toption dest_port '5-1'\n"
+    result = compile_text(text)
+    assert '"!fw4: bad"' not in result.nft_text
+    assert [w.message for w in result.warnings] == [
+        "option 'dest_port' specifies invalid value '5-1'",
+        "skipped due to invalid options",
+    ]
+
+
+def test_forwarding_to_unknown_zone_is_reported_at_its_line() -> None:
+    text = "config zone\n\toption name 'lan'\n\nconfig forwarding\n\toption src 'lan'\n"
+    text += "\toption dest 'nowhere'\n"
+    warning = compile_text(text).warnings[0]
+    assert warning.line == 6
+    assert warning.section == "@forwarding[0]"
+    assert "accept_to_nowhere" not in compile_text(text).nft_text
+
+
+def test_strict_raises_the_first_warning_as_input_error() -> None:
+    text = "config rule\n\toption name 'web'\n\toption src 'dmz'\n"
+    with pytest.raises(InputError) as caught:
+        compile_text(text, strict=True)
+    error = caught.value
+    assert (error.file, error.line) == ("/etc/config/firewall", 3)
+    assert str(error) == (
+        "/etc/config/firewall:3: Section @rule[0] (web) option 'src' specifies invalid value 'dmz'"
+    )
+
+
+def test_strict_accepts_a_disabled_section() -> None:
+    text = "config rule\n\toption name 'off'\n\toption enabled '0'\n"
+    result = compile_text(text, strict=True)
+    assert [w.notice for w in result.warnings] == [True]
+
+
+def test_strict_accepts_the_stock_firewall() -> None:
+    assert compile_firewall(defaults.stock_firewall(), STOCK_DEVICES, strict=True).warnings == []
+
+
+def test_unknown_network_matches_no_device() -> None:
+    text = "config zone\n\toption name 'lan'\n\tlist network 'nosuch'\n"
+    result = compile_text(text)
+    assert "define lan_devices = {  }" in result.nft_text
+    assert "jump input_lan" not in result.nft_text.split("chain input_lan")[0]
+
+
+def test_output_is_deterministic() -> None:
+    text = (GOLDEN / "rule_matches.firewall").read_text()
+    assert compile_text(text).nft_text == compile_text(text).nft_text
+
+
+def test_thousand_rules_keep_their_order() -> None:
+    """Size is no special case (speed is measured by a benchmark, not here)."""
+    rules = "".join(
+        f"config rule\n\toption name 'r{i}'\n\toption src 'wan'\n\toption proto 'tcp'\n"
+        f"\toption dest_port '{1000 + i}'\n\toption target 'ACCEPT'\n\n"
+        for i in range(1000)
+    )
+    text = compile_text(defaults.FIREWALL + rules).nft_text
+    names = [
+        line.rsplit('"!fw4: ', 1)[1]
+        for line in text.splitlines()
+        if '"!fw4: r' in line and "reject" not in line
+    ]
+    assert names == [f'r{i}"' for i in range(1000)]
