@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from palmnet.plan.diff import PlanDiff, diff_plans
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
 from palmnet.state.paths import lab_dir, running_labs, state_root
+from palmnet.topology.copies import with_copies
 from palmnet.topology.loader import load_lab, load_lab_text
 
 Report = Callable[[str], None]
@@ -86,7 +88,13 @@ def stored_plan(journal: Journal) -> Plan:
     source = journal.meta("source")
     if text is None:
         raise LabError("the lab's journal holds no topology (a crashed `up`?): run `palmnet down`")
-    return plan_lab(load_lab_text(text, source))
+    return _plan_text(text, source, journal.meta("launched", {}))
+
+
+def _plan_text(text: str, source: str, launched: dict[str, str]) -> Plan:
+    """The plan of a topology text, with the copies `launch` added (uci: paths stay
+    relative to the original file)."""
+    return plan_lab(with_copies(load_lab_text(text, source), launched))
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,9 @@ class LabAPI:
 
     def _reconcile(self, plan: Plan, text: str, journal: Journal, backend: Backend) -> UpResult:
         old = stored_plan(journal)
+        launched = journal.meta("launched", {})
+        if launched:
+            plan = _plan_text(text, plan.source, launched)
         diff = diff_plans(old, plan)
         if diff.empty:
             return UpResult(plan, "unchanged", "no change: the running lab matches the file")
@@ -174,6 +185,7 @@ class LabAPI:
         journal.set_meta("source", plan.source)
         if diff.added:
             backend.apply(plan, journal, diff.added)
+        backend.refresh(plan, journal)
         return UpResult(plan, "reconciled", diff.summary())
 
     # -- the other verbs -----------------------------------------------------------
@@ -214,6 +226,20 @@ class LabAPI:
         self._known(plan, node)
         return backend_for().exec(plan, node, argv)
 
+    def run(
+        self,
+        lab: str | None,
+        node: str,
+        argv: list[str],
+        stdin: str | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command inside a node and collect its output."""
+        _require_root("exec")
+        plan = self.plan_of(lab)
+        self._known(plan, node)
+        return backend_for().run(plan, node, argv, stdin, timeout)
+
     def stop(self, lab: str | None, node: str) -> None:
         _require_root("stop")
         name = resolve_lab(lab)
@@ -239,6 +265,33 @@ class LabAPI:
                 backend_for().apply(plan, journal, [node])
                 journal.set_meta("stopped", sorted(stopped - {node}))
             journal.close()
+
+    def launch(self, lab: str | None, template: str, names: list[str]) -> Plan:
+        """Add copies of a node to a running lab; DNS learns their names."""
+        _require_root("launch")
+        name = resolve_lab(lab)
+        backend = backend_for()
+        with _locked(name):
+            journal = open_journal(name)
+            try:
+                launched = dict(journal.meta("launched", {}))
+                launched.update(dict.fromkeys(names, template))
+                old = stored_plan(journal)
+                plan = _plan_text(journal.meta("topology"), journal.meta("source"), launched)
+                fresh = [n for n in names if n not in {x.name for x in old.nodes}]
+                journal.set_meta("launched", launched)
+                try:
+                    backend.apply(plan, journal, fresh)
+                except BaseException:
+                    backend.remove_nodes(plan, journal, fresh)
+                    journal.set_meta(
+                        "launched", {k: v for k, v in launched.items() if k not in fresh}
+                    )
+                    raise
+                backend.refresh(plan, journal)
+                return plan
+            finally:
+                journal.close()
 
     def restart(self, lab: str | None, node: str) -> None:
         self.stop(lab, node)

@@ -7,6 +7,7 @@ plan never imports a backend; a backend never parses YAML.
 
 from __future__ import annotations
 
+import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ class Backend(ABC):
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
         """Create the plan's objects (all nodes, or only `nodes`) and wait until ready."""
 
+    def refresh(self, plan: Plan, journal: Journal) -> None:  # noqa: B027 (optional hook)
+        """Tell running daemons about a changed plan (DNS names of added nodes)."""
+
     @abstractmethod
     def remove_nodes(self, plan: Plan, journal: Journal, nodes: Sequence[str]) -> None:
         """Remove some nodes of a running lab, leaving the rest untouched."""
@@ -59,3 +63,9 @@ class Backend(ABC):
     @abstractmethod
     def exec(self, plan: Plan, node: str, argv: list[str]) -> int:
         """Replace this process with argv inside the node (exit code passes through)."""
+
+    @abstractmethod
+    def run(
+        self, plan: Plan, node: str, argv: list[str], stdin: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run argv inside the node and collect its output (for verbs that act in a node)."""

@@ -130,6 +130,20 @@ def restart(node: str, lab: str | None = LAB) -> None:
     _say(f"{node} restarted")
 
 
+def launch(
+    template: str = typer.Argument(..., help="The node (or count: entry) to copy."),
+    names: list[str] = typer.Argument(..., help="Names of the new nodes."),
+    lab: str | None = LAB,
+    fmt: Format = FORMAT,
+) -> None:
+    """Add copies of a node to a running lab, like `lxc launch IMAGE NAME`."""
+    from palmnet.lab import LabAPI
+
+    api = LabAPI(report=_say)
+    plan = api.launch(lab, template, names)
+    _show(api, plan.lab, fmt)
+
+
 def register(app: typer.Typer) -> None:
     app.command()(plan)
     app.command()(up)
@@ -142,3 +156,4 @@ def register(app: typer.Typer) -> None:
     app.command()(stop)
     app.command()(start)
     app.command()(restart)
+    app.command()(launch)

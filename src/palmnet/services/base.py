@@ -20,6 +20,11 @@ class Service(ABC):
     name: ClassVar[str]
     executable: ClassVar[str]
     package: ClassVar[str]  # the Debian package that ships it
+    # "early": started before the node's links come up (it must see the first RA);
+    # "up": started once the node's links are up and its addresses out of DAD.
+    starts: ClassVar[str] = "up"
+    # True when SIGHUP makes the daemon re-read what render() writes (DNS names, leases).
+    reloads: ClassVar[bool] = False
 
     def __init__(self, plan: Plan, node: NodePlan, state_dir: Path) -> None:
         self.plan = plan
@@ -42,6 +47,14 @@ class Service(ABC):
     def ready(self, pid: int) -> bool:
         """True once the daemon does its job; polled with a deadline by the backend."""
         return True
+
+    def private_mounts(self) -> dict[str, Path]:
+        """Host paths the daemon has compiled in, mapped to per-node directories.
+
+        The backend bind-mounts each directory over the path inside the node's
+        mount namespace, so two nodes never share a pid file or a DUID.
+        """
+        return {}
 
     @property
     def log(self) -> Path:

@@ -179,6 +179,7 @@ class _Loader:
             merged = overlay(layers, lab_dad)
             if merged.kind not in SUPPORTED_KINDS:
                 continue  # reported where the kind was written
+            uci = self.uci_folder(merged.uci, merged.kind, path)
             for name in names:
                 nodes[name] = Node(
                     name=name,
@@ -186,10 +187,25 @@ class _Loader:
                     interfaces=dict(merged.interfaces),
                     service=merged.service,
                     dad=merged.dad,
+                    uci=uci,
+                    routes=tuple(merged.routes),
                     template=entry,
                     line=line,
                 )
         return nodes
+
+    def uci_folder(self, uci: str | None, kind: str, path: Path_) -> Path | None:
+        """`uci:` names a folder of UCI files next to the lab file, for openwrt nodes."""
+        if uci is None:
+            return None
+        if kind != "openwrt":
+            self.problem((*path, "uci"), f"uci: is for kind openwrt, not {kind}")
+            return None
+        folder = Path(self.filename).parent / uci
+        if not folder.is_dir():
+            self.problem((*path, "uci"), f"no folder {str(folder)!r} (relative to the lab file)")
+            return None
+        return folder
 
     def layers(self, spec: NodeSpec, path: Path_) -> list[ProfileSpec] | None:
         """Profiles in order then the node itself; None if a profile is missing or broken."""

@@ -30,8 +30,8 @@ DOMAIN = re.compile(
 )
 
 NodeKind = Literal["host", "router", "openwrt", "isp"]
-SupportedKind = Literal["host", "router"]
-SUPPORTED_KINDS: tuple[SupportedKind, ...] = ("host", "router")
+SupportedKind = Literal["host", "router", "openwrt"]
+SUPPORTED_KINDS: tuple[SupportedKind, ...] = ("host", "router", "openwrt")
 Service = Literal["http"]
 
 
@@ -56,6 +56,13 @@ class InterfaceSpec(Strict):
     ra: bool = False
 
 
+class RouteSpec(Strict):
+    """A static route: `via` is a node, NODE:IFACE, or an address; the plan resolves it."""
+
+    to: str
+    via: str
+
+
 class NetworkSpec(Strict):
     """A Linux bridge in the lab's hidden namespace. No keys yet."""
 
@@ -67,6 +74,8 @@ class ProfileSpec(Strict):
     interfaces: dict[str, InterfaceSpec] = Field(default_factory=dict)
     service: Service | None = None
     dad: bool | None = None
+    uci: str | None = None  # openwrt: folder of UCI files, relative to the lab file
+    routes: list[RouteSpec] | None = None
 
 
 class NodeSpec(ProfileSpec):
@@ -100,6 +109,8 @@ class Node(Strict):
     interfaces: dict[str, InterfaceSpec]
     service: Service | None = None
     dad: bool = True
+    uci: Path | None = None  # resolved against the lab file's folder
+    routes: tuple[RouteSpec, ...] = ()
     template: str  # the node entry of the file it came from (w for w1..w10)
     line: int | None = None  # where that entry starts in the file
 

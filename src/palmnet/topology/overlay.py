@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from palmnet.topology.model import InterfaceSpec, NodeKind, NodeSpec, ProfileSpec, Service
+from palmnet.topology.model import (
+    InterfaceSpec,
+    NodeKind,
+    NodeSpec,
+    ProfileSpec,
+    RouteSpec,
+    Service,
+)
 
 
 @dataclass
@@ -23,6 +30,8 @@ class Overlaid:
     interfaces: dict[str, InterfaceSpec] = field(default_factory=dict)
     service: Service | None = None
     dad: bool = True
+    uci: str | None = None
+    routes: list[RouteSpec] = field(default_factory=list)
 
 
 def profile_names(node: NodeSpec, known: Collection[str]) -> list[str]:
@@ -42,5 +51,9 @@ def overlay(layers: list[ProfileSpec], lab_dad: bool) -> Overlaid:
             result.service = layer.service
         if layer.dad is not None:
             result.dad = layer.dad
+        if layer.uci is not None:
+            result.uci = layer.uci
+        if layer.routes is not None:
+            result.routes = list(layer.routes)
         result.interfaces.update(layer.interfaces)
     return result

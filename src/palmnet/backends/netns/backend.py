@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Sequence
 
 from palmnet.backends.base import Backend, LiveNode
 from palmnet.backends.netns import nsfs
 from palmnet.backends.netns.build import apply_plan
+from palmnet.backends.netns.daemons import refresh_daemons
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.mountns import enter_node, mount_state_tmpfs
 from palmnet.backends.netns.observe import observe_node
@@ -28,6 +30,9 @@ class NetnsBackend(Backend):
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
         chosen = plan.nodes if nodes is None else tuple(plan.node(n) for n in nodes)
         apply_plan(plan, journal, chosen)
+
+    def refresh(self, plan: Plan, journal: Journal) -> None:
+        refresh_daemons(plan, journal)
 
     def remove_nodes(self, plan: Plan, journal: Journal, nodes: Sequence[str]) -> None:
         for name in nodes:
@@ -51,3 +56,23 @@ class NetnsBackend(Backend):
         except FileNotFoundError:
             raise LabError(f"{argv[0]}: command not found in node {node}") from None
         return 127  # not reached
+
+    def run(
+        self, plan: Plan, node: str, argv: list[str], stdin: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        n = plan.node(node)
+        path = nsfs.netns_path(n.netns)
+        if not os.path.exists(path):
+            raise LabError(f"node {node} is not running")
+        mnt, uts = mnt_file(plan.lab, node), uts_file(plan.lab, node)
+        try:
+            return subprocess.run(
+                argv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                preexec_fn=lambda: enter_node(path, mnt, uts),
+            )
+        except FileNotFoundError:
+            raise LabError(f"{argv[0]}: command not found in node {node}") from None

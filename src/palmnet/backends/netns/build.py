@@ -16,15 +16,13 @@ Every object is journalled before it is made.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import time
+import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 
 from pyroute2.iproute.linux import IPRoute
 
-from palmnet.backends.netns import namespaces, nsfs, processes, sysctl
+from palmnet.backends.netns import daemons, namespaces, nsfs, sysctl
 from palmnet.backends.netns.crash import checkpoint
 from palmnet.backends.netns.etc import seed_etc
 from palmnet.backends.netns.layout import etc_upper, etc_work, mnt_file, ns_dir, uts_file
@@ -37,12 +35,11 @@ from palmnet.backends.netns.phases import PhaseTimer
 from palmnet.backends.netns.watch import AddressWatch
 from palmnet.errors import LabError
 from palmnet.plan.model import NodePlan, Plan
-from palmnet.services.registry import services_for
+from palmnet.services.base import Service
 from palmnet.state.journal import Journal
-from palmnet.state.paths import node_dir
 
 IFA_F_NODAD = 0x02
-READY_TIMEOUT = float(os.environ.get("PALMNET_READY_TIMEOUT", "30"))
+READY_TIMEOUT = daemons.READY_TIMEOUT
 
 
 class Builder:
@@ -54,6 +51,7 @@ class Builder:
         self.sw: IPRoute | None = None
         self.ipr: dict[str, IPRoute] = {}
         self.watch = AddressWatch()
+        self.started: list[tuple[str, Service, int]] = []
 
     def close(self) -> None:
         self.watch.close()
@@ -115,6 +113,8 @@ class Builder:
             fd = os.open(nsfs.netns_path(node.netns), os.O_RDONLY)
             try:
                 for iface in node.interfaces:
+                    if iface.kind != "veth":
+                        continue
                     sw.link(
                         "add",
                         ifname=iface.outer,
@@ -125,11 +125,30 @@ class Builder:
                     )
             finally:
                 os.close(fd)
+            self._inner_bridges(node)
             with nsfs.netns(nsfs.netns_path(node.netns)):
                 for iface in node.interfaces:
-                    sysctl.set_neigh_retrans(iface.name)
+                    sysctl.interface_sysctls(iface)
             self._static_addresses(node)
         checkpoint("links")
+
+    def _inner_bridges(self, node: NodePlan) -> None:
+        """Bridges inside a node (OpenWrt's br-lan) with their ports."""
+        ipr = self.ipr[node.name]
+        for iface in node.interfaces:
+            if iface.kind != "bridge":
+                continue
+            ipr.link(
+                "add",
+                ifname=iface.name,
+                kind="bridge",
+                address=iface.mac,
+                br_stp_state=0,
+                br_forward_delay=0,
+            )
+            index = ipr.link("get", ifname=iface.name)[0]["index"]
+            for port in iface.ports:
+                ipr.link("set", ifname=port, master=index)
 
     def _static_addresses(self, node: NodePlan) -> None:
         ipr = self.ipr[node.name]
@@ -149,12 +168,35 @@ class Builder:
             for a4 in iface.ipv4_static:
                 ipr.addr("add", index=idx, address=str(a4.ip), prefixlen=a4.network.prefixlen)
 
+    def firewalls(self, nodes: Sequence[NodePlan]) -> None:
+        """Load each openwrt node's fw4 ruleset before its links carry traffic."""
+        for node in nodes:
+            if node.uci:
+                load_firewall(node)
+
+    def routes(self, nodes: Sequence[NodePlan]) -> None:
+        for node in nodes:
+            ipr = self.ipr[node.name]
+            for route in node.routes:
+                ipr.route(
+                    "replace",
+                    dst=str(route.to),
+                    gateway=str(route.via),
+                    oif=ipr.link("get", ifname=route.dev)[0]["index"],
+                    proto=4,  # static, as `ip route add` marks it
+                )
+
     def _mount_jobs(self, nodes: Sequence[NodePlan]) -> list[NodeMounts]:
         lab = self.plan.lab
         ns_dir(lab).mkdir(parents=True, exist_ok=True)
         jobs = []
         for node in nodes:
             seed_etc(self.plan, node, etc_upper(lab, node.name))
+            binds: list[tuple[str, str]] = []
+            for svc in daemons.adapters(self.plan, node):
+                for target, source in svc.private_mounts().items():
+                    source.mkdir(parents=True, exist_ok=True)
+                    binds.append((str(source), target))
             jobs.append(
                 NodeMounts(
                     netns_path=nsfs.netns_path(node.netns),
@@ -163,6 +205,7 @@ class Builder:
                     work=etc_work(lab, node.name),
                     mnt_file=mnt_file(lab, node.name),
                     uts_file=uts_file(lab, node.name),
+                    binds=tuple(binds),
                 )
             )
         self.journal.record_many(
@@ -182,97 +225,78 @@ class Builder:
 
     def subscribe(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
-            expected = [str(a) for i in node.interfaces for a in (*i.ipv6, *i.ipv4_static)]
+            expected = [
+                str(a) for i in node.interfaces if i.master is None for a in (*i.ipv6, *i.ipv4)
+            ]
             self.watch.watch(node.name, nsfs.netns_path(node.netns), expected)
 
     def bring_up(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
             ipr = self.ipr[node.name]
             ipr.link("set", index=1, state="up")
-            for iface in node.interfaces:
+            for iface in sorted(node.interfaces, key=lambda i: i.kind != "bridge"):
                 ipr.link("set", ifname=iface.name, state="up")
 
     def wait_addresses(self, nodes: Sequence[NodePlan]) -> None:
         self.watch.wait(READY_TIMEOUT, [n.name for n in nodes])
 
     # -- daemons -------------------------------------------------------------------
-    def start_services(self, nodes: Sequence[NodePlan]) -> None:
-        lab = self.plan.lab
-        started: list[tuple[str, object, int]] = []
+    def start_daemons(self, nodes: Sequence[NodePlan], when: str) -> None:
         for node in nodes:
-            for cls in services_for(node):
-                problem = cls.missing()
-                if problem:
-                    raise LabError(f"{node.name}: cannot start {cls.name}: {problem}")
-                svc = cls(self.plan, node, node_dir(lab, node.name))
-                svc.dir.mkdir(parents=True, exist_ok=True)
-                for path, text in svc.render().items():
-                    Path(path).write_text(text)
-                key = f"{node.name}/{svc.name}"
-                self.journal.record("process", key, node.name, pid=None)
-                pid = processes.spawn(
-                    svc.argv(),
-                    nsfs.netns_path(node.netns),
-                    mnt_file(lab, node.name),
-                    uts_file(lab, node.name),
-                    svc.log,
-                )
-                self.journal.record(
-                    "process", key, node.name, pid=pid, start=processes.start_time(pid)
-                )
-                started.append((key, svc, pid))
-        self._wait_services(started)
+            for svc in daemons.adapters(self.plan, node):
+                if svc.starts == when:
+                    pid = daemons.start(self.plan, self.journal, node, svc)
+                    self.started.append((f"{node.name}/{svc.name}", svc, pid))
 
-    def _wait_services(self, started: list[tuple[str, object, int]]) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        waiting = list(started)
-        while waiting:
-            still = []
-            for key, svc, pid in waiting:
-                if processes.start_time(pid) is None or _is_zombie(pid):
-                    log = getattr(svc, "log", None)
-                    tail = _tail(log) if log else ""
-                    raise LabError(f"{key} exited at start{': ' + tail if tail else ''}")
-                if not svc.ready(pid):  # type: ignore[attr-defined]
-                    still.append((key, svc, pid))
-            waiting = still
-            if waiting:
-                if time.monotonic() > deadline:
-                    names = ", ".join(k for k, _, _ in waiting)
-                    raise LabError(f"daemons not ready after {READY_TIMEOUT:g} s: {names}")
-                time.sleep(0.005)  # poll: daemons give no readiness notification
+    def wait_daemons(self) -> None:
+        daemons.wait_ready(self.started)
+        self.started = []
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+def load_firewall(node: NodePlan) -> None:
+    """Compile the node's UCI firewall (fw4 semantics) and load it with `nft -f -`."""
+    from palmnet.openwrt.fw4 import compile_firewall
+    from palmnet.openwrt.uci import parse
+    from palmnet.openwrt.zones import zone_devices
 
-
-def _tail(path: Path, lines: int = 3) -> str:
-    with contextlib.suppress(OSError):
-        return " | ".join(path.read_text().strip().splitlines()[-lines:])
-    return ""
+    files = dict(node.uci)
+    network = parse(files["network"], "network", file="/etc/config/network")
+    firewall = parse(files["firewall"], "firewall", file="/etc/config/firewall")
+    result = compile_firewall(firewall, zone_devices(network))
+    proc = subprocess.run(
+        ["nft", "-f", "-"],
+        input=result.nft_text,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: nsfs.setns(
+            os.open(nsfs.netns_path(node.netns), os.O_RDONLY), nsfs.CLONE_NEWNET
+        ),
+    )
+    if proc.returncode != 0:
+        raise LabError(f"{node.name}: nft refused the firewall: {proc.stderr.strip()}")
 
 
 def apply_plan(plan: Plan, journal: Journal, nodes: Sequence[NodePlan]) -> None:
     """Create `nodes` of the plan (and the lab's bridges) and wait until they are ready.
 
     Routers are made and brought up first so that their link-local DAD runs
-    while the hosts are being created; the hosts' mount namespaces are made by
-    a child process while the kernel runs DAD and SLAAC.
+    while the hosts are being created. Hosts without daemons get their mount
+    namespaces from a child process while the kernel runs DAD and SLAAC;
+    hosts with daemons need theirs before their links come up (rdnssd must
+    hear the first RA).
     """
     b = Builder(plan, journal)
     t = PhaseTimer()
     routers = [n for n in nodes if n.sends_ra or n.forwarding]
     hosts = [n for n in nodes if n not in routers]
+    busy = [h for h in hosts if daemons.adapters(plan, h)]
+    quiet = [h for h in hosts if h not in busy]
     mount_job: MountJob | None = None
     try:
         b.bridges()
         b.namespaces(routers)
         b.links(routers)
+        b.firewalls(routers)
         b.mounts(routers)
         b.subscribe(routers)
         b.bring_up(routers)
@@ -282,26 +306,29 @@ def apply_plan(plan: Plan, journal: Journal, nodes: Sequence[NodePlan]) -> None:
         t.lap("host namespaces")
         b.links(hosts)
         t.lap("host links")
+        b.mounts(busy)
+        b.start_daemons(busy, "early")
         b.subscribe(hosts)
         b.wait_addresses(routers)  # routers' link-locals out of DAD: RAs can go out
-        b.start_services(routers)
+        b.routes(routers)
+        b.start_daemons(routers, "early")
+        b.start_daemons(routers, "up")
+        b.wait_daemons()
         checkpoint("services")
         t.lap("router services")
-        mount_job = b.mounts_in_background(hosts)
-        if os.environ.get("PALMNET_SEQ_MOUNTS"):
-            mount_job.wait()
-            t.lap("mounts seq")
+        mount_job = b.mounts_in_background(quiet)
         b.bring_up(hosts)
+        b.start_daemons(busy, "up")
         checkpoint("hosts")
         t.lap("hosts up")
         b.wait_addresses(nodes)
+        b.routes(hosts)
         t.lap("addresses")
         mount_job.wait()
         mount_job = None
-        checkpoint("mounts")
-        t.lap("host mounts")
-        b.start_services(hosts)
+        b.wait_daemons()
         checkpoint("ready")
+        t.lap("host mounts and daemons")
     finally:
         if mount_job is not None:
             mount_job.wait(check=False)

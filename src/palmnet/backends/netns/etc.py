@@ -9,6 +9,7 @@ symlink (systemd-resolved) so nothing writes through it into the host.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from palmnet.plan.model import NodePlan, Plan
@@ -35,8 +36,25 @@ def render_resolv_conf(plan: Plan) -> str:
     )
 
 
+def seed_openwrt(node: NodePlan, upper: Path) -> None:
+    """/etc/config/{network,firewall,dhcp} and /etc/init.d/firewall, as on OpenWrt."""
+    from palmnet.openwrt.firewall_service import render_init_script
+
+    config = upper / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    for name, text in node.uci:
+        (config / name).write_text(text)
+    initd = upper / "init.d"
+    initd.mkdir(parents=True, exist_ok=True)
+    script = initd / "firewall"
+    script.write_text(render_init_script(sys.executable))
+    script.chmod(0o755)
+
+
 def seed_etc(plan: Plan, node: NodePlan, upper: Path) -> None:
     upper.mkdir(parents=True, exist_ok=True)
+    if node.uci:
+        seed_openwrt(node, upper)
     (upper / "hostname").write_text(node.name + "\n")
     (upper / "hosts").write_text(render_hosts(plan, node))
     resolv = upper / "resolv.conf"

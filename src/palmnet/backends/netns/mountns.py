@@ -31,6 +31,7 @@ class NodeMounts:
     work: Path
     mnt_file: Path  # bind target of the node's mount namespace
     uts_file: Path
+    binds: tuple[tuple[str, str], ...] = ()  # (per-node dir, path inside the node)
 
 
 def mount_state_tmpfs(path: Path) -> None:
@@ -93,6 +94,9 @@ def _setup_one(job: NodeMounts, template: int, host_mnt: int, host_uts: int) -> 
         f"lowerdir=/etc,upperdir={job.upper},workdir={job.work}",
     )
     nsfs.mount("sysfs", "/sys", "sysfs", nsfs.MS_NOSUID | nsfs.MS_NODEV | nsfs.MS_NOEXEC)
+    for source, target in job.binds:
+        os.makedirs(target, exist_ok=True)  # e.g. /run/dhcpcd, which no package creates
+        nsfs.mount(source, target, None, nsfs.MS_BIND)
     mnt = os.open("/proc/self/ns/mnt", os.O_RDONLY)
     uts = os.open("/proc/self/ns/uts", os.O_RDONLY)
     try:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 
+from palmnet.plan.model import InterfacePlan
+
 DAD_RETRANS_MS = 100
 
 
@@ -64,3 +66,20 @@ def apply_sysctls(values: dict[str, str | int]) -> None:
 def set_neigh_retrans(ifname: str, ms: int = DAD_RETRANS_MS) -> None:
     """DAD waits one neighbour retransmit time; there is no per-netns default for it."""
     _write(f"/proc/sys/net/ipv6/neigh/{ifname}/retrans_time_ms", ms)
+
+
+def interface_sysctls(iface: InterfacePlan) -> None:
+    """Per-interface settings, written from inside the node before the link is up.
+
+    A bridge port carries no IPv6 of its own (no link-local, no DAD, no MLD);
+    an interface that takes its address and default route from the upstream's
+    RA on a forwarding node needs accept_ra 2 (as odhcp6c makes OpenWrt do).
+    """
+    conf = f"/proc/sys/net/ipv6/conf/{iface.name}"
+    if iface.master is not None:
+        _write(f"{conf}/disable_ipv6", 1)
+        return
+    set_neigh_retrans(iface.name)
+    if iface.accept_ra:
+        _write(f"{conf}/accept_ra", 2)
+        _write(f"{conf}/autoconf", 1)
