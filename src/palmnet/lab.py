@@ -204,11 +204,12 @@ class LabAPI:
             backend.destroy(name, journal)
         return name
 
-    def ls(self, lab: str | None) -> tuple[Plan, list[LiveNode]]:
+    def ls(self, lab: str | None, plan: Plan | None = None) -> tuple[Plan, list[LiveNode]]:
+        """What the kernel holds in every node (`plan`: the lab's, if the caller has it)."""
         name = resolve_lab(lab)
         journal = open_journal(name)
         try:
-            plan = stored_plan(journal)
+            plan = plan or stored_plan(journal)
             return plan, backend_for().observe(plan, journal)
         finally:
             journal.close()

@@ -17,7 +17,7 @@ import typer
 from palmnet import __version__
 from palmnet.errors import PalmnetError
 
-VERB_MODULES = ("lab", "addr", "serve", "forward", "ndp", "dns")
+VERB_MODULES = ("lab", "addr", "serve", "forward", "ndp", "dns", "firewall")
 
 
 def _version(value: bool) -> None:

@@ -53,15 +53,16 @@ def up(
     result = api.up(topology, raise_neigh_limit=raise_neigh_limit)
     if result.action == "unchanged" or result.action == "reconciled":
         _say(f"lab {result.plan.lab}: {result.detail}")
-    _show(api, result.plan.lab, fmt)
+    _show(api, result.plan.lab, fmt, result.plan)
 
 
-def _show(api: object, lab: str, fmt: Format) -> None:
+def _show(api: object, lab: str, fmt: Format, plan: object = None) -> None:
     from palmnet.cli.tables import live_json, ls_table, print_table
     from palmnet.lab import LabAPI
+    from palmnet.plan.model import Plan
 
     assert isinstance(api, LabAPI)
-    _, nodes = api.ls(lab)
+    _, nodes = api.ls(lab, plan if isinstance(plan, Plan) else None)
     if fmt is Format.json:
         _emit_json(live_json(nodes))
     else:
@@ -141,7 +142,7 @@ def launch(
 
     api = LabAPI(report=_say)
     plan = api.launch(lab, template, names)
-    _show(api, plan.lab, fmt)
+    _show(api, plan.lab, fmt, plan)
 
 
 def register(app: typer.Typer) -> None:

@@ -19,7 +19,24 @@ from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from palmnet.backends.netns import nsfs
 
+class _LinkBrief(ifinfmsg):
+    """A link decoded for its name and MAC only: decoding all of a link's
+    attributes (stats, link info...) costs pyroute2 about 0.4 ms per link."""
+
+    nla_map = ((1, "IFLA_ADDRESS", "l2addr"), (3, "IFLA_IFNAME", "asciiz"))
+
+
+class _AddrBrief(ifaddrmsg):
+    nla_map = (
+        (1, "IFA_ADDRESS", "ipaddr"),
+        (2, "IFA_LOCAL", "ipaddr"),
+        (8, "IFA_FLAGS", "uint32"),
+    )
+
+
 _MARSHAL = MarshalRtnl()
+_MARSHAL.msg_map[RTM_NEWLINK] = _LinkBrief
+_MARSHAL.msg_map[RTM_NEWADDR] = _AddrBrief
 
 
 @dataclass

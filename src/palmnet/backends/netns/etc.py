@@ -38,7 +38,7 @@ def render_resolv_conf(plan: Plan) -> str:
 
 def seed_openwrt(node: NodePlan, upper: Path) -> None:
     """/etc/config/{network,firewall,dhcp} and /etc/init.d/firewall, as on OpenWrt."""
-    from palmnet.openwrt.firewall_service import render_init_script
+    from palmnet.openwrt.firewall_cli import render_init_script
 
     config = upper / "config"
     config.mkdir(parents=True, exist_ok=True)

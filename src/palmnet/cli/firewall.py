@@ -1,0 +1,76 @@
+"""`palmnet firewall reload|show|check [--lab LAB] NODE`: an openwrt node's firewall.
+
+Each verb runs the node's own firewall command inside the node (its netns
+and its /etc), `python -m palmnet.openwrt.firewall_cli VERB`, which is what
+`/etc/init.d/firewall VERB` does there, and relays its output. So what the
+user sees is what `palmnet exec NODE -- /etc/init.d/firewall VERB` shows:
+
+    reload   load /etc/config/firewall; warnings on stderr; exit 1 if nft
+             refused the ruleset (the one loaded before stays)
+    show     the loaded `inet fw4` table
+    check    exit 2 at the first problem, `FILE:LINE: Section ... reason`
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import typer
+
+from palmnet.cli.options import LAB
+from palmnet.errors import InputError, LabError
+
+NODE = typer.Argument(..., help="The openwrt node.")
+MODULE = "palmnet.openwrt.firewall_cli"
+
+
+def _run(lab: str | None, node: str, verb: str) -> None:
+    from palmnet.lab import LabAPI
+
+    api = LabAPI()
+    plan = api.plan_of(lab)
+    kind = next((n.kind for n in plan.nodes if n.name == node), None)
+    if kind is not None and kind != "openwrt":
+        raise InputError(f"node '{node}' is a {kind} node: only openwrt nodes have a firewall")
+    try:
+        proc = api.run(lab, node, [sys.executable, "-m", MODULE, verb])
+    except subprocess.TimeoutExpired:
+        raise LabError(f"firewall {verb} on node {node} did not finish in time") from None
+    if proc.stdout:
+        typer.echo(proc.stdout, nl=False)
+    if proc.stderr:
+        typer.echo(proc.stderr, nl=False, err=True)
+    if proc.returncode == 2:
+        raise typer.Exit(2)  # the message (FILE:LINE: ...) is already on stderr
+    if proc.returncode != 0:
+        raise typer.Exit(1)
+
+
+def reload(node: str = NODE, lab: str | None = LAB) -> None:
+    """Reload the node's firewall from its /etc/config/firewall (atomic)."""
+    _run(lab, node, "reload")
+
+
+def show(node: str = NODE, lab: str | None = LAB) -> None:
+    """Print the firewall the node has loaded (nft list table inet fw4)."""
+    _run(lab, node, "show")
+
+
+def check(node: str = NODE, lab: str | None = LAB) -> None:
+    """Check the node's /etc/config/firewall without loading it (exit 2 on a problem)."""
+    _run(lab, node, "check")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `palmnet firewall` (reload, show, check) to the app."""
+    fw_app = typer.Typer(help="The firewall of openwrt nodes (fw4).", no_args_is_help=True)
+
+    @fw_app.callback()
+    def _firewall() -> None:
+        """The firewall of openwrt nodes (fw4)."""
+
+    fw_app.command("reload")(reload)
+    fw_app.command("show")(show)
+    fw_app.command("check")(check)
+    app.add_typer(fw_app, name="firewall")
