@@ -229,6 +229,8 @@ class Builder:
                 str(a) for i in node.interfaces if i.master is None for a in (*i.ipv6, *i.ipv4)
             ]
             self.watch.watch(node.name, nsfs.netns_path(node.netns), expected)
+        if any(i.ipv4_static for n in nodes for i in n.interfaces):
+            self.watch.dump([n.name for n in nodes])
 
     def bring_up(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
@@ -239,6 +241,15 @@ class Builder:
 
     def wait_addresses(self, nodes: Sequence[NodePlan]) -> None:
         self.watch.wait(READY_TIMEOUT, [n.name for n in nodes])
+
+    def wait_own_addresses(self, nodes: Sequence[NodePlan]) -> None:
+        """Link-local and static addresses only: what a router needs to send RAs
+        (its SLAAC addresses may wait for another router's RA)."""
+        own = {
+            n.name: {str(a) for i in n.interfaces for a in (i.link_local, *i.ipv6_static)}
+            for n in nodes
+        }
+        self.watch.wait(READY_TIMEOUT, own, own)
 
     # -- daemons -------------------------------------------------------------------
     def start_daemons(self, nodes: Sequence[NodePlan], when: str) -> None:
@@ -309,7 +320,7 @@ def apply_plan(plan: Plan, journal: Journal, nodes: Sequence[NodePlan]) -> None:
         b.mounts(busy)
         b.start_daemons(busy, "early")
         b.subscribe(hosts)
-        b.wait_addresses(routers)  # routers' link-locals out of DAD: RAs can go out
+        b.wait_own_addresses(routers)  # routers' link-locals out of DAD: RAs can go out
         b.routes(routers)
         b.start_daemons(routers, "early")
         b.start_daemons(routers, "up")

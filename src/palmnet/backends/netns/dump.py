@@ -19,6 +19,7 @@ from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from palmnet.backends.netns import nsfs
 
+
 class _LinkBrief(ifinfmsg):
     """A link decoded for its name and MAC only: decoding all of a link's
     attributes (stats, link info...) costs pyroute2 about 0.4 ms per link."""

@@ -61,9 +61,13 @@ class AddressWatch:
         sock.setblocking(False)
         self._by_fd[sock.fileno()] = _Watched(node, sock, {_canon(a) for a in expected})
 
-    def dump(self) -> None:
-        """Ask every node for the addresses it already holds (restart, reconcile)."""
+    def dump(self, nodes: Iterable[str] | None = None) -> None:
+        """Ask nodes for the addresses they already hold (static IPv4 is never tentative,
+        so it may be there before anyone listens)."""
+        chosen = set(nodes) if nodes is not None else None
         for w in self._by_fd.values():
+            if chosen is not None and w.node not in chosen:
+                continue
             msg = ifaddrmsg()
             msg["header"]["type"] = RTM_GETADDR
             msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_DUMP
@@ -75,7 +79,7 @@ class AddressWatch:
     def _handle(self, w: _Watched, data: bytes) -> None:
         for msg in self._marshal.parse(data):
             kind = msg["header"]["type"]
-            if kind not in (RTM_NEWADDR, RTM_DELADDR):
+            if kind not in (RTM_NEWADDR, RTM_DELADDR) or msg["header"].get("error"):
                 continue
             addr = msg.get_attr("IFA_ADDRESS") or msg.get_attr("IFA_LOCAL")
             if not addr:
@@ -93,21 +97,34 @@ class AddressWatch:
                     w.pending.discard(addr)
                     w.tentative.discard(addr)
 
-    def wait(self, timeout: float, nodes: Iterable[str] | None = None) -> None:
-        """Return when the nodes hold their planned addresses; LabError at the deadline.
+    def wait(
+        self,
+        timeout: float,
+        nodes: Iterable[str] | None = None,
+        only: dict[str, set[str]] | None = None,
+    ) -> None:
+        """Return when the nodes hold their planned addresses (or, with `only`, those
+        of them); LabError at the deadline.
 
         Events of other watched nodes are read too (and kept) when they share
         a select round, so nothing is lost between two waits.
         """
         deadline = time.monotonic() + timeout
-        only = set(nodes) if nodes is not None else None
-        open_fds = {
-            fd for fd, w in self._by_fd.items() if w.pending and (only is None or w.node in only)
-        }
+        chosen = set(nodes) if nodes is not None else None
+        wanted = {k: {_canon(a) for a in v} for k, v in (only or {}).items()}
+
+        def waiting(w: _Watched) -> bool:
+            if chosen is not None and w.node not in chosen:
+                return False
+            if only is not None:
+                return bool(w.pending & wanted.get(w.node, set()))
+            return bool(w.pending)
+
+        open_fds = {fd for fd, w in self._by_fd.items() if waiting(w)}
         while open_fds:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise LabError(self._timeout_message(timeout, only))
+                raise LabError(self._timeout_message(timeout, chosen))
             ready, _, _ = select.select(list(open_fds), [], [], left)
             for fd in ready:
                 w = self._by_fd[fd]
@@ -117,7 +134,7 @@ class AddressWatch:
                     except BlockingIOError:
                         break
                     self._handle(w, data)
-                if not w.pending:
+                if not waiting(w):
                     open_fds.discard(fd)
 
     def _timeout_message(self, timeout: float, only: set[str] | None) -> str:
