@@ -183,9 +183,9 @@ class LabAPI:
         journal.set_meta("stopped", sorted(stopped - set(diff.removed)))
         journal.set_meta("topology", text)
         journal.set_meta("source", plan.source)
+        backend.refresh(plan, journal)
         if diff.added:
             backend.apply(plan, journal, diff.added)
-        backend.refresh(plan, journal)
         return UpResult(plan, "reconciled", diff.summary())
 
     # -- the other verbs -----------------------------------------------------------
@@ -282,6 +282,7 @@ class LabAPI:
                 fresh = [n for n in names if n not in {x.name for x in old.nodes}]
                 journal.set_meta("launched", launched)
                 try:
+                    backend.refresh(plan, journal)  # DHCP reservations before they ask
                     backend.apply(plan, journal, fresh)
                 except BaseException:
                     backend.remove_nodes(plan, journal, fresh)
@@ -289,7 +290,6 @@ class LabAPI:
                         "launched", {k: v for k, v in launched.items() if k not in fresh}
                     )
                     raise
-                backend.refresh(plan, journal)
                 return plan
             finally:
                 journal.close()

@@ -1,12 +1,28 @@
-"""Every daemon adapter, by name. A new daemon is a new module listed here."""
+"""Every daemon adapter, by name. A new daemon is a new module listed here.
+
+Order is start order within a node: the routers' RA and DNS first, then what
+consumes them.
+"""
 
 from __future__ import annotations
 
+from palmnet.plan.model import NodePlan
 from palmnet.services.base import Service
+from palmnet.services.dhcpcd import Dhcpcd
+from palmnet.services.dnsmasq import Dnsmasq
+from palmnet.services.httpd import Httpd
 from palmnet.services.radvd import Radvd
+from palmnet.services.rdnssd import Rdnssd
 
-SERVICES: tuple[type[Service], ...] = (Radvd,)
+SERVICES: tuple[type[Service], ...] = (Radvd, Dnsmasq, Rdnssd, Dhcpcd, Httpd)
 
 
-def services_for(node_kind_plan) -> list[type[Service]]:  # type: ignore[no-untyped-def]
-    return [s for s in SERVICES if s.wanted(node_kind_plan)]
+def services_for(node: NodePlan) -> list[type[Service]]:
+    return [s for s in SERVICES if s.wanted(node)]
+
+
+def service_named(name: str) -> type[Service]:
+    for s in SERVICES:
+        if s.name == name:
+            return s
+    raise KeyError(name)

@@ -68,17 +68,29 @@ def _wait_exit(pid: int, timeout: float) -> bool:
 
 
 def stop(pid: int, started: int | None = None, timeout: float = 3.0) -> None:
-    """SIGTERM, wait for the exit, SIGKILL if it ignores us. Only our pid (same start time)."""
+    """SIGTERM, wait for the exit, SIGKILL if it ignores us. Only our pid (same start time).
+
+    A second SIGTERM comes after 0.3 s: dhcpcd 9.4 drops one that arrives just after
+    it bound a lease (reference/pd-notes.md), and a second one ends it at once.
+    """
     if started is not None and start_time(pid) != started:
         return
+    _signal(pid, signal.SIGTERM)
+    if _wait_exit(pid, 0.3):
+        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
+        _signal(pid, sig)
         if _wait_exit(pid, timeout):
             return
+
+
+def _signal(pid: int, sig: int) -> None:
+    """The process group we started (the daemon and its helpers), else the pid."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def kill_all(pids: list[int], timeout: float = 3.0) -> None:
