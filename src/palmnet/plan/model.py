@@ -166,6 +166,5 @@ def node_json(node: NodePlan, state: str) -> dict[str, Any]:
                 "ipv6": [str(a) for a in i.ipv6],
             }
             for i in node.interfaces
-            if i.master is None
         ],
     }

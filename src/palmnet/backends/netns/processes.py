@@ -59,8 +59,9 @@ def _wait_exit(pid: int, timeout: float) -> bool:
     except ProcessLookupError:
         return True
     try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        return bool(ready)
+        poller = select.poll()  # fds may be above 1023 in a big lab
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(timeout * 1000))
     finally:
         os.close(fd)
         with contextlib.suppress(ChildProcessError, OSError):

@@ -121,12 +121,14 @@ class AddressWatch:
             return bool(w.pending)
 
         open_fds = {fd for fd, w in self._by_fd.items() if waiting(w)}
+        poller = select.poll()  # not select(): a 500-node lab holds fds above 1023
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN)
         while open_fds:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LabError(self._timeout_message(timeout, chosen))
-            ready, _, _ = select.select(list(open_fds), [], [], left)
-            for fd in ready:
+            for fd, _ in poller.poll(left * 1000):
                 w = self._by_fd[fd]
                 while True:
                     try:
@@ -136,6 +138,7 @@ class AddressWatch:
                     self._handle(w, data)
                 if not waiting(w):
                     open_fds.discard(fd)
+                    poller.unregister(fd)
 
     def _timeout_message(self, timeout: float, only: set[str] | None) -> str:
         missing = []
