@@ -17,7 +17,20 @@ import typer
 from palmnet import __version__
 from palmnet.errors import PalmnetError
 
-VERB_MODULES = ("lab", "addr", "serve", "forward", "ndp", "dns", "firewall")
+VERB_MODULES = (
+    "lab",
+    "addr",
+    "serve",
+    "forward",
+    "ndp",
+    "dns",
+    "firewall",
+    "routing",
+    "link",
+    "audit",
+    "lxd",
+    "isp",
+)
 
 
 def _version(value: bool) -> None:

@@ -31,6 +31,7 @@ from palmnet.plan.model import (
 from palmnet.plan.names import node_netns, outer_ifname, switch_netns
 from palmnet.plan.openwrt import Iface, read_openwrt
 from palmnet.plan.routes import resolve_routes
+from palmnet.plan.routing import plan_routing
 from palmnet.topology.model import Lab, Node
 
 IPv6If = ipaddress.IPv6Interface
@@ -254,6 +255,11 @@ def plan_lab(lab: Lab) -> Plan:
                 resolver_from_ra=resolver,
                 routes=tuple(
                     RoutePlan(ipaddress.IPv4Network("0.0.0.0/0"), gw, dev) for dev, gw in d.gateways
+                ),
+                routing=(
+                    plan_routing(lab.name, node.name, node.routing, tuple(ifaces))
+                    if node.routing is not None
+                    else None
                 ),
             )
         )

@@ -94,6 +94,32 @@ class DnsServerPlan:
 
 
 @dataclass(frozen=True)
+class RoutingInterface:
+    """One interface running the routing protocol, with its options (seconds)."""
+
+    name: str
+    type: str | None = None  # babel: wired | wireless
+    hello: float | None = None
+    update: float | None = None
+    rxcost: int | None = None
+    timeout: float | None = None
+    garbage: float | None = None
+    dead: float | None = None
+    cost: int | None = None
+
+
+@dataclass(frozen=True)
+class RoutingPlan:
+    """BIRD 2 on a router: protocol, stable router id, interfaces, optional BFD."""
+
+    protocol: str  # ripng | babel | ospf3
+    router_id: ipaddress.IPv4Address
+    interfaces: tuple[RoutingInterface, ...]
+    bfd_interval: float | None = None  # seconds; None: no BFD
+    bfd_multiplier: int = 3
+
+
+@dataclass(frozen=True)
 class NodePlan:
     name: str
     kind: str
@@ -108,6 +134,7 @@ class NodePlan:
     uci: tuple[tuple[str, str], ...] = ()  # openwrt: (file name, text) of /etc/config
     dhcp_client: tuple[str, ...] = ()  # interfaces where a DHCP client runs
     resolver_from_ra: bool = False  # rdnssd writes resolv.conf from RDNSS/DNSSL
+    routing: RoutingPlan | None = None
 
     @property
     def forwarding(self) -> bool:

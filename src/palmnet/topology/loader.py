@@ -43,6 +43,11 @@ _NODE_NAME_RULE = (
 # What every node name made from an entry starts with, whatever its count.
 _NODE_PREFIX = re.compile(r"^[a-z][a-z0-9-]*$")
 _IFNAME_RULE = "at most 15 characters of letters, digits, '_', '.' and '-'"
+PROTOCOL_OPTIONS = {
+    "ripng": {"update", "timeout", "garbage", "cost"},
+    "babel": {"type", "hello", "update", "rxcost"},
+    "ospf3": {"hello", "dead", "cost"},
+}
 
 
 def load_lab(path: str | Path) -> Lab:
@@ -180,6 +185,7 @@ class _Loader:
             if merged.kind not in SUPPORTED_KINDS:
                 continue  # reported where the kind was written
             uci = self.uci_folder(merged.uci, merged.kind, path)
+            self.check_routing(merged, path)
             for name in names:
                 nodes[name] = Node(
                     name=name,
@@ -189,10 +195,38 @@ class _Loader:
                     dad=merged.dad,
                     uci=uci,
                     routes=tuple(merged.routes),
+                    routing=merged.routing,
                     template=entry,
                     line=line,
                 )
         return nodes
+
+    def check_routing(self, merged: Any, path: Path_) -> None:
+        """Options that the chosen protocol has, on interfaces the node has."""
+        routing = merged.routing
+        if routing is None:
+            return
+        rpath = (*path, "routing")
+        if merged.kind == "host":
+            self.problem(rpath, "routing: is for kind router or openwrt, not host")
+        if routing.bfd and routing.protocol == "babel":
+            self.problem(
+                (*rpath, "bfd"),
+                "BIRD 2.0.12 has no BFD for Babel (BFD works with ripng and ospf3)",
+            )
+        allowed = PROTOCOL_OPTIONS[routing.protocol]
+        specs = {"defaults": routing.defaults, **(routing.interfaces or {})}
+        for name, spec in specs.items():
+            where = (*rpath, "defaults") if name == "defaults" else (*rpath, "interfaces", name)
+            if name != "defaults" and name not in merged.interfaces and name != "br-lan":
+                known = ", ".join(merged.interfaces) or "none"
+                self.problem(where, f"no interface {name!r} on this node (interfaces: {known})")
+            for key in spec.model_fields_set - allowed:
+                self.problem(
+                    (*where, key),
+                    f"{key!r} is not an option of {routing.protocol} "
+                    f"(valid: {', '.join(sorted(allowed))})",
+                )
 
     def uci_folder(self, uci: str | None, kind: str, path: Path_) -> Path | None:
         """`uci:` names a folder of UCI files next to the lab file, for openwrt nodes."""

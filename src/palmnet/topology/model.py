@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -63,6 +63,36 @@ class RouteSpec(Strict):
     via: str
 
 
+Seconds = Annotated[float, Field(gt=0, strict=False)]
+
+
+class RoutingInterfaceSpec(Strict):
+    """Per-interface options of the routing protocol (seconds for timers)."""
+
+    type: Literal["wired", "wireless"] | None = None  # babel
+    hello: Seconds | None = None  # babel, ospf3
+    update: Seconds | None = None  # babel, ripng
+    rxcost: int | None = Field(default=None, ge=1, le=65535)  # babel
+    timeout: Seconds | None = None  # ripng
+    garbage: Seconds | None = None  # ripng
+    dead: Seconds | None = None  # ospf3
+    cost: int | None = Field(default=None, ge=1, le=65535)  # ospf3, ripng metric
+
+
+class BfdSpec(Strict):
+    interval: Seconds = 0.1  # min rx/tx interval
+    multiplier: int = Field(default=3, ge=1, le=255)
+
+
+class RoutingSpec(Strict):
+    """Dynamic routing with BIRD 2 on a router (DESIGN.md §4)."""
+
+    protocol: Literal["ripng", "babel", "ospf3"]
+    interfaces: dict[str, RoutingInterfaceSpec] | None = None  # None: every interface
+    defaults: RoutingInterfaceSpec = Field(default_factory=RoutingInterfaceSpec)
+    bfd: bool | BfdSpec = False
+
+
 class NetworkSpec(Strict):
     """A Linux bridge in the lab's hidden namespace. No keys yet."""
 
@@ -76,6 +106,7 @@ class ProfileSpec(Strict):
     dad: bool | None = None
     uci: str | None = None  # openwrt: folder of UCI files, relative to the lab file
     routes: list[RouteSpec] | None = None
+    routing: RoutingSpec | None = None
 
 
 class NodeSpec(ProfileSpec):
@@ -111,6 +142,7 @@ class Node(Strict):
     dad: bool = True
     uci: Path | None = None  # resolved against the lab file's folder
     routes: tuple[RouteSpec, ...] = ()
+    routing: RoutingSpec | None = None
     template: str  # the node entry of the file it came from (w for w1..w10)
     line: int | None = None  # where that entry starts in the file
 

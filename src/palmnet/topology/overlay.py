@@ -18,6 +18,7 @@ from palmnet.topology.model import (
     NodeSpec,
     ProfileSpec,
     RouteSpec,
+    RoutingSpec,
     Service,
 )
 
@@ -32,6 +33,7 @@ class Overlaid:
     dad: bool = True
     uci: str | None = None
     routes: list[RouteSpec] = field(default_factory=list)
+    routing: RoutingSpec | None = None
 
 
 def profile_names(node: NodeSpec, known: Collection[str]) -> list[str]:
@@ -55,5 +57,7 @@ def overlay(layers: list[ProfileSpec], lab_dad: bool) -> Overlaid:
             result.uci = layer.uci
         if layer.routes is not None:
             result.routes = list(layer.routes)
+        if layer.routing is not None:
+            result.routing = layer.routing
         result.interfaces.update(layer.interfaces)
     return result
