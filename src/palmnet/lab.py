@@ -9,6 +9,7 @@ trusting a stored copy of it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import subprocess
@@ -33,12 +34,24 @@ def plan_file(path: str | Path) -> Plan:
     return plan_lab(load_lab(path))
 
 
-def backend_for(name: str = "netns") -> Backend:
-    if name != "netns":
-        raise InputError(f"unknown backend '{name}' (valid: netns)")
-    from palmnet.backends.netns.backend import NetnsBackend
+BACKENDS = ("netns", "lxd")
 
-    return NetnsBackend()
+
+def backend_for(name: str = "netns") -> Backend:
+    """The backend by name; LXD's is imported only when used (pylxd is slow to load)."""
+    if name == "netns":
+        from palmnet.backends.netns.backend import NetnsBackend
+
+        return NetnsBackend()
+    if name == "lxd":
+        from palmnet.backends.lxd.backend import LxdBackend
+
+        return LxdBackend()
+    raise InputError(f"unknown backend '{name}' (valid: {', '.join(BACKENDS)})")
+
+
+def _backend_of(journal: Journal) -> Backend:
+    return backend_for(journal.meta("backend", "netns"))
 
 
 def _require_root(verb: str) -> None:
@@ -88,7 +101,8 @@ def stored_plan(journal: Journal) -> Plan:
     source = journal.meta("source")
     if text is None:
         raise LabError("the lab's journal holds no topology (a crashed `up`?): run `palmnet down`")
-    return _plan_text(text, source, journal.meta("launched", {}))
+    plan = _plan_text(text, source, journal.meta("launched", {}))
+    return dataclasses.replace(plan, backend=journal.meta("backend", plan.backend))
 
 
 def _plan_text(text: str, source: str, launched: dict[str, str]) -> Plan:
@@ -109,21 +123,32 @@ class LabAPI:
         self.report = report or (lambda _msg: None)
 
     # -- up ------------------------------------------------------------------------
-    def up(self, path: str | Path, raise_neigh_limit: bool = False) -> UpResult:
+    def up(
+        self, path: str | Path, raise_neigh_limit: bool = False, backend_name: str | None = None
+    ) -> UpResult:
         plan = plan_file(path)
         text = Path(path).read_text()
+        if backend_name is not None:
+            plan = dataclasses.replace(plan, backend=backend_name)
         _require_root("up")
-        backend = backend_for()
+        backend = backend_for(plan.backend)
         with _locked(plan.lab):
             if _journal_path(plan.lab).exists():
                 journal = open_journal(plan.lab)
+                running = journal.meta("backend", "netns")
+                if journal.meta("status") == "running" and running != plan.backend:
+                    journal.close()
+                    raise InputError(
+                        f"lab {plan.lab} runs on the {running} backend, not {plan.backend}: "
+                        "run `palmnet down` first"
+                    )
                 if journal.meta("status") == "running":
                     try:
                         return self._reconcile(plan, text, journal, backend)
                     finally:
                         journal.close()
                 self.report(f"lab {plan.lab}: an earlier `up` did not finish; cleaning it first")
-                backend.destroy(plan.lab, journal)
+                _backend_of(journal).destroy(plan.lab, journal)
             else:
                 from palmnet.backends.netns.teardown import lab_netns_names
 
@@ -210,7 +235,7 @@ class LabAPI:
         journal = open_journal(name)
         try:
             plan = plan or stored_plan(journal)
-            return plan, backend_for().observe(plan, journal)
+            return plan, _backend_of(journal).observe(plan, journal)
         finally:
             journal.close()
 
@@ -225,7 +250,7 @@ class LabAPI:
         _require_root("exec")
         plan = self.plan_of(lab)
         self._known(plan, node)
-        return backend_for().exec(plan, node, argv)
+        return backend_for(plan.backend).exec(plan, node, argv)
 
     def run(
         self,
@@ -239,7 +264,7 @@ class LabAPI:
         _require_root("exec")
         plan = self.plan_of(lab)
         self._known(plan, node)
-        return backend_for().run(plan, node, argv, stdin, timeout)
+        return backend_for(plan.backend).run(plan, node, argv, stdin, timeout)
 
     def stop(self, lab: str | None, node: str) -> None:
         _require_root("stop")
@@ -250,7 +275,7 @@ class LabAPI:
             self._known(plan, node)
             stopped = set(journal.meta("stopped", []))
             if node not in stopped:
-                backend_for().remove_nodes(plan, journal, [node])
+                _backend_of(journal).remove_nodes(plan, journal, [node])
                 journal.set_meta("stopped", sorted(stopped | {node}))
             journal.close()
 
@@ -263,7 +288,7 @@ class LabAPI:
             self._known(plan, node)
             stopped = set(journal.meta("stopped", []))
             if node in stopped:
-                backend_for().apply(plan, journal, [node])
+                _backend_of(journal).apply(plan, journal, [node])
                 journal.set_meta("stopped", sorted(stopped - {node}))
             journal.close()
 
@@ -271,9 +296,9 @@ class LabAPI:
         """Add copies of a node to a running lab; DNS learns their names."""
         _require_root("launch")
         name = resolve_lab(lab)
-        backend = backend_for()
         with _locked(name):
             journal = open_journal(name)
+            backend = _backend_of(journal)
             try:
                 launched = dict(journal.meta("launched", {}))
                 launched.update(dict.fromkeys(names, template))

@@ -44,13 +44,16 @@ def up(
         "--raise-neigh-limit",
         help="Raise the machine's IPv6 neighbour table limit for this lab (restored at down).",
     ),
+    backend: str | None = typer.Option(
+        None, "--backend", help="netns (default) or lxd; overrides the topology's `backend:`."
+    ),
     fmt: Format = FORMAT,
 ) -> None:
     """Build and start a lab; on a running lab, reconcile it to the file."""
     from palmnet.lab import LabAPI
 
     api = LabAPI(report=_say)
-    result = api.up(topology, raise_neigh_limit=raise_neigh_limit)
+    result = api.up(topology, raise_neigh_limit=raise_neigh_limit, backend_name=backend)
     if result.action == "unchanged" or result.action == "reconciled":
         _say(f"lab {result.plan.lab}: {result.detail}")
     _show(api, result.plan.lab, fmt, result.plan)

@@ -276,6 +276,7 @@ def plan_lab(lab: Lab) -> Plan:
         nodes=tuple(nodes),
         dad=lab.dad,
         notes=tuple(notes),
+        backend=lab.backend,
     )
     return _with_dns(plan, {d.node.name: d for d in drafts})
 

@@ -167,7 +167,8 @@ class Plan:
     networks: tuple[NetworkPlan, ...]
     nodes: tuple[NodePlan, ...]
     dad: bool = True
-    notes: tuple[str, ...] = field(default=())  # what the plan resolved (MAC clashes, ...)
+    notes: tuple[str, ...] = field(default=())
+    backend: str = "netns"  # which backend realizes it (topology `backend:`)
 
     def node(self, name: str) -> NodePlan:
         for n in self.nodes:

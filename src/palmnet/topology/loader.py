@@ -108,6 +108,7 @@ class _Loader:
             domain=domain.rstrip(".").lower(),
             source=Path(self.filename),
             dad=lab_dad,
+            backend=header.backend,
             networks=self.networks,
             nodes=nodes,
         )
