@@ -26,7 +26,7 @@ def plan_table(plan: Plan) -> Table:
     t = _table(f"plan of lab {plan.lab} ({plan.domain})")
     for node in plan.nodes:
         v4 = [(str(a), i.name) for i in node.interfaces for a in i.ipv4]
-        v6 = [(str(a), i.name) for i in node.interfaces for a in (*i.ipv6_static, *i.ipv6_slaac)]
+        v6 = [(str(a), i.name) for i in node.interfaces for a in i.ipv6[1:]]
         t.add_row(node.name, "PLANNED", _lines(v4), _lines(v6), node.kind)
     return t
 

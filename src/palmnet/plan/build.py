@@ -30,6 +30,7 @@ from palmnet.plan.model import (
 )
 from palmnet.plan.names import node_netns, outer_ifname, switch_netns
 from palmnet.plan.openwrt import Iface, read_openwrt
+from palmnet.plan.pd import PdDraft, allocate
 from palmnet.plan.routes import resolve_routes
 from palmnet.plan.routing import plan_routing
 from palmnet.topology.model import Lab, Node
@@ -49,6 +50,8 @@ class _Draft:
     dhcp_client: list[str] = field(default_factory=list)
     upstream_dns: list[str] = field(default_factory=list)
     serves_dns: bool = False
+    pd_request: tuple[str, int | None] | None = None
+    assignments: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 def _draft(lab: Lab, node: Node) -> _Draft:
@@ -63,6 +66,8 @@ def _draft(lab: Lab, node: Node) -> _Draft:
             ow.dhcp_client,
             ow.upstream_dns,
             serves_dns=True,
+            pd_request=ow.pd_request,
+            assignments=ow.assignments,
         )
     ifaces = [
         Iface(
@@ -75,6 +80,10 @@ def _draft(lab: Lab, node: Node) -> _Draft:
         )
         for name, spec in node.interfaces.items()
     ]
+    if node.kind == "isp":
+        # The upstream resolves every name of the lab for its side, and says so in its RAs.
+        lans = [LanService(interface=i.name) for i in ifaces if i.ra]
+        return _Draft(node, ifaces, lans, serves_dns=True)
     return _Draft(node, ifaces)
 
 
@@ -100,7 +109,9 @@ def _ra_prefixes(iface: Iface) -> tuple[ipaddress.IPv6Network, ...]:
         return ()
     return tuple(
         dict.fromkeys(
-            a.network for a in iface.ipv6 if a.network.prefixlen == 64 and not a.is_link_local
+            a.network
+            for a in (*iface.delegated, *iface.ipv6)
+            if a.network.prefixlen == 64 and not a.is_link_local
         )
     )
 
@@ -137,6 +148,16 @@ def plan_lab(lab: Lab) -> Plan:
 
     def mac_of(node: str, iface: str) -> str:
         return macs[mac_key(lab.name, node, iface)]
+
+    pd = allocate(
+        [
+            PdDraft(
+                d.node.name, d.node.kind, d.ifaces, d.node.delegate, d.pd_request, d.assignments
+            )
+            for d in drafts
+        ],
+        mac_of,
+    )
 
     # Pass 2: what each node learns from the others on its networks.
     advertised: dict[str, list[tuple[str, ipaddress.IPv6Network]]] = defaultdict(list)
@@ -180,7 +201,9 @@ def plan_lab(lab: Lab) -> Plan:
                 node, iface = key.split("/")
                 reservations[(node, iface)] = ipaddress.IPv4Interface(f"{addr}/{plen}")
             rdnss = tuple(
-                a.ip for a in router_if.ipv6 if not a.is_link_local and a.network.prefixlen == 64
+                a.ip
+                for a in (*router_if.delegated, *router_if.ipv6)
+                if not a.is_link_local and a.network.prefixlen == 64
             )
             lans_done[(router, lan.interface)] = dataclasses.replace(
                 lan,
@@ -236,6 +259,7 @@ def plan_lab(lab: Lab) -> Plan:
                     ports=iface.ports,
                     accept_ra=iface.accept_ra and node.kind != "host",
                     ipv4_dhcp=(dhcp4,) if dhcp4 is not None else (),
+                    ipv6_delegated=() if iface.master else tuple(iface.delegated),
                 )
             )
             if iface.kind == "veth":
@@ -261,6 +285,8 @@ def plan_lab(lab: Lab) -> Plan:
                     if node.routing is not None
                     else None
                 ),
+                pd_servers=tuple(pd.servers.get(node.name, ())),
+                pd_client=pd.clients.get(node.name),
             )
         )
     nodes = resolve_routes(lab, nodes)

@@ -84,7 +84,7 @@ def _domain(plan: Plan) -> str:
 
 def _interface_addresses(iface: InterfacePlan) -> list[IPAddr]:
     """Addresses of one interface, IPv6 first, each family in numeric order."""
-    found: list[IPAddr] = [a.ip for a in (*iface.ipv6_static, *iface.ipv6_slaac)]
+    found: list[IPAddr] = [a.ip for a in iface.ipv6[1:]]
     found += [a.ip for a in (*iface.ipv4_static, *iface.ipv4_dhcp)]
     return sorted(set(found), key=lambda a: (a.version == 4, int(a)))
 

@@ -36,11 +36,12 @@ class InterfacePlan:
     ports: tuple[str, ...] = ()  # for a bridge: its ports
     accept_ra: bool = False  # a forwarding node taking SLAAC + default route here (accept_ra 2)
     ipv4_dhcp: tuple[IPv4If, ...] = ()  # leases the lab's DHCPv4 server reserves for this MAC
+    ipv6_delegated: tuple[IPv6If, ...] = ()  # put there by the PD client (a LAN's ::1/64)
 
     @property
     def ipv6(self) -> tuple[IPv6If, ...]:
         """Every IPv6 address the kernel will hold, link-local first."""
-        return (self.link_local, *self.ipv6_static, *self.ipv6_slaac)
+        return (self.link_local, *self.ipv6_delegated, *self.ipv6_static, *self.ipv6_slaac)
 
     @property
     def sends_ra(self) -> bool:
@@ -120,6 +121,52 @@ class RoutingPlan:
 
 
 @dataclass(frozen=True)
+class Delegation:
+    """A prefix reserved for a requesting router's DUID (None: the pool is exhausted)."""
+
+    client: str
+    duid: str  # hex, DUID-LL of the client's WAN MAC: stable for (lab, node)
+    prefix: ipaddress.IPv6Network | None
+
+
+@dataclass(frozen=True)
+class PdServerPlan:
+    """kea-dhcp6 delegating prefixes on one interface (an ISP's LAN, a router's LAN)."""
+
+    interface: str
+    subnet: ipaddress.IPv6Network  # the link's /64: kea matches directly attached clients
+    pools: tuple[ipaddress.IPv6Network, ...]
+    delegated_len: int
+    reservations: tuple[Delegation, ...]
+    t1: int = 30
+    t2: int = 48
+    preferred: int = 60
+    valid: int = 90
+
+
+@dataclass(frozen=True)
+class LanAssignment:
+    """OpenWrt's ip6assign: a LAN's share of the delegation and the /64 it announces."""
+
+    interface: str
+    length: int  # ip6assign
+    share: ipaddress.IPv6Network | None
+    lan: ipaddress.IPv6Network | None  # the /64 announced by RA (first /64 of the share)
+
+
+@dataclass(frozen=True)
+class PdClientPlan:
+    """dhcpcd requesting a prefix on an openwrt router's WAN (UCI wan6 reqprefix)."""
+
+    wan: str
+    duid: str
+    request_len: int | None
+    delegated: ipaddress.IPv6Network | None  # what the plan expects the server to give
+    assignments: tuple[LanAssignment, ...] = ()
+    iaid: int = 1
+
+
+@dataclass(frozen=True)
 class NodePlan:
     name: str
     kind: str
@@ -135,6 +182,8 @@ class NodePlan:
     dhcp_client: tuple[str, ...] = ()  # interfaces where a DHCP client runs
     resolver_from_ra: bool = False  # rdnssd writes resolv.conf from RDNSS/DNSSL
     routing: RoutingPlan | None = None
+    pd_servers: tuple[PdServerPlan, ...] = ()
+    pd_client: PdClientPlan | None = None
 
     @property
     def forwarding(self) -> bool:

@@ -41,6 +41,7 @@ class Iface:
     ipv4: list[ipaddress.IPv4Interface] = field(default_factory=list)
     ra: bool = False
     accept_ra: bool = False
+    delegated: list[ipaddress.IPv6Interface] = field(default_factory=list)  # from PD
 
 
 @dataclass
@@ -51,6 +52,8 @@ class OpenwrtNode:
     ipv4_gateways: list[tuple[str, ipaddress.IPv4Address]]  # (device, gateway)
     dhcp_client: list[str]  # devices with proto dhcp (DHCPv4 client)
     upstream_dns: list[str]
+    pd_request: tuple[str, int | None] | None = None  # (wan device, reqprefix length)
+    assignments: list[tuple[str, int, int]] = field(default_factory=list)  # (dev, len, hint)
 
 
 def node_ula(lab: str, node: str) -> ipaddress.IPv6Network:
@@ -190,6 +193,8 @@ def read_openwrt(lab: str, node: Node) -> OpenwrtNode:
         ula = node_ula(lab, node.name)
 
     devices: dict[str, str] = {}  # UCI interface -> device
+    assignments: list[tuple[str, int, int]] = []
+    pd_request: tuple[str, int | None] | None = None
     gateways: list[tuple[str, ipaddress.IPv4Address]] = []
     dhcp_client: list[str] = []
     for s in network.of_type("interface"):
@@ -214,6 +219,10 @@ def read_openwrt(lab: str, node: Node) -> OpenwrtNode:
             share = _ula_share(network, s, ula)
             if share is not None:
                 target.ipv6.append(share)
+            assign = _one(s.get("ip6assign"))
+            if assign and assign.isdigit():
+                hint = int(_one(s.get("ip6hint")) or "0", 16)
+                assignments.append((device, int(assign), hint))
             gw = _one(s.get("gateway"))
             if gw:
                 gateways.append((device, ipaddress.IPv4Address(gw)))
@@ -221,6 +230,22 @@ def read_openwrt(lab: str, node: Node) -> OpenwrtNode:
             dhcp_client.append(device)
         elif proto == "dhcpv6":
             target.accept_ra = True
+            req = _one(s.get("reqprefix"))
+            if req and req != "no":
+                length = (
+                    None
+                    if req == "auto"
+                    else int(req.lstrip("/"))
+                    if req.lstrip("/").isdigit()
+                    else -1
+                )
+                if length == -1:
+                    raise _err(
+                        network,
+                        s,
+                        f"interface {s.name}: bad reqprefix {req!r} (auto, no or a length)",
+                    )
+                pd_request = (device, length)
         elif proto != "none":
             raise _err(
                 network,
@@ -234,7 +259,16 @@ def read_openwrt(lab: str, node: Node) -> OpenwrtNode:
     for d in dhcp.of_type("dnsmasq"):
         servers = d.get("server") or []
         upstream += servers if isinstance(servers, list) else [servers]
-    return OpenwrtNode(list(ifaces.values()), lans, texts, gateways, dhcp_client, upstream)
+    return OpenwrtNode(
+        list(ifaces.values()),
+        lans,
+        texts,
+        gateways,
+        dhcp_client,
+        upstream,
+        pd_request,
+        assignments,
+    )
 
 
 def _lan_services(
@@ -285,7 +319,11 @@ def _lan_services(
 
 
 def _routable64(iface: Iface) -> list[ipaddress.IPv6Network]:
-    return [a.network for a in iface.ipv6 if a.network.prefixlen == 64 and not a.is_link_local]
+    return [
+        a.network
+        for a in (*iface.delegated, *iface.ipv6)
+        if a.network.prefixlen == 64 and not a.is_link_local
+    ]
 
 
 def seed_files(texts: dict[str, str]) -> dict[Path, str]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from palmnet.plan.model import NodePlan
 from palmnet.services.base import Service
+from palmnet.services.bird import Bird
 from palmnet.services.dhcpcd import Dhcpcd
 from palmnet.services.dnsmasq import Dnsmasq
 from palmnet.services.httpd import Httpd
 from palmnet.services.radvd import Radvd
 from palmnet.services.rdnssd import Rdnssd
 
-SERVICES: tuple[type[Service], ...] = (Radvd, Dnsmasq, Rdnssd, Dhcpcd, Httpd)
+SERVICES: tuple[type[Service], ...] = (Bird, Radvd, Dnsmasq, Rdnssd, Dhcpcd, Httpd)
 
 
 def services_for(node: NodePlan) -> list[type[Service]]:

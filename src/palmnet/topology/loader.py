@@ -187,6 +187,7 @@ class _Loader:
                 continue  # reported where the kind was written
             uci = self.uci_folder(merged.uci, merged.kind, path)
             self.check_routing(merged, path)
+            self.check_delegate(merged, path)
             for name in names:
                 nodes[name] = Node(
                     name=name,
@@ -197,6 +198,7 @@ class _Loader:
                     uci=uci,
                     routes=tuple(merged.routes),
                     routing=merged.routing,
+                    delegate=merged.delegate,
                     template=entry,
                     line=line,
                 )
@@ -228,6 +230,23 @@ class _Loader:
                     f"{key!r} is not an option of {routing.protocol} "
                     f"(valid: {', '.join(sorted(allowed))})",
                 )
+
+    def check_delegate(self, merged: Any, path: Path_) -> None:
+        spec = merged.delegate
+        if merged.kind == "isp" and spec is None:
+            self.problem(path, "an isp needs `delegate: {pool: PREFIX, length: N}`")
+        if spec is None:
+            return
+        dpath = (*path, "delegate")
+        if merged.kind != "isp":
+            self.problem(dpath, f"delegate: is for kind isp, not {merged.kind}")
+        if spec.length <= spec.pool.prefixlen:
+            self.problem(
+                (*dpath, "length"),
+                f"length {spec.length} must be longer than the pool's /{spec.pool.prefixlen}",
+            )
+        if not spec.t1 <= spec.t2 <= spec.preferred <= spec.valid:
+            self.problem(dpath, "lifetimes must satisfy t1 <= t2 <= preferred <= valid")
 
     def uci_folder(self, uci: str | None, kind: str, path: Path_) -> Path | None:
         """`uci:` names a folder of UCI files next to the lab file, for openwrt nodes."""

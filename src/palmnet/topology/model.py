@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from palmnet.topology.addresses import IPv4Iface, IPv6Iface
+from palmnet.topology.addresses import IPv4Iface, IPv6Iface, IPv6Prefix
 
 LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 # Node names become DNS labels and part of namespace names.
@@ -30,8 +30,8 @@ DOMAIN = re.compile(
 )
 
 NodeKind = Literal["host", "router", "openwrt", "isp"]
-SupportedKind = Literal["host", "router", "openwrt"]
-SUPPORTED_KINDS: tuple[SupportedKind, ...] = ("host", "router", "openwrt")
+SupportedKind = Literal["host", "router", "openwrt", "isp"]
+SUPPORTED_KINDS: tuple[SupportedKind, ...] = ("host", "router", "openwrt", "isp")
 Service = Literal["http"]
 
 
@@ -93,6 +93,21 @@ class RoutingSpec(Strict):
     bfd: bool | BfdSpec = False
 
 
+class DelegateSpec(Strict):
+    """An ISP's prefix delegation pool (DHCPv6-PD with kea), lifetimes in seconds.
+
+    Short lifetimes by default: in a lab, renumbering should show within a
+    minute, and an RA can never cut a remaining valid lifetime (RFC 4862 5.5.3e).
+    """
+
+    pool: IPv6Prefix
+    length: int = Field(default=56, ge=8, le=64)
+    t1: int = Field(default=30, ge=1)
+    t2: int = Field(default=48, ge=1)
+    preferred: int = Field(default=60, ge=1)
+    valid: int = Field(default=90, ge=1)
+
+
 class NetworkSpec(Strict):
     """A Linux bridge in the lab's hidden namespace. No keys yet."""
 
@@ -107,6 +122,7 @@ class ProfileSpec(Strict):
     uci: str | None = None  # openwrt: folder of UCI files, relative to the lab file
     routes: list[RouteSpec] | None = None
     routing: RoutingSpec | None = None
+    delegate: DelegateSpec | None = None  # isp: the PD pool
 
 
 class NodeSpec(ProfileSpec):
@@ -144,6 +160,7 @@ class Node(Strict):
     uci: Path | None = None  # resolved against the lab file's folder
     routes: tuple[RouteSpec, ...] = ()
     routing: RoutingSpec | None = None
+    delegate: DelegateSpec | None = None
     template: str  # the node entry of the file it came from (w for w1..w10)
     line: int | None = None  # where that entry starts in the file
 

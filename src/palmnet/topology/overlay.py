@@ -13,6 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from palmnet.topology.model import (
+    DelegateSpec,
     InterfaceSpec,
     NodeKind,
     NodeSpec,
@@ -34,6 +35,7 @@ class Overlaid:
     uci: str | None = None
     routes: list[RouteSpec] = field(default_factory=list)
     routing: RoutingSpec | None = None
+    delegate: DelegateSpec | None = None
 
 
 def profile_names(node: NodeSpec, known: Collection[str]) -> list[str]:
@@ -59,5 +61,7 @@ def overlay(layers: list[ProfileSpec], lab_dad: bool) -> Overlaid:
             result.routes = list(layer.routes)
         if layer.routing is not None:
             result.routing = layer.routing
+        if layer.delegate is not None:
+            result.delegate = layer.delegate
         result.interfaces.update(layer.interfaces)
     return result
