@@ -24,7 +24,7 @@ from palmnet.plan.diff import PlanDiff, diff_plans
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
 from palmnet.state.paths import lab_dir, running_labs, state_root
-from palmnet.topology.copies import with_copies
+from palmnet.topology.copies import with_copies, with_pools
 from palmnet.topology.loader import load_lab, load_lab_text
 
 Report = Callable[[str], None]
@@ -101,14 +101,17 @@ def stored_plan(journal: Journal) -> Plan:
     source = journal.meta("source")
     if text is None:
         raise LabError("the lab's journal holds no topology (a crashed `up`?): run `palmnet down`")
-    plan = _plan_text(text, source, journal.meta("launched", {}))
+    plan = _plan_text(text, source, journal.meta("launched", {}), journal.meta("pd_pools", {}))
     return dataclasses.replace(plan, backend=journal.meta("backend", plan.backend))
 
 
-def _plan_text(text: str, source: str, launched: dict[str, str]) -> Plan:
-    """The plan of a topology text, with the copies `launch` added (uci: paths stay
-    relative to the original file)."""
-    return plan_lab(with_copies(load_lab_text(text, source), launched))
+def _plan_text(
+    text: str, source: str, launched: dict[str, str], pools: dict[str, str] | None = None
+) -> Plan:
+    """The plan of a topology text, with the copies `launch` added and the ISP pools
+    `isp renumber` set (uci: paths stay relative to the original file)."""
+    lab = with_copies(load_lab_text(text, source), launched)
+    return plan_lab(with_pools(lab, pools or {}))
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,8 @@ class LabAPI:
         launched = journal.meta("launched", {})
         if launched:
             plan = _plan_text(text, plan.source, launched)
+        if journal.meta("pd_pools"):
+            journal.set_meta("pd_pools", {})  # the file's pools win again
         diff = diff_plans(old, plan)
         if diff.empty:
             return UpResult(plan, "unchanged", "no change: the running lab matches the file")

@@ -36,3 +36,26 @@ def with_copies(lab: Lab, copies: dict[str, str]) -> Lab:
         source = template_node(lab, template)
         nodes[name] = source.model_copy(update={"name": name})
     return lab.model_copy(update={"nodes": nodes})
+
+
+def with_pools(lab: Lab, pools: dict[str, str]) -> Lab:
+    """The lab with ISPs' delegation pools replaced (`palmnet isp renumber`)."""
+    if not pools:
+        return lab
+    import ipaddress
+
+    nodes = dict(lab.nodes)
+    for name, prefix in pools.items():
+        node = nodes.get(name)
+        if node is None or node.delegate is None:
+            raise InputError(f"no isp node '{name}' with a delegation pool in lab {lab.name}")
+        try:
+            pool = ipaddress.IPv6Network(prefix)
+        except ValueError as exc:
+            raise InputError(f"{prefix!r} is not an IPv6 prefix ({exc})") from None
+        if node.delegate.length <= pool.prefixlen:
+            raise InputError(f"{pool} is too small to delegate /{node.delegate.length}s from it")
+        nodes[name] = node.model_copy(
+            update={"delegate": node.delegate.model_copy(update={"pool": pool})}
+        )
+    return lab.model_copy(update={"nodes": nodes})
