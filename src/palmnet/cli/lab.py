@@ -86,13 +86,27 @@ def down(
 def ls(
     lab_arg: str | None = typer.Argument(None, metavar="[LAB]", help="The lab."),
     lab: str | None = LAB,
+    prefixes: bool = typer.Option(
+        False, "--prefixes", help="Each router's delegated prefix and each LAN's /64."
+    ),
     fmt: Format = FORMAT,
 ) -> None:
     """List nodes with the addresses the kernel holds, like `lxc ls`."""
     from palmnet.lab import LabAPI, resolve_lab
 
     api = LabAPI()
-    _show(api, resolve_lab(lab_arg or lab), fmt)
+    name = resolve_lab(lab_arg or lab)
+    if prefixes:
+        from palmnet.cli.isp import prefix_rows
+        from palmnet.cli.tables import print_table, rows_table
+
+        rows = prefix_rows(name)
+        if fmt is Format.json:
+            _emit_json(rows)
+        else:
+            print_table(rows_table(rows))
+        return
+    _show(api, name, fmt)
 
 
 def exec_(

@@ -63,3 +63,21 @@ def live_json(nodes: Sequence[LiveNode]) -> list[dict[str, object]]:
 
 def print_table(table: Table) -> None:
     Console(width=200).print(table)
+
+
+def rows_table(rows: Sequence[dict[str, object]]) -> Table:
+    """A table of uniform dicts, columns in key order, lists one item per line."""
+    t = Table(show_lines=True, header_style="bold")
+    keys = list(rows[0]) if rows else []
+    for key in keys:
+        t.add_column(key.upper(), no_wrap=True)
+    for row in rows:
+        cells = []
+        for key in keys:
+            value = row.get(key)
+            if isinstance(value, (list, tuple)):
+                cells.append("\n".join(str(v) for v in value))
+            else:
+                cells.append("" if value is None else str(value))
+        t.add_row(*cells)
+    return t
