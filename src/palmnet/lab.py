@@ -31,7 +31,20 @@ Report = Callable[[str], None]
 
 
 def plan_file(path: str | Path) -> Plan:
-    return plan_lab(load_lab(path))
+    plan = plan_lab(load_lab(path))
+    _check_daemon_configs(plan, str(path))
+    return plan
+
+
+def _check_daemon_configs(plan: Plan, source: str) -> None:
+    """What a daemon would refuse, reported as bad input before anything is made."""
+    from palmnet.services.bird import routing_problems
+
+    for node in plan.nodes:
+        if node.routing is not None:
+            problems = routing_problems(node.routing)
+            if problems:
+                raise InputError("; ".join(problems), file=source, key=f"nodes.{node.name}.routing")
 
 
 BACKENDS = ("netns", "lxd")

@@ -1,9 +1,190 @@
-"""Verbs of palmnet's routing group (being written)."""
+"""`palmnet route` and `palmnet neighbors`: a node's IPv6 routes and routing neighbours.
+
+    palmnet route [--lab L] NODE [--format json]
+        The kernel's main IPv6 table inside the node (what it forwards by),
+        each route with its source: connected, static, ra, or for routes
+        BIRD installed the protocol that learned them (rip, babel, ospf),
+        its next hops (link-local, with the interface) and metrics, like
+        `birdc show route`. Works on any node: a host shows its RA routes.
+
+    palmnet neighbors [--lab L] NODE [--format json]
+        The routing protocol's neighbours, as `birdc show rip|babel|ospf
+        neighbors` gives them (and the BFD session of each, where BFD runs).
+        Only for nodes with a `routing:` section (exit 2 otherwise).
+
+BIRD is asked over its control socket in the lab's state directory (the
+same one `birdc -s` would use), from the host.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
+
 import typer
+from rich.table import Table
+
+from palmnet.cli.options import FORMAT, LAB, Format
+from palmnet.cli.tables import print_table
+from palmnet.errors import InputError, LabError
+from palmnet.plan.model import NodePlan, Plan
+from palmnet.toolbox.routes import (
+    NEIGHBOR_COMMAND,
+    BirdRoute,
+    NeighborRow,
+    RouteRow,
+    bfd_states,
+    bird_routes,
+    neighbor_rows,
+    route_rows,
+)
+
+NODE = typer.Argument(..., help="The node.")
+
+
+def _node(plan: Plan, name: str) -> NodePlan:
+    try:
+        return plan.node(name)
+    except KeyError:
+        names = ", ".join(n.name for n in plan.nodes)
+        raise InputError(f"no node '{name}' in lab {plan.lab} (nodes: {names})") from None
+
+
+def bird_socket(plan: Plan, node: NodePlan) -> Path:
+    from palmnet.services.bird import Bird
+    from palmnet.state.paths import node_dir
+
+    return Bird(plan, node, node_dir(plan.lab, node.name)).socket
+
+
+def _ask_bird(plan: Plan, node: NodePlan, command: str) -> list[tuple[str, str]]:
+    from palmnet.services.bird import BirdControlError, control
+
+    try:
+        reply = control(bird_socket(plan, node), command)
+    except BirdControlError as exc:
+        raise LabError(f"BIRD on {node.name} does not answer ({exc})") from None
+    errors = [text for code, text in reply if code.startswith(("8", "9"))]
+    if errors:
+        raise LabError(f"BIRD on {node.name}: {command}: {'; '.join(errors)}")
+    return reply
+
+
+def _kernel_routes(lab: str | None, node: str) -> list[dict[str, object]]:
+    from palmnet.lab import LabAPI
+
+    try:
+        proc = LabAPI().run(lab, node, ["ip", "-6", "-j", "route", "show", "table", "main"])
+    except subprocess.TimeoutExpired:
+        raise LabError(f"ip route on node {node} did not finish in time") from None
+    if proc.returncode != 0:
+        raise LabError(f"ip route on node {node} failed: {proc.stderr.strip()}")
+    return json.loads(proc.stdout or "[]")
+
+
+def routes_of(lab: str | None, node_name: str) -> list[RouteRow]:
+    """The node's routing table as rows (the Lab API's view for other verbs too)."""
+    from palmnet.lab import LabAPI
+
+    plan = LabAPI().plan_of(lab)
+    node = _node(plan, node_name)
+    kernel = _kernel_routes(lab, node_name)
+    bird: dict[str, BirdRoute] = {}
+    if node.routing is not None and any(r.get("protocol") == "bird" for r in kernel):
+        bird = bird_routes(_ask_bird(plan, node, "show route all"))
+    return route_rows(kernel, bird)
+
+
+def neighbors_of(lab: str | None, node_name: str) -> list[NeighborRow]:
+    from dataclasses import replace
+
+    from palmnet.lab import LabAPI
+
+    plan = LabAPI().plan_of(lab)
+    node = _node(plan, node_name)
+    if node.routing is None:
+        raise InputError(
+            f"node '{node_name}' runs no routing protocol (no routing: section in the lab file)"
+        )
+    protocol = node.routing.protocol
+    rows = neighbor_rows(protocol, _ask_bird(plan, node, NEIGHBOR_COMMAND[protocol]))
+    if node.routing.bfd_interval is not None:
+        states = bfd_states(_ask_bird(plan, node, "show bfd sessions"))
+        rows = [replace(r, bfd=states.get((r.address, r.interface), "none")) for r in rows]
+    return rows
+
+
+def _hops(row: RouteRow) -> tuple[str, str]:
+    vias = "\n".join(h.via or "-" for h in row.nexthops) or "-"
+    devs = "\n".join(h.dev or "-" for h in row.nexthops) or "-"
+    return vias, devs
+
+
+def _text(value: object) -> str:
+    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def route_table(node: str, rows: list[RouteRow]) -> Table:
+    t = Table(title=f"IPv6 routes of {node}", header_style="bold")
+    for col in ("PREFIX", "SOURCE", "VIA", "DEV", "METRIC", "COST"):
+        t.add_column(col, no_wrap=True)
+    for r in rows:
+        via, dev = _hops(r)
+        if r.type != "unicast":
+            via = r.type
+        t.add_row(r.prefix, r.source, via, dev, _text(r.metric), _text(r.cost))
+    return t
+
+
+def neighbor_table(node: str, protocol: str, rows: list[NeighborRow]) -> Table:
+    t = Table(title=f"{protocol} neighbours of {node}", header_style="bold")
+    bfd = any(r.bfd is not None for r in rows)
+    cols = ["ADDRESS", "INTERFACE", "STATE"]
+    if protocol == "ospf3":
+        cols += ["ROUTER ID", "DEAD IN"]
+    elif protocol == "babel":
+        cols += ["METRIC", "ROUTES", "EXPIRES"]
+    else:
+        cols += ["METRIC", "ROUTES", "SEEN"]
+    cols += ["BFD"] if bfd else []
+    for col in cols:
+        t.add_column(col, no_wrap=True)
+    for r in rows:
+        cells = [r.address, r.interface, r.state]
+        if protocol == "ospf3":
+            cells += [_text(r.router_id), _text(r.expires)]
+        elif protocol == "babel":
+            cells += [_text(r.metric), _text(r.routes), _text(r.expires)]
+        else:
+            cells += [_text(r.metric), _text(r.routes), _text(r.seen)]
+        cells += [_text(r.bfd)] if bfd else []
+        t.add_row(*cells)
+    return t
+
+
+def route(node: str = NODE, lab: str | None = LAB, fmt: Format = FORMAT) -> None:
+    """The node's IPv6 routing table, with the source of each route."""
+    rows = routes_of(lab, node)
+    if fmt == Format.json:
+        typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
+    else:
+        print_table(route_table(node, rows))
+
+
+def neighbors(node: str = NODE, lab: str | None = LAB, fmt: Format = FORMAT) -> None:
+    """The routing protocol's neighbours of a router (RIPng, Babel, OSPFv3)."""
+    from palmnet.lab import LabAPI
+
+    rows = neighbors_of(lab, node)
+    if fmt == Format.json:
+        typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
+    else:
+        routing = LabAPI().plan_of(lab).node(node).routing
+        print_table(neighbor_table(node, routing.protocol if routing else "", rows))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's verbs to the app."""
+    """Add `palmnet route` and `palmnet neighbors` to the app."""
+    app.command("route")(route)
+    app.command("neighbors")(neighbors)

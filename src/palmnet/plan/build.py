@@ -57,6 +57,8 @@ class _Draft:
 def _draft(lab: Lab, node: Node) -> _Draft:
     if node.kind == "openwrt":
         ow = read_openwrt(lab.name, node)
+        if node.routing is not None:
+            ow.uci["firewall"] += _routing_rules(lab.name, node, ow)
         return _Draft(
             node,
             ow.ifaces,
@@ -85,6 +87,23 @@ def _draft(lab: Lab, node: Node) -> _Draft:
         lans = [LanService(interface=i.name) for i in ifaces if i.ra]
         return _Draft(node, ifaces, lans, serves_dns=True)
     return _Draft(node, ifaces)
+
+
+def _routing_rules(lab: str, node: Node, ow: object) -> str:
+    """Rules that open the routing protocol on the interfaces running it, appended to
+    /etc/config/firewall as OpenWrt packages add theirs on install."""
+    from palmnet.openwrt.uci import parse
+    from palmnet.openwrt.zones import zone_devices
+    from palmnet.plan.routing_firewall import firewall_rules, zones_of_devices
+
+    assert node.routing is not None
+    uci = ow.uci  # type: ignore[attr-defined]
+    routing = plan_routing(lab, node.name, node.routing, tuple(ow.ifaces))  # type: ignore[attr-defined,arg-type]
+    devices = zone_devices(parse(uci["network"], "network"))
+    zones = zones_of_devices(parse(uci["firewall"], "firewall"), devices)
+    return "\n# added by palmnet: the routing protocol on its interfaces\n" + firewall_rules(
+        routing, zones
+    )
 
 
 def _outer_names(drafts: list[_Draft]) -> dict[tuple[str, str], str]:
