@@ -306,7 +306,15 @@ class LabAPI:
             self._known(plan, node)
             stopped = set(journal.meta("stopped", []))
             if node in stopped:
-                _backend_of(journal).apply(plan, journal, [node])
+                backend = _backend_of(journal)
+                try:
+                    backend.apply(plan, journal, [node])
+                except BaseException as exc:
+                    backend.remove_nodes(plan, journal, [node])  # stays STOPPED, clean
+                    journal.close()
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        raise
+                    raise LabError(f"start of {node} failed, it stays stopped: {exc}") from exc
                 journal.set_meta("stopped", sorted(stopped - {node}))
             journal.close()
 

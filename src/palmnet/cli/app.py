@@ -83,6 +83,10 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except PalmnetError as exc:
             typer.echo(f"palmnet: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            # The kernel said no (EEXIST, EPERM...): a message, not a traceback.
+            typer.echo(f"palmnet: {exc}", err=True)
+            raise typer.Exit(1) from None
 
     run._guarded = True  # type: ignore[attr-defined]
     return run

@@ -11,6 +11,7 @@ from palmnet.backends.netns import nsfs
 from palmnet.backends.netns.build import apply_plan
 from palmnet.backends.netns.daemons import refresh_daemons
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
+from palmnet.backends.netns.linkwait import subscribe_links, wait_links_gone
 from palmnet.backends.netns.mountns import enter_node, mount_state_tmpfs
 from palmnet.backends.netns.observe import observe_node
 from palmnet.backends.netns.teardown import destroy_lab, remove_node
@@ -35,8 +36,19 @@ class NetnsBackend(Backend):
         refresh_daemons(plan, journal)
 
     def remove_nodes(self, plan: Plan, journal: Journal, nodes: Sequence[str]) -> None:
-        for name in nodes:
-            remove_node(plan.lab, name, journal)
+        switch = nsfs.netns_path(plan.switch_netns)
+        sock = subscribe_links(switch) if os.path.exists(switch) else None
+        try:
+            for name in nodes:
+                remove_node(plan.lab, name, journal)
+            if sock is not None:
+                outer = [
+                    i.outer for n in plan.nodes if n.name in nodes for i in n.interfaces if i.outer
+                ]
+                wait_links_gone(sock, switch, outer)
+        finally:
+            if sock is not None:
+                sock.close()
 
     def observe(self, plan: Plan, journal: Journal) -> list[LiveNode]:
         stopped = set(journal.meta("stopped", []))

@@ -114,8 +114,7 @@ class Scorecard:
         head = f"audit of {self.node} in lab {self.lab}"
         if self.stimulus:
             head += (
-                f": stimuli from {self.stimulus} ({self.stimulus_interface})"
-                f" to {self.interface}"
+                f": stimuli from {self.stimulus} ({self.stimulus_interface}) to {self.interface}"
             )
         width = max([len("CHECK"), *(len(r.check) for r in results)])
         lines = [head, f"{'CHECK':<{width}}  RESULT  {'TIME':>6}  EVIDENCE"]

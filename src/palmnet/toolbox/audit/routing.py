@@ -1,0 +1,122 @@
+"""Routing: the default route's next hop is link-local (RFC 4861 routers are
+known by their link-local address: GUAs may be renumbered, link-locals are
+not), and the RA's RDNSS/DNSSL reach the node's resolver.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+from palmnet.toolbox.audit.context import AuditContext, addressable
+from palmnet.toolbox.audit.model import Outcome
+
+RESOLVER_SETTLE = 3.0  # seconds for rdnssd to write resolv.conf after the RA
+RESOLVER_POLL = 0.1
+
+
+def _next_hops(routes: list[dict]) -> list[tuple[str | None, str, str]]:
+    """(gateway, device, protocol) of every unicast default route, multipath expanded."""
+    out = []
+    for r in routes:
+        if r.get("type", "unicast") != "unicast":
+            continue  # unreachable / blackhole defaults carry no next hop
+        proto = str(r.get("protocol", "?"))
+        for hop in r.get("nexthops") or [r]:
+            out.append((hop.get("gateway"), str(hop.get("dev", r.get("dev", "?"))), proto))
+    return out
+
+
+def default_route_ll(ctx: AuditContext) -> Outcome:
+    hops = _next_hops(ctx.ip_json(None, "-6", "route", "show", "default"))
+    if not hops:
+        routers = [
+            f"{ra.source} on {i.name}"
+            for i in addressable(ctx.target)
+            for ra in ctx.adverts(i.name)
+            if ra.router_lifetime > 0
+        ]
+        if routers:
+            return Outcome.failed(
+                f"no IPv6 default route, although {', '.join(routers)} advertises a default router"
+            )
+        return Outcome.na("no IPv6 default route and no RA offers one (the top of the lab)")
+    shown = []
+    bad = []
+    for gateway, dev, proto in hops:
+        if gateway is None:
+            shown.append(f"default dev {dev} with no next hop (proto {proto})")
+            bad.append(dev)
+            continue
+        hop = ipaddress.IPv6Address(gateway.split("%")[0])
+        shown.append(f"default via {hop}%{dev} (proto {proto})")
+        if not hop.is_link_local:
+            bad.append(str(hop))
+    if bad:
+        return Outcome.failed(
+            f"next hop not link-local: {', '.join(bad)}; the routes: {'; '.join(shown)}"
+        )
+    return Outcome.passed("; ".join(shown))
+
+
+def parse_resolv_conf(text: str) -> tuple[list[ipaddress.IPv6Address], list[str]]:
+    """IPv6 name servers (zone dropped) and search domains of a resolv.conf."""
+    servers: list[ipaddress.IPv6Address] = []
+    search: list[str] = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            try:
+                servers.append(ipaddress.IPv6Address(words[1].split("%")[0]))
+            except ValueError:
+                continue  # IPv4 servers are not the RA's
+        elif words and words[0] in ("search", "domain"):
+            search += [w.rstrip(".").lower() for w in words[1:]]
+    return servers, search
+
+
+def rdnss_dnssl(ctx: AuditContext) -> Outcome:
+    rdnss: list[ipaddress.IPv6Address] = []
+    dnssl: list[str] = []
+    sources = []
+    for iface in addressable(ctx.target):
+        for ra in ctx.adverts(iface.name):
+            if ra.rdnss or ra.dnssl:
+                sources.append(f"{ra.source} on {iface.name}")
+            rdnss += [a for a in ra.rdnss if a not in rdnss]
+            dnssl += [d.lower() for d in ra.dnssl if d.lower() not in dnssl]
+    if not rdnss and not dnssl:
+        return Outcome.na("no RA carries RDNSS or DNSSL")
+    wanted_servers = rdnss[:3]  # a resolv.conf holds three name servers (MAXNS)
+
+    def missing(text: str) -> tuple[list, list]:
+        servers, search = parse_resolv_conf(text)
+        return (
+            [a for a in wanted_servers if a not in servers],
+            [d for d in dnssl if d not in search],
+        )
+
+    deadline = time.monotonic() + RESOLVER_SETTLE
+    while True:
+        proc = ctx.api.run(ctx.lab, ctx.target.name, ["cat", "/etc/resolv.conf"])
+        text = proc.stdout if proc.returncode == 0 else ""
+        lost_servers, lost_domains = missing(text)
+        if not (lost_servers or lost_domains) or time.monotonic() > deadline:
+            break
+        time.sleep(RESOLVER_POLL)  # poll: rdnssd tells nobody when it has written the file
+    offered = (
+        f"RA from {', '.join(sources)} carries RDNSS {', '.join(map(str, rdnss)) or '-'}"
+        f" and DNSSL {', '.join(dnssl) or '-'}"
+    )
+    if lost_servers or lost_domains:
+        lost = [f"nameserver {a}" for a in lost_servers] + [f"search {d}" for d in lost_domains]
+        has = [
+            " ".join(line.split())
+            for line in text.splitlines()
+            if line.split()[:1] in (["nameserver"], ["search"], ["domain"])
+        ]
+        return Outcome.failed(
+            f"{offered}; /etc/resolv.conf lacks {', '.join(lost)}"
+            f" (it has: {'; '.join(has) or 'nothing'})"
+        )
+    return Outcome.passed(f"{offered}; /etc/resolv.conf has them")

@@ -1,0 +1,204 @@
+"""`palmnet audit` on a real lab: a good farm host passes, nodes made bad fail.
+
+One farm lab for the module (a router advertising a /64 on each bridge, three
+hosts on lxdbr0). The bad nodes are set up by hand after `up` (that is making
+them bad, not judging them): w2 with max_addresses 0 (no cap: an RA flood
+piles up addresses), w3 with its default route replaced by one via the
+router's global address. The RA flood is small here (200 RAs, 80 for the
+node without a cap): the checks' verdicts do not depend on the count.
+Prefix delegation gets a lab of its own, examples/cascade.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from palmnet.lab import LabAPI
+from tests.integration.labs import ip_json, lab_traces, run, write_lab
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+pytestmark = pytest.mark.root
+
+FARM = """\
+name: {name}
+domain: farm.example
+networks:
+  br0: {{}}
+  lxdbr0: {{}}
+nodes:
+  up:
+    kind: router
+    interfaces:
+      eth0: {{network: br0, ipv6: [2001:db8:ebbd:2080::1/64], ra: true}}
+      eth1: {{network: lxdbr0, ipv6: [2001:db8:ebbd:2084::1/64], ra: true}}
+  w:
+    count: 3
+    interfaces:
+      eth0: {{network: lxdbr0}}
+"""
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory):
+    name = f"au{os.getpid() % 100000}"
+    path = write_lab(tmp_path_factory.mktemp("audit") / "farm.yaml", FARM.format(name=name))
+    try:
+        run("up", str(path))
+        yield name
+    finally:
+        run("down", name, check=False)
+        assert lab_traces(name) == []
+
+
+def audit(lab: str, node: str, *args: str) -> tuple[int, dict]:
+    proc = run("audit", "--lab", lab, node, "--format", "json", *args, check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def by_check(card: dict) -> dict[str, dict]:
+    return {c["check"]: c for c in card["checks"]}
+
+
+def globals_of(lab: str, node: str) -> list[str]:
+    return [
+        info["local"]
+        for link in ip_json(lab, node, "-6", "addr", "show", "dev", "eth0", "scope", "global")
+        for info in link["addr_info"]
+        if "local" in info
+    ]
+
+
+def test_good_farm_host_passes(farm: str) -> None:
+    before = globals_of(farm, "w1")
+    code, card = audit(farm, "w1", "--from", "w3", "--ra-count", "200")
+    checks = by_check(card)
+    assert code == 0, json.dumps(card, indent=1)
+    assert card["from"] == "w3" and card["interface"] == "eth0"
+    assert list(checks) == [
+        "slaac",
+        "dhcpv6",
+        "link_bounce",
+        "restart_stable",
+        "default_route_ll",
+        "rdnss_dnssl",
+        "prefix_delegation",
+        "ra_flood",
+        "nd_scan",
+        "icmpv6_essentials",
+    ]
+    assert {c["verdict"] for c in card["checks"]} <= {"PASS", "N/A"}
+    # Where the farm offers it, the node has it; the rest is honestly N/A.
+    for name in (
+        "slaac",
+        "link_bounce",
+        "restart_stable",
+        "default_route_ll",
+        "ra_flood",
+        "nd_scan",
+        "icmpv6_essentials",
+    ):
+        assert checks[name]["verdict"] == "PASS", checks[name]
+    for name in ("dhcpv6", "rdnss_dnssl", "prefix_delegation"):
+        assert checks[name]["verdict"] == "N/A", checks[name]
+    assert "(EUI-64) in 2001:db8:ebbd:2084::/64" in checks["slaac"]["evidence"]
+    assert re.search(r"held (\d+) global", checks["ra_flood"]["evidence"])
+    held = int(re.search(r"held (\d+) global", checks["ra_flood"]["evidence"]).group(1))
+    assert 1 < held <= 16
+    assert "fragments" in checks["icmpv6_essentials"]["evidence"]
+    # The flood's addresses are gone and the restart gave the same address back.
+    assert globals_of(farm, "w1") == before
+
+
+def test_ra_flood_fails_on_a_node_without_an_address_cap(farm: str) -> None:
+    api = LabAPI()
+    api.run(farm, "w2", ["sysctl", "-qw", "net.ipv6.conf.eth0.max_addresses=0"]).check_returncode()
+    try:
+        code, card = audit(farm, "w2", "--only", "ra_flood", "--ra-count", "80")
+        (check,) = card["checks"]
+        assert code == 1, check
+        assert check["verdict"] == "FAIL"
+        assert (
+            "held 81 global addresses on eth0 (80 from the flood, 1 before; limit 16)"
+            in (check["evidence"])
+        )
+        assert "cleanup removed 80 flood addresses" in check["evidence"]
+        assert len(globals_of(farm, "w2")) == 1
+    finally:
+        api.run(farm, "w2", ["sysctl", "-qw", "net.ipv6.conf.eth0.max_addresses=16"])
+
+
+def test_default_route_via_a_global_address_fails(farm: str) -> None:
+    LabAPI().run(
+        farm,
+        "w3",
+        ["ip", "-6", "route", "replace", "default", "via", "2001:db8:ebbd:2084::1", "dev", "eth0"],
+    ).check_returncode()
+    proc = run("audit", "--lab", farm, "w3", "--only", "default_route_ll", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("default_route_ll"))
+    assert line.split()[1] == "FAIL"
+    assert "next hop not link-local: 2001:db8:ebbd:2084::1" in line
+    assert proc.stdout.splitlines()[-1].startswith("FAIL: 0 pass, 1 fail")
+
+
+def test_router_answers_probes_and_scan(farm: str) -> None:
+    code, card = audit(farm, "up", "--only", "icmpv6_essentials,nd_scan,slaac")
+    checks = by_check(card)
+    assert code == 0, json.dumps(card, indent=1)
+    assert "RS: RA answered" in checks["icmpv6_essentials"]["evidence"]
+    assert checks["slaac"]["verdict"] == "N/A"  # it is the router: static addresses
+    assert "answered 4/4 ping6" in checks["nd_scan"]["evidence"]
+    # The scan's incomplete entries were removed from the router.
+    neigh = ip_json(farm, "up", "-6", "neigh", "show")
+    assert len(neigh) < 16, neigh
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nosuch"], "no node 'nosuch'"),
+        (["w1", "--from", "w1"], "must come from another node"),
+        (["w1", "--ra-count", "5001"], "--ra-count 5001"),
+    ],
+)
+def test_bad_input(farm: str, args: list[str], message: str) -> None:
+    proc = run("audit", "--lab", farm, *args, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_no_trace_left_by_the_checks(farm: str) -> None:
+    """After all of the above, no stray addresses or cached routes in the lab."""
+    for node in ("w1", "w2", "w3"):
+        assert len(globals_of(farm, node)) == 1, node
+
+
+def test_prefix_delegation_numbers_the_lan(tmp_path: Path) -> None:
+    """examples/cascade.yaml: r2 requests a /60 from r1 and numbers its LAN from it."""
+    name = f"ac{os.getpid() % 100000}"
+    for d in ("cascade-r1", "cascade-r2"):
+        shutil.copytree(EXAMPLES / d, tmp_path / d)
+    text = (EXAMPLES / "cascade.yaml").read_text().replace("name: cascade", f"name: {name}", 1)
+    path = write_lab(tmp_path / "cascade.yaml", text)
+    try:
+        run("up", str(path))
+        code, card = audit(name, "r2", "--only", "prefix_delegation,default_route_ll")
+        checks = by_check(card)
+        assert code == 0, json.dumps(card, indent=1)
+        evidence = checks["prefix_delegation"]["evidence"]
+        assert "delegated 2001:db8:ebbd:c610::/60 over eth1 (as planned)" in evidence
+        assert "announces 2001:db8:ebbd:c610::/64" in evidence
+        _, card = audit(name, "h2", "--only", "prefix_delegation")
+        assert card["checks"][0]["verdict"] == "N/A"
+    finally:
+        run("down", name, check=False)
+        assert lab_traces(name) == []
