@@ -45,5 +45,5 @@ fi
 PY=${PYTHON:-/usr/bin/python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[dev]'
+.venv/bin/pip install -q -e '.[dev,lxd]'
 echo "palmnet installed: $(.venv/bin/palmnet --version)"

@@ -293,7 +293,9 @@ class LabAPI:
             self._known(plan, node)
             stopped = set(journal.meta("stopped", []))
             if node not in stopped:
-                _backend_of(journal).remove_nodes(plan, journal, [node])
+                backend = _backend_of(journal)
+                # LXD keeps a stopped container (and what the user changed in it).
+                getattr(backend, "stop_nodes", backend.remove_nodes)(plan, journal, [node])
                 journal.set_meta("stopped", sorted(stopped | {node}))
             journal.close()
 

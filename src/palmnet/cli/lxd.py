@@ -1,9 +1,163 @@
-"""Verbs of palmnet's lxd group (being written)."""
+"""LXD verbs: `lxd init|status`, `image build|import|ls`, `snapshot`, `publish`.
+
+Thin: parse, call the LXD backend's modules, print. Labs on LXD use the
+usual lab verbs (`up --backend lxd`, `ls`, `exec`, `down`, ...).
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+from palmnet.cli.options import FORMAT, LAB, Format
+
+lxd_app = typer.Typer(help="Start and inspect LXD for palmnet's LXD backend.", no_args_is_help=True)
+image_app = typer.Typer(help="Local LXD images: build, import, list.", no_args_is_help=True)
+
+
+def _say(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+@lxd_app.command("init")
+def lxd_init() -> None:
+    """Start lxcfs and lxd (no systemd needed) and preseed a fresh LXD: a dir pool
+    and a bridge without addresses, NAT or DHCP. An LXD that already has a storage
+    pool or a network is left as it is."""
+    from palmnet.backends.lxd import daemon
+
+    _say(daemon.init(_say))
+
+
+@lxd_app.command("status")
+def lxd_status(fmt: Format = FORMAT) -> None:
+    """Whether LXD is installed and answers, its pools, networks and palmnet labs."""
+    import dataclasses
+
+    from palmnet.backends.lxd import daemon
+
+    st = daemon.status()
+    if fmt is Format.json:
+        typer.echo(json.dumps(dataclasses.asdict(st), indent=2))
+    else:
+        typer.echo(f"installed: {'yes' if st.installed else 'no'}")
+        typer.echo(f"lxcfs:     {'mounted' if st.lxcfs else 'not mounted'}")
+        if not st.running:
+            typer.echo("lxd:       not running (run `palmnet lxd init`)")
+        else:
+            typer.echo(f"lxd:       {st.version}, running")
+            typer.echo(f"pools:     {', '.join(st.pools) or 'none (run `palmnet lxd init`)'}")
+            typer.echo(f"networks:  {', '.join(st.networks) or 'none'}")
+            typer.echo(f"instances: {st.instances} (labs: {', '.join(st.labs) or 'none'})")
+    if not st.running:
+        raise typer.Exit(1)
+
+
+@image_app.command("build")
+def image_build(
+    name: str = typer.Argument(..., help="busybox, debian or router"),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if cached."),
+) -> None:
+    """Build a local image without an image server (alias palmnet-NAME)."""
+    from palmnet.backends.lxd import client, images
+
+    alias = images.build(client.connect(), name, _say, force=force)
+    typer.echo(alias)
+
+
+@image_app.command("import")
+def image_import(
+    rootfs: Path = typer.Argument(..., help="A rootfs tarball (filesystem at its root)."),
+    alias: str = typer.Option(..., "--alias", help="The image's alias."),
+    arch: str | None = typer.Option(None, "--arch", help="Architecture (default: this machine's)."),
+    description: str | None = typer.Option(None, "--description"),
+) -> None:
+    """Write metadata.yaml (architecture, creation_date now) and import both tarballs."""
+    from palmnet.backends.lxd import client, images
+
+    fingerprint = images.import_rootfs(client.connect(), rootfs, alias, arch, description)
+    _say(f"image {alias} imported ({fingerprint[:12]})")
+    typer.echo(fingerprint)
+
+
+@image_app.command("ls")
+def image_ls(fmt: Format = FORMAT) -> None:
+    """The images LXD holds: alias, fingerprint, description, size, lab."""
+    import dataclasses
+
+    from palmnet.backends.lxd import client, images
+
+    rows = images.list_images(client.connect())
+    if fmt is Format.json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+        return
+    from palmnet.cli.tables import print_table, rows_table
+
+    print_table(
+        rows_table(
+            [
+                {
+                    "ALIAS": ", ".join(r.aliases),
+                    "FINGERPRINT": r.fingerprint[:12],
+                    "DESCRIPTION": r.description,
+                    "ARCH": r.architecture,
+                    "SIZE": f"{r.size / 1e6:.1f} MB",
+                    "UPLOADED": r.uploaded,
+                    "LAB": r.lab or "",
+                }
+                for r in rows
+            ]
+        )
+    )
+
+
+def _lab_and_node(lab: str | None, node: str) -> str:
+    from palmnet.lab import LabAPI
+
+    plan = LabAPI().plan_of(lab)
+    if plan.backend != "lxd":
+        from palmnet.errors import InputError
+
+        raise InputError(f"lab {plan.lab} runs on the {plan.backend} backend, not lxd")
+    LabAPI._known(plan, node)
+    return plan.lab
+
+
+def snapshot(
+    node: str = typer.Argument(..., help="The node."),
+    name: str = typer.Argument(..., help="The snapshot's name."),
+    lab: str | None = LAB,
+) -> None:
+    """Snapshot a node's container, like `lxc snapshot`."""
+    from palmnet.backends.lxd import client, snapshots
+
+    lab_name = _lab_and_node(lab, node)
+    _say(f"snapshot {snapshots.snapshot(client.connect(), lab_name, node, name)} taken")
+
+
+def publish(
+    target: str = typer.Argument(..., help="NODE or NODE/SNAPSHOT"),
+    alias: str = typer.Option(..., "--alias", help="The new image's alias."),
+    keep: bool = typer.Option(
+        False, "--keep", help="Keep the image after `down` (default: the lab's, removed)."
+    ),
+    lab: str | None = LAB,
+) -> None:
+    """Publish a node (or one of its snapshots) as an image, like `lxc publish`;
+    nodes with `image: ALIAS` then start from it."""
+    from palmnet.backends.lxd import client, snapshots
+
+    lab_name = _lab_and_node(lab, target.partition("/")[0])
+    fingerprint = snapshots.publish(client.connect(), lab_name, target, alias, keep)
+    _say(f"image {alias} published ({fingerprint[:12]})")
+    typer.echo(fingerprint)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's verbs to the app."""
+    app.add_typer(lxd_app, name="lxd")
+    app.add_typer(image_app, name="image")
+    app.command()(snapshot)
+    app.command()(publish)

@@ -306,6 +306,9 @@ def plan_lab(lab: Lab) -> Plan:
                 ),
                 pd_servers=tuple(pd.servers.get(node.name, ())),
                 pd_client=pd.clients.get(node.name),
+                image=node.image,
+                security_nesting=node.security_nesting,
+                security_privileged=node.security_privileged,
             )
         )
     nodes = resolve_routes(lab, nodes)

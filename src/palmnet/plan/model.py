@@ -184,6 +184,9 @@ class NodePlan:
     routing: RoutingPlan | None = None
     pd_servers: tuple[PdServerPlan, ...] = ()
     pd_client: PdClientPlan | None = None
+    image: str | None = None  # backend lxd: image alias (None: the backend's default)
+    security_nesting: bool = False
+    security_privileged: bool = False
 
     @property
     def forwarding(self) -> bool:

@@ -199,6 +199,9 @@ class _Loader:
                     routes=tuple(merged.routes),
                     routing=merged.routing,
                     delegate=merged.delegate,
+                    image=merged.image,
+                    security_nesting=merged.security_nesting,
+                    security_privileged=merged.security_privileged,
                     template=entry,
                     line=line,
                 )

@@ -123,6 +123,9 @@ class ProfileSpec(Strict):
     routes: list[RouteSpec] | None = None
     routing: RoutingSpec | None = None
     delegate: DelegateSpec | None = None  # isp: the PD pool
+    image: str | None = None  # backend lxd: the image alias the node's container starts from
+    security_nesting: bool | None = Field(default=None, alias="security.nesting")
+    security_privileged: bool | None = Field(default=None, alias="security.privileged")
 
 
 class NodeSpec(ProfileSpec):
@@ -161,6 +164,9 @@ class Node(Strict):
     routes: tuple[RouteSpec, ...] = ()
     routing: RoutingSpec | None = None
     delegate: DelegateSpec | None = None
+    image: str | None = None
+    security_nesting: bool = False
+    security_privileged: bool = False
     template: str  # the node entry of the file it came from (w for w1..w10)
     line: int | None = None  # where that entry starts in the file
 

@@ -36,6 +36,9 @@ class Overlaid:
     routes: list[RouteSpec] = field(default_factory=list)
     routing: RoutingSpec | None = None
     delegate: DelegateSpec | None = None
+    image: str | None = None
+    security_nesting: bool = False
+    security_privileged: bool = False
 
 
 def profile_names(node: NodeSpec, known: Collection[str]) -> list[str]:
@@ -63,5 +66,11 @@ def overlay(layers: list[ProfileSpec], lab_dad: bool) -> Overlaid:
             result.routing = layer.routing
         if layer.delegate is not None:
             result.delegate = layer.delegate
+        if layer.image is not None:
+            result.image = layer.image
+        if layer.security_nesting is not None:
+            result.security_nesting = layer.security_nesting
+        if layer.security_privileged is not None:
+            result.security_privileged = layer.security_privileged
         result.interfaces.update(layer.interfaces)
     return result

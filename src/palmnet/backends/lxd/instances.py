@@ -1,0 +1,245 @@
+"""A node as an LXD system container: its config, and the calls that make, start,
+stop and delete many of them at once.
+
+- Name: `LAB-NODE` (unique on the machine, readable in `lxc ls`); the
+  container's hostname is the node's own name (`lxc.uts.name`).
+- Every NIC is `nictype: bridged` on the lab's bridge with the plan's MAC
+  pinned (`hwaddr`), so the kernel's SLAAC addresses are the ones
+  `palmnet plan` prints.
+- The node's IPv6 settings (DESIGN.md §2: addr_gen_mode 0, use_tempaddr 0,
+  max_addresses, fast router solicitation, 100 ms DAD; forwarding on routers)
+  are `linux.sysctl.*` keys: LXC writes them when the container starts, before
+  its init runs, for `all`, `default` and each NIC.
+- Image: the node's `image:` (once the topology has the key), else
+  PALMNET_LXD_HOST_IMAGE / PALMNET_LXD_ROUTER_IMAGE, else palmnet-busybox for
+  hosts and palmnet-router for nodes that forward or send RAs.
+- `security.privileged` / `security.nesting` from the node's keys.
+- `boot.autostart: false`: after a reboot a lab is down (its journal on /run
+  is gone), its containers stay stopped until `palmnet down` removes them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from palmnet.backends.lxd import networks, tags
+from palmnet.backends.lxd.client import Lxd, OperationFailed
+from palmnet.backends.lxd.images import (
+    DEFAULT_HOST_IMAGE,
+    DEFAULT_ROUTER_IMAGE,
+    OPENWRT,
+    OPENWRT_DEVICES,
+)
+from palmnet.plan.model import NodePlan, Plan
+
+DAD_RETRANS_MS = 100
+BUSY_TIMEOUT = 30.0
+
+
+def instance_name(lab: str, node: str) -> str:
+    return f"{lab}-{node}"
+
+
+def is_router(node: NodePlan) -> bool:
+    return node.forwarding or node.sends_ra
+
+
+def image_of(node: NodePlan) -> str:
+    image = getattr(node, "image", None)
+    if image:
+        return str(image)
+    if is_router(node):
+        return os.environ.get("PALMNET_LXD_ROUTER_IMAGE", DEFAULT_ROUTER_IMAGE)
+    return os.environ.get("PALMNET_LXD_HOST_IMAGE", DEFAULT_HOST_IMAGE)
+
+
+def _flag(node: NodePlan, *names: str) -> bool:
+    for name in names:
+        value = getattr(node, name, None)
+        if value is not None:
+            return bool(value)
+    return False
+
+
+def node_sysctls(node: NodePlan) -> dict[str, str]:
+    """linux.sysctl.* keys: the netns backend's node settings, for all, default and
+    every NIC (a NIC exists before LXC writes them, so `default` alone would miss it)."""
+    forwarding = node.forwarding
+    conf: dict[str, int] = {
+        "forwarding": 1 if forwarding else 0,
+        "accept_ra": 0 if forwarding else 1,
+        "autoconf": 0 if forwarding else 1,
+        "addr_gen_mode": 0,
+        "use_tempaddr": 0,
+        "max_addresses": 16,
+        "accept_dad": 1 if node.dad else 0,
+        "dad_transmits": 1,
+        "router_solicitation_delay": 0,
+        "router_solicitation_interval": 1,
+        "router_solicitation_max_interval": 1,
+        "router_solicitations": -1,
+        "accept_redirects": 0 if forwarding else 1,
+    }
+    out: dict[str, str] = {"linux.sysctl.net.ipv4.ip_forward": str(int(forwarding))}
+    nics = [i for i in node.interfaces if i.kind == "veth"]
+    for scope in ("all", "default", *(i.name for i in nics)):
+        for key, value in conf.items():
+            out[f"linux.sysctl.net.ipv6.conf.{scope}.{key}"] = str(value)
+    for iface in nics:
+        prefix = f"linux.sysctl.net.ipv6.conf.{iface.name}"
+        if iface.master is not None:  # a port of a bridge inside the node: no IPv6 of its own
+            out[f"{prefix}.disable_ipv6"] = "1"
+            continue
+        out[f"linux.sysctl.net.ipv6.neigh.{iface.name}.retrans_time_ms"] = str(DAD_RETRANS_MS)
+        if iface.accept_ra:
+            out[f"{prefix}.accept_ra"] = "2"
+            out[f"{prefix}.autoconf"] = "1"
+    return out
+
+
+def instance_config(plan: Plan, node: NodePlan, profile: str, image_os: str = "") -> dict[str, Any]:
+    """The container of a node. An OpenWrt image (os: OpenWrt, set by `palmnet image
+    import` when the rootfs has /etc/openwrt_release) runs privileged with the device
+    nodes it needs made by LXD before its init, as the community init.sh did by hand."""
+    devices: dict[str, dict[str, str]] = {}
+    if image_os == OPENWRT:
+        devices.update({k: dict(v) for k, v in OPENWRT_DEVICES.items()})
+    for iface in node.interfaces:
+        if iface.kind != "veth":
+            continue
+        devices[iface.name] = {
+            "type": "nic",
+            "nictype": "bridged",
+            "parent": networks.bridge_name(plan.lab, iface.network),
+            "name": iface.name,
+            "hwaddr": iface.mac,
+        }
+    config = {
+        **tags.lab_config(plan.lab, node=node.name, kind=node.kind),
+        "raw.lxc": f"lxc.uts.name = {node.name}",
+        "boot.autostart": "false",
+        **node_sysctls(node),
+    }
+    if _flag(node, "privileged", "security_privileged") or image_os == OPENWRT:
+        config["security.privileged"] = "true"
+    if _flag(node, "nesting", "security_nesting"):
+        config["security.nesting"] = "true"
+    return {
+        "name": instance_name(plan.lab, node.name),
+        "type": "container",
+        "source": {"type": "image", "alias": image_of(node)},
+        "profiles": [profile],
+        "config": config,
+        "devices": devices,
+    }
+
+
+def lab_instances(lxd: Lxd, lab: str) -> dict[str, dict[str, Any]]:
+    """The lab's containers by node name (found by tag, not by name)."""
+    out = {}
+    for inst in lxd.instances(recursion=1):
+        if tags.lab_of(inst) == lab:
+            node = (inst.get("config") or {}).get(tags.NODE) or inst["name"]
+            out[str(node)] = inst
+    return out
+
+
+def create(lxd: Lxd, plan: Plan, nodes: Sequence[NodePlan], profile: str) -> None:
+    from palmnet.backends.lxd.images import image_os
+
+    os_of = {alias: image_os(lxd, alias) for alias in {image_of(n) for n in nodes}}
+    lxd.run_all(
+        (
+            "post",
+            "instances",
+            f"node {n.name}",
+            {"json": instance_config(plan, n, profile, os_of[image_of(n)])},
+        )
+        for n in nodes
+    )
+
+
+def set_state(lxd: Lxd, names: Iterable[tuple[str, str]], action: str, timeout: int = 30) -> None:
+    """Start/stop (force) many instances at once; names: (what, instance)."""
+    body = {"action": action, "timeout": timeout, "force": action != "start"}
+    lxd.run_all(
+        ("put", f"instances/{inst}/state", f"{what}: {action}", {"json": body})
+        for what, inst in names
+    )
+
+
+def start(lxd: Lxd, lab: str, nodes: Sequence[NodePlan]) -> None:
+    """Start nodes; a failure carries LXD's reason and the tail of the container's log."""
+
+    try:
+        set_state(lxd, [(f"node {n.name}", instance_name(lab, n.name)) for n in nodes], "start")
+    except OperationFailed as exc:
+        raise OperationFailed(f"{exc}{_console_tail(lxd, lab, nodes)}") from None
+
+
+def _console_tail(lxd: Lxd, lab: str, nodes: Sequence[NodePlan]) -> str:
+    """lxc.log lines that say why, for nodes that did not start."""
+    lines = []
+    for n in nodes:
+        inst = instance_name(lab, n.name)
+        try:
+            status = lxd.get(f"instances/{inst}/state")["status"]
+        except Exception:
+            continue
+        if status == "Running":
+            continue
+        try:
+            text = lxd.api.instances[inst].logs["lxc.log"].get().text
+        except Exception:
+            continue
+        # The container's own first errors say why ("Failed to exec /sbin/init");
+        # the daemon's lines after them are consequences.
+        errors = [
+            " - ".join(ln.split(" - ")[2:]) or ln
+            for ln in text.splitlines()
+            if ln.startswith(f"lxc {inst} ") and " ERROR " in ln
+        ]
+        if errors:
+            lines.append(f"\n  {n.name}: " + " | ".join(errors[:2]))
+    return "".join(lines)
+
+
+def delete(lxd: Lxd, names: Iterable[str]) -> None:
+    """Stop (force) and delete instances, all at once."""
+    names = list(names)
+    running = []
+    present = []
+    for name in names:
+        try:
+            state = lxd.get(f"instances/{name}")
+        except lxd.NotFound:
+            continue
+        present.append(name)
+        if state.get("status") != "Stopped":
+            running.append(name)
+    set_state(lxd, [(n, n) for n in running], "stop")
+    left = present
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    pause = 0.05
+    while True:
+        try:
+            lxd.run_all(("delete", f"instances/{n}", f"delete {n}", {}) for n in left)
+            return
+        except OperationFailed as exc:
+            # After a failed start LXD finishes its own clean-up under an internal
+            # "stop" lock that no API operation or event shows: the delete is refused
+            # as busy until it lets go, so it is tried again (bounded).
+            if "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+        left = [n for n in left if lxd.exists(f"instances/{n}")]
+        if not left:
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+
+
+def init_pid(lxd: Lxd, name: str) -> int:
+    return int(lxd.get(f"instances/{name}/state").get("pid") or 0)
