@@ -210,8 +210,9 @@ class LabAPI:
         launched = journal.meta("launched", {})
         if launched:
             plan = _plan_text(text, plan.source, launched)
-        if journal.meta("pd_pools"):
-            journal.set_meta("pd_pools", {})  # the file's pools win again
+        renumbered = self._renumbered_in_file(journal, old, plan, text, launched)
+        if renumbered is not None:
+            return renumbered
         diff = diff_plans(old, plan)
         if diff.empty:
             return UpResult(plan, "unchanged", "no change: the running lab matches the file")
@@ -220,6 +221,7 @@ class LabAPI:
                 "cannot change a running lab this way (run `palmnet down` first):\n"
                 + "\n".join(diff.refused)
             )
+        journal.set_meta("pd_pools", {})  # the file's pools win again
         stopped = set(journal.meta("stopped", []))
         if diff.removed:
             backend.remove_nodes(old, journal, diff.removed)
@@ -230,6 +232,25 @@ class LabAPI:
         if diff.added:
             backend.apply(plan, journal, diff.added)
         return UpResult(plan, "reconciled", diff.summary())
+
+    def _renumbered_in_file(
+        self, journal: Journal, old: Plan, plan: Plan, text: str, launched: dict[str, str]
+    ) -> UpResult | None:
+        """An ISP pool edited in the file: renumber the running lab (nothing else changed)."""
+        from palmnet.pd.renumber import follow, pools_of
+
+        moved = {i: p for i, p in pools_of(plan).items() if pools_of(old).get(i) != p}
+        if not moved:
+            return None
+        pools = {**journal.meta("pd_pools", {}), **moved}
+        same = _plan_text(journal.meta("topology"), journal.meta("source"), launched, pools)
+        if not diff_plans(same, plan).empty:
+            return None
+        journal.set_meta("topology", text)
+        journal.set_meta("source", plan.source)
+        journal.set_meta("pd_pools", {})
+        done = follow(journal, old, plan, report=self.report)
+        return UpResult(plan, "reconciled", f"renumbered {', '.join(moved)} ({done.seconds:.3f} s)")
 
     # -- the other verbs -----------------------------------------------------------
     def down(self, lab: str | None) -> str:
@@ -331,7 +352,12 @@ class LabAPI:
                 launched = dict(journal.meta("launched", {}))
                 launched.update(dict.fromkeys(names, template))
                 old = stored_plan(journal)
-                plan = _plan_text(journal.meta("topology"), journal.meta("source"), launched)
+                plan = _plan_text(
+                    journal.meta("topology"),
+                    journal.meta("source"),
+                    launched,
+                    journal.meta("pd_pools", {}),
+                )
                 fresh = [n for n in names if n not in {x.name for x in old.nodes}]
                 journal.set_meta("launched", launched)
                 try:

@@ -62,7 +62,7 @@ def live_json(nodes: Sequence[LiveNode]) -> list[dict[str, object]]:
 
 
 def print_table(table: Table) -> None:
-    Console(width=200).print(table)
+    Console(width=200, emoji=False).print(table)
 
 
 def rows_table(rows: Sequence[dict[str, object]]) -> Table:

@@ -18,12 +18,15 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from palmnet.addressing.pd import DOWNSTREAM_LEN
+from palmnet.addressing.pd import first64 as _first64
+from palmnet.addressing.pd import rest as _rest
+from palmnet.addressing.pd import share as _share
 from palmnet.plan.model import Delegation, LanAssignment, PdClientPlan, PdServerPlan
 from palmnet.plan.openwrt import Iface
 from palmnet.topology.model import DelegateSpec
 
 Net6 = ipaddress.IPv6Network
-DOWNSTREAM_LEN = 60  # what a router delegates to the routers on its LAN
 MAX_CANDIDATES = 1 << 16
 ULA = Net6("fc00::/7")
 
@@ -66,26 +69,6 @@ def _candidates(pools: list[Net6], length: int) -> list[Net6]:
         for i in range(min(count, MAX_CANDIDATES - len(out))):
             out.append(Net6((base + i * step, length)))
     return out
-
-
-def _share(delegated: Net6, length: int, hint: int) -> Net6 | None:
-    """netifd's choice: the hint is a /64 ID, masked to the share's alignment and to
-    the bits the delegation leaves."""
-    if length < delegated.prefixlen or length > 64:
-        return None
-    sla = hint & ((1 << (64 - delegated.prefixlen)) - 1) & ~((1 << (64 - length)) - 1)
-    return Net6((int(delegated.network_address) | (sla << 64), length))
-
-
-def _first64(net: Net6) -> Net6:
-    return Net6((int(net.network_address), 64))
-
-
-def _rest(share: Net6, keep: Net6) -> list[Net6]:
-    """The share without the block that holds the announced /64, in CIDR blocks."""
-    if keep.prefixlen <= share.prefixlen:
-        return []
-    return sorted(share.address_exclude(keep))
 
 
 def allocate(drafts: list[PdDraft], mac_of: Callable[[str, str], str]) -> PdResult:

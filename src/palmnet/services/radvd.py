@@ -9,12 +9,36 @@ silently stops advertising).
 Where the node serves a LAN (`NodePlan.lans`), the RA also carries what that
 LAN offers: RDNSS and DNSSL (read by rdnssd on the hosts) and the M and O
 flags (stateful DHCPv6 from dnsmasq). A LAN with `ra: False` gets no RA at all.
+
+A LAN whose prefix comes from prefix delegation (`ipv6_delegated`) starts
+without it: the router does not hold it yet. The PD client's hook
+(pd/hook.py) renders this same config again with the delegated /64 when the
+lease arrives and sends radvd SIGHUP (radvd answers a reload with an RA at
+once, measured). So the hook needs what the plan knew: `ra_spec()` is that,
+as JSON-able data, and `render_ra()` turns it plus the delegated prefixes
+into radvd.conf for both.
+
+Lifetimes of delegated prefixes (measured on radvd 2.19 and the kernel):
+- the current one carries the lease's preferred/valid lifetimes with
+  DecrementLifetimes, so an RA never promises more than the lease has left;
+  each renewal renders it again with fresh values.
+- a replaced one is announced with preferred 0 AND valid 0. Preferred 0
+  deprecates the hosts' addresses at once. Valid 0 is deliberate: RFC 4862
+  5.5.3e keeps a host's remaining valid lifetime when the received one is
+  shorter (and under 2 h), so the addresses go when the old lease's lifetime
+  runs out. A fixed "remaining" value would instead be taken as an extension
+  by every RA after the first (5.5.3e takes a received lifetime longer than
+  the remaining one), and radvd's DecrementLifetimes stops sending a prefix
+  whose preferred lifetime is 0 at all. RFC 9096 announces stale prefixes
+  with both lifetimes 0 for the same reason.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from palmnet.plan.model import InterfacePlan, LanService, NodePlan
 from palmnet.services.base import Service
@@ -33,6 +57,8 @@ through two lost RAs and still forgets a dead router within 30 s.
 """
 
 RDNSS_PER_OPTION = 3  # radvd's grammar: `RDNSS ip [ip] [ip] { ... };`
+STATIC_VALID = 86400
+STATIC_PREFERRED = 14400
 
 RA_TEMPLATE = """interface {ifname} {{
     AdvSendAdvert on;
@@ -46,9 +72,9 @@ RA_TEMPLATE = """interface {ifname} {{
 PREFIX_TEMPLATE = """    prefix {prefix} {{
         AdvOnLink on;
         AdvAutonomous on;
-        AdvValidLifetime 86400;
-        AdvPreferredLifetime 14400;
-    }};
+        AdvValidLifetime {valid};
+        AdvPreferredLifetime {preferred};
+{extra}    }};
 """
 
 RDNSS_TEMPLATE = """    RDNSS {addresses} {{
@@ -62,6 +88,47 @@ DNSSL_TEMPLATE = """    DNSSL {domains} {{
 """
 
 
+@dataclass(frozen=True)
+class RaInterface:
+    """What one interface advertises, apart from delegated prefixes (JSON-able)."""
+
+    ifname: str
+    managed: bool = False
+    other: bool = False
+    prefixes: tuple[str, ...] = ()  # static /64s
+    rdnss: tuple[str, ...] = ()  # static DNS servers
+    dnssl: tuple[str, ...] = ()
+    delegated: bool = False  # the PD client adds this LAN's delegated /64
+    rdnss_delegated: bool = False  # ... and its address there as a DNS server
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RaInterface:
+        return cls(
+            ifname=str(data["ifname"]),
+            managed=bool(data.get("managed")),
+            other=bool(data.get("other")),
+            prefixes=tuple(data.get("prefixes", ())),
+            rdnss=tuple(data.get("rdnss", ())),
+            dnssl=tuple(data.get("dnssl", ())),
+            delegated=bool(data.get("delegated")),
+            rdnss_delegated=bool(data.get("rdnss_delegated")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class DelegatedPrefix:
+    """A delegated /64 on a LAN: current (lease lifetimes) or stale (deprecated)."""
+
+    prefix: str
+    preferred: int = 0
+    valid: int = 0
+    stale: bool = False
+    router: str | None = None  # the router's own address in it (an RDNSS when current)
+
+
 def advertised(node: NodePlan) -> list[tuple[InterfacePlan, LanService | None]]:
     """Interfaces that send RAs, each with the LAN service it carries (if any)."""
     lans = {lan.interface: lan for lan in node.lans}
@@ -73,46 +140,102 @@ def advertised(node: NodePlan) -> list[tuple[InterfacePlan, LanService | None]]:
     return out
 
 
-def _flags(lan: LanService | None) -> str:
-    if lan is None:
-        return ""
+def ra_spec(node: NodePlan) -> list[RaInterface]:
+    """The node's RA interfaces without what prefix delegation brings."""
+    # LANs that take a share of the delegation, even one the plan could not fill
+    # (an exhausted pool): the hook announces whatever a later lease brings.
+    assigned = {a.interface for a in node.pd_client.assignments} if node.pd_client else set()
+    out = []
+    for iface, lan in advertised(node):
+        delegated_nets = {a.network for a in iface.ipv6_delegated}
+        delegated_ips = {a.ip for a in iface.ipv6_delegated}
+        rdnss = lan.rdnss if lan is not None else ()
+        takes = bool(delegated_nets) or iface.name in assigned
+        out.append(
+            RaInterface(
+                ifname=iface.name,
+                managed=bool(lan and lan.managed),
+                other=bool(lan and lan.other),
+                prefixes=tuple(str(p) for p in iface.ra_prefixes if p not in delegated_nets),
+                rdnss=tuple(str(a) for a in rdnss if a not in delegated_ips),
+                dnssl=tuple(lan.dnssl) if lan is not None else (),
+                delegated=takes,
+                rdnss_delegated=takes
+                and bool(rdnss)
+                and (bool(delegated_ips & set(rdnss)) or not delegated_ips),
+            )
+        )
+    return out
+
+
+def _flags(spec: RaInterface) -> str:
     lines = []
-    if lan.managed:
+    if spec.managed:
         lines.append("    AdvManagedFlag on;\n")
-    if lan.other:
+    if spec.other:
         lines.append("    AdvOtherConfigFlag on;\n")
     return "".join(lines)
 
 
-def _dns_options(lan: LanService | None) -> str:
-    if lan is None:
-        return ""
+def _dns_options(servers: list[str], domains: tuple[str, ...]) -> str:
     blocks = []
-    servers = [str(a) for a in lan.rdnss]
     for i in range(0, len(servers), RDNSS_PER_OPTION):
         chunk = " ".join(servers[i : i + RDNSS_PER_OPTION])
         blocks.append(RDNSS_TEMPLATE.format(addresses=chunk, lifetime=DNS_LIFETIME))
-    if lan.dnssl:
-        domains = " ".join(lan.dnssl)
-        blocks.append(DNSSL_TEMPLATE.format(domains=domains, lifetime=DNS_LIFETIME))
+    if domains:
+        blocks.append(DNSSL_TEMPLATE.format(domains=" ".join(domains), lifetime=DNS_LIFETIME))
     return "".join(blocks)
 
 
-def render_radvd_config(node: NodePlan) -> str:
+def _prefix_block(prefix: str, valid: int, preferred: int, decrement: bool = False) -> str:
+    extra = "        DecrementLifetimes on;\n" if decrement else ""
+    return PREFIX_TEMPLATE.format(prefix=prefix, valid=valid, preferred=preferred, extra=extra)
+
+
+def render_ra(
+    node_name: str,
+    spec: list[RaInterface],
+    delegated: dict[str, list[DelegatedPrefix]] | None = None,
+) -> str:
+    """radvd.conf: the static part of each interface plus its delegated prefixes."""
+    delegated = delegated or {}
     blocks = []
-    for iface, lan in advertised(node):
-        prefixes = "".join(PREFIX_TEMPLATE.format(prefix=p) for p in iface.ra_prefixes)
+    for iface in spec:
+        mine = delegated.get(iface.ifname, []) if iface.delegated else []
+        current = [d for d in mine if not d.stale]
+        stale = [d for d in mine if d.stale]
+        prefixes = "".join(
+            [
+                *(
+                    _prefix_block(d.prefix, max(d.valid, d.preferred), d.preferred, True)
+                    for d in current
+                ),
+                *(_prefix_block(p, STATIC_VALID, STATIC_PREFERRED) for p in iface.prefixes),
+                *(_prefix_block(d.prefix, 0, 0) for d in stale),
+            ]
+        )
+        servers = [d.router for d in current if d.router] if iface.rdnss_delegated else []
         blocks.append(
             RA_TEMPLATE.format(
-                ifname=iface.name,
+                ifname=iface.ifname,
                 min_interval=MIN_RA_INTERVAL,
                 max_interval=MAX_RA_INTERVAL,
-                flags=_flags(lan),
+                flags=_flags(iface),
                 prefixes=prefixes,
-                dns=_dns_options(lan),
+                dns=_dns_options([*servers, *iface.rdnss], iface.dnssl),
             )
         )
-    return f"# radvd for {node.name}, written by palmnet\n" + "\n".join(blocks)
+    return f"# radvd for {node_name}, written by palmnet\n" + "\n".join(blocks)
+
+
+def render_radvd_config(node: NodePlan) -> str:
+    """The config radvd starts with (delegated prefixes come later, from the PD hook)."""
+    return render_ra(node.name, ra_spec(node))
+
+
+def router_address(lan: ipaddress.IPv6Network) -> str:
+    """The router's own address in a delegated LAN /64 (OpenWrt's ::1)."""
+    return str(lan.network_address + 1)
 
 
 class Radvd(Service):
@@ -129,6 +252,10 @@ class Radvd(Service):
     def conf(self) -> Path:
         return self.dir / "radvd.conf"
 
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "radvd.pid"
+
     def render(self) -> dict[Path, str]:
         return {self.conf: render_radvd_config(self.node)}
 
@@ -139,7 +266,7 @@ class Radvd(Service):
             "--config",
             str(self.conf),
             "--pidfile",
-            str(self.dir / "radvd.pid"),
+            str(self.pid_file),
             "--logmethod",
             "logfile",
             "--logfile",

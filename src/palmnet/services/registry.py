@@ -12,10 +12,11 @@ from palmnet.services.bird import Bird
 from palmnet.services.dhcpcd import Dhcpcd
 from palmnet.services.dnsmasq import Dnsmasq
 from palmnet.services.httpd import Httpd
+from palmnet.services.kea import Kea
 from palmnet.services.radvd import Radvd
 from palmnet.services.rdnssd import Rdnssd
 
-SERVICES: tuple[type[Service], ...] = (Bird, Radvd, Dnsmasq, Rdnssd, Dhcpcd, Httpd)
+SERVICES: tuple[type[Service], ...] = (Bird, Radvd, Dnsmasq, Rdnssd, Kea, Dhcpcd, Httpd)
 
 
 def services_for(node: NodePlan) -> list[type[Service]]:

@@ -1,7 +1,9 @@
 """Realize a plan (or part of it) in network namespaces.
 
 Order matters for speed and for correctness:
-1. every namespace gets its sysctls before any interface exists;
+1. every namespace gets its sysctls before any interface exists, and its
+   netlink sockets (requests, address events) are opened while the
+   namespace is being made, so no event is missed and no setns is needed later;
 2. veth pairs are made from the lab's hidden namespace with the node end
    put straight into the node, MAC pinned, DAD timer set before link up;
 3. all node mount namespaces are made by one forked child;
@@ -9,18 +11,30 @@ Order matters for speed and for correctness:
 5. routers come up first, and their RA daemon starts once their link-local
    addresses are out of DAD, so the first router solicitation of every host
    is answered (a missed one costs a 1 s retry);
-6. hosts come up, and `up` returns when the kernel of every node holds every
-   planned address, not tentative.
+6. the lab's bridges start snooping MLD (see `snoop`), then hosts come up,
+   and `up` returns when the kernel of every node holds every planned
+   address, not tentative.
 Every object is journalled before it is made.
+
+Netlink requests go through rtnl.Rtnl (no asyncio loop per call), pipelined
+where nothing waits on the answer: creating every veth of a phase is one
+stream of requests, bringing a node up is one datagram.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import os
+import queue
+import resource
+import socket
+import struct
 import subprocess
+import threading
 from collections.abc import Sequence
-
-from pyroute2.iproute.linux import IPRoute
+from pathlib import Path
 
 from palmnet.backends.netns import daemons, namespaces, nsfs, sysctl
 from palmnet.backends.netns.crash import checkpoint
@@ -32,14 +46,16 @@ from palmnet.backends.netns.mountns import (
     create_mount_namespaces,
 )
 from palmnet.backends.netns.phases import PhaseTimer
-from palmnet.backends.netns.watch import AddressWatch
+from palmnet.backends.netns.rtnl import IFA_F_NODAD, Rtnl
+from palmnet.backends.netns.watch import AddressWatch, open_socket
 from palmnet.errors import LabError
 from palmnet.plan.model import NodePlan, Plan
 from palmnet.services.base import Service
 from palmnet.state.journal import Journal
 
-IFA_F_NODAD = 0x02
 READY_TIMEOUT = daemons.READY_TIMEOUT
+MCAST_HASH_MAX = 1 << 16  # multicast groups a lab bridge may learn (kernel default 4096)
+FDS_PER_NODE = 3  # request socket, event socket, namespace fd while links are made
 
 
 class Builder:
@@ -48,33 +64,40 @@ class Builder:
     def __init__(self, plan: Plan, journal: Journal) -> None:
         self.plan = plan
         self.journal = journal
-        self.sw: IPRoute | None = None
-        self.ipr: dict[str, IPRoute] = {}
+        self.sw: Rtnl | None = None
+        self.bridge_index: dict[str, int] = {}
+        self.rt: dict[str, Rtnl] = {}  # per node, opened inside it
+        self.events: dict[str, socket.socket] = {}  # address events, until subscribed
+        self.ns_fd: dict[str, int] = {}  # the node's netns, until its veths exist
         self.watch = AddressWatch()
         self.started: list[tuple[str, Service, int]] = []
+        self._adapters: dict[str, list[Service]] = {}
 
     def close(self) -> None:
         self.watch.close()
-        for ipr in self.ipr.values():
-            ipr.close()
+        for sock in self.events.values():
+            sock.close()
+        for rt in self.rt.values():
+            rt.close()
+        for fd in self.ns_fd.values():
+            os.close(fd)
         if self.sw is not None:
             self.sw.close()
 
     # -- the lab's hidden namespace -------------------------------------------------
-    def switch(self) -> IPRoute:
-        """Open (creating if needed) the hidden namespace and its bridges."""
+    def switch(self) -> Rtnl:
+        """Open (creating if needed) the hidden namespace."""
         name = self.plan.switch_netns
         if self.sw is None:
             if namespaces.netns_exists(name):
-                with nsfs.netns(nsfs.netns_path(name)):
-                    self.sw = IPRoute()
+                self.sw = Rtnl.open(nsfs.netns_path(name))
             else:
                 self.journal.record("netns", name, None, role="switch")
-                holder: list[IPRoute] = []
+                holder: list[Rtnl] = []
 
                 def setup() -> None:
                     sysctl.apply_sysctls(sysctl.switch_sysctls())
-                    holder.append(IPRoute())
+                    holder.append(Rtnl.open(None))
 
                 namespaces.create_netns(name, setup)
                 self.sw = holder[0]
@@ -83,90 +106,192 @@ class Builder:
     def bridges(self) -> None:
         sw = self.switch()
         for net in self.plan.networks:
-            if sw.link_lookup(ifname=net.bridge):
-                continue
-            sw.link("add", ifname=net.bridge, kind="bridge", br_stp_state=0, br_forward_delay=0)
-            idx = sw.link_lookup(ifname=net.bridge)[0]
-            sw.link("set", index=idx, state="up")
+            try:
+                self.bridge_index[net.bridge] = sw.index_of(net.bridge)
+            except OSError as exc:
+                if exc.errno != errno.ENODEV:
+                    raise
+                self.bridge_index[net.bridge] = sw.add_bridge(
+                    net.bridge,
+                    mac=bridge_mac(self.plan.lab, net.bridge),
+                    mcast_hash_max=MCAST_HASH_MAX,
+                )
         checkpoint("switch")
+
+    def snoop(self) -> None:
+        """Make every lab bridge forward multicast only where it is listened to.
+
+        A bridge floods multicast (a host's DAD probes, router solicitation
+        and MLD reports) to every port until it knows a querier: on a LAN of
+        N hosts coming up that is O(N^2) packets (1.3 M for 500 hosts, with
+        backlog drops). The bridge is not made querier itself (it would
+        re-query every port each time a port comes up); palmnet sends one
+        MLD general query from the bridge device instead. The bridge then
+        trusts its snooping for the querier-present interval (255 s): a DAD
+        probe or solicitation reaches the nodes listening to its group
+        (a duplicate address still answers), MLDv1 reports (nodes are told to
+        speak v1, see sysctl.py) go to no host. Nodes already on the LAN
+        answer the query, so the bridge learns their groups again. After the
+        interval the bridge floods again, as it did before.
+        """
+        for net in self.plan.networks:
+            with nsfs.netns(nsfs.netns_path(self.plan.switch_netns)):
+                sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+            with sock:
+                sock.bind((net.bridge, 0))
+                sock.send(mld_general_query(bridge_mac(self.plan.lab, net.bridge)))
 
     # -- nodes ---------------------------------------------------------------------
     def namespaces(self, nodes: Sequence[NodePlan]) -> None:
         self.journal.record_many(("netns", n.netns, n.name, {"role": "node"}) for n in nodes)
-        for node in nodes:
-            values = sysctl.node_sysctls(forwarding=node.forwarding, dad=node.dad)
-
-            def setup(values: dict[str, str | int] = values, name: str = node.name) -> None:
-                sysctl.apply_sysctls(values)
-                self.ipr[name] = IPRoute()
-
-            namespaces.create_netns(node.netns, setup)
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for node in nodes:
+                self._make_netns(node, home)
+        finally:
+            os.close(home)
         checkpoint("netns")
+
+    def _make_netns(self, node: NodePlan, home: int) -> None:
+        """The node's namespace with its sysctls, request and event sockets and an fd."""
+        values = sysctl.node_sysctls(forwarding=node.forwarding, dad=node.dad)
+
+        def setup() -> None:
+            sysctl.apply_new_netns(values)
+            self.rt[node.name] = Rtnl.open(None)
+            self.events[node.name] = open_socket()
+            self.ns_fd[node.name] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+        namespaces.create_netns(node.netns, setup, home)
 
     def links(self, nodes: Sequence[NodePlan]) -> None:
         sw = self.switch()
-        bridge_index = {
-            n.bridge: sw.link("get", ifname=n.bridge)[0]["index"] for n in self.plan.networks
-        }
-        bridge_of = {n.name: n.bridge for n in self.plan.networks}
-        for node in nodes:
-            fd = os.open(nsfs.netns_path(node.netns), os.O_RDONLY)
-            try:
-                for iface in node.interfaces:
-                    if iface.kind != "veth":
-                        continue
-                    sw.link(
-                        "add",
-                        ifname=iface.outer,
-                        kind="veth",
-                        peer={"ifname": iface.name, "net_ns_fd": fd, "address": iface.mac},
-                        master=bridge_index[bridge_of[iface.network]],
-                        state="up",
-                    )
-            finally:
-                os.close(fd)
-            self._inner_bridges(node)
-            with nsfs.netns(nsfs.netns_path(node.netns)):
-                for iface in node.interfaces:
-                    sysctl.interface_sysctls(iface)
-            self._static_addresses(node)
+        try:
+            with sw.pipeline():
+                for node in nodes:
+                    self._veths(sw, node)
+        finally:
+            self._close_ns_fds(nodes)
+        self._node_links(nodes)
         checkpoint("links")
 
-    def _inner_bridges(self, node: NodePlan) -> None:
+    def namespaces_and_links(self, nodes: Sequence[NodePlan]) -> None:
+        """`namespaces` then `links`, overlapped: a thread makes the namespaces while
+        this one makes each node's veth pairs as soon as its namespace exists.
+
+        Both are kernel work serialized in good part (RTNL), but not all of it: on
+        2 cores this took 0.57 s where the two in a row took 0.74 s (300 nodes).
+        """
+        self.journal.record_many(("netns", n.netns, n.name, {"role": "node"}) for n in nodes)
+        sw = self.switch()
+        ready: queue.SimpleQueue[NodePlan | None] = queue.SimpleQueue()
+        stop = threading.Event()
+        failed: list[BaseException] = []
+
+        def make() -> None:
+            home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                for node in nodes:
+                    if stop.is_set():
+                        break
+                    self._make_netns(node, home)
+                    ready.put(node)
+            except BaseException as exc:
+                failed.append(exc)
+            finally:
+                os.close(home)
+                ready.put(None)
+
+        maker = threading.Thread(target=make, name="palmnet-netns", daemon=True)
+        maker.start()
+        finished = False
+        try:
+            with sw.pipeline():
+                while True:
+                    try:
+                        node = ready.get_nowait()
+                    except queue.Empty:
+                        sw.flush()  # nothing to add yet: let the kernel make what is queued
+                        node = ready.get()
+                    if node is None:
+                        finished = True
+                        break
+                    self._veths(sw, node)
+        finally:
+            if not finished:
+                stop.set()
+                while ready.get() is not None:
+                    pass
+            maker.join()
+            self._close_ns_fds(nodes)
+        if failed:
+            raise failed[0]
+        checkpoint("netns")
+        self._node_links(nodes)
+        checkpoint("links")
+
+    def _veths(self, sw: Rtnl, node: NodePlan) -> None:
+        bridge_of = {n.name: n.bridge for n in self.plan.networks}
+        fd = self._ns_fd(node)
+        for iface in node.interfaces:
+            if iface.kind != "veth":
+                continue
+            bridge = bridge_of[iface.network]
+            if bridge not in self.bridge_index:
+                self.bridge_index[bridge] = sw.index_of(bridge)
+            sw.add_veth(iface.outer, iface.name, fd, iface.mac, self.bridge_index[bridge], up=True)
+
+    def _close_ns_fds(self, nodes: Sequence[NodePlan]) -> None:
+        for node in nodes:
+            fd = self.ns_fd.pop(node.name, None)
+            if fd is not None:
+                os.close(fd)
+
+    def _node_links(self, nodes: Sequence[NodePlan]) -> None:
+        """Inside each node: its bridges, per-interface settings, static addresses."""
+        for node in nodes:
+            rt = self.rt[node.name]
+            self._inner_bridges(node, rt)
+            conf: dict[str, str | int] = {}
+            for iface in node.interfaces:
+                conf.update(sysctl.interface_conf(iface))
+            if conf:
+                with nsfs.netns(nsfs.netns_path(node.netns)):
+                    sysctl.apply_sysctls(conf)
+            with rt.pipeline():
+                for iface in node.interfaces:
+                    if sysctl.needs_retrans(iface):
+                        rt.set_neigh_retrans(rt.index_of(iface.name), sysctl.DAD_RETRANS_MS)
+                self._static_addresses(node, rt)
+
+    def _ns_fd(self, node: NodePlan) -> int:
+        fd = self.ns_fd.get(node.name)
+        if fd is None:
+            fd = self.ns_fd[node.name] = os.open(
+                nsfs.netns_path(node.netns), os.O_RDONLY | os.O_CLOEXEC
+            )
+        return fd
+
+    def _inner_bridges(self, node: NodePlan, rt: Rtnl) -> None:
         """Bridges inside a node (OpenWrt's br-lan) with their ports."""
-        ipr = self.ipr[node.name]
         for iface in node.interfaces:
             if iface.kind != "bridge":
                 continue
-            ipr.link(
-                "add",
-                ifname=iface.name,
-                kind="bridge",
-                address=iface.mac,
-                br_stp_state=0,
-                br_forward_delay=0,
-            )
-            index = ipr.link("get", ifname=iface.name)[0]["index"]
-            for port in iface.ports:
-                ipr.link("set", ifname=port, master=index)
+            index = rt.add_bridge(iface.name, up=False, mac=iface.mac)
+            with rt.pipeline():
+                for port in iface.ports:
+                    rt.set_master(port, index)
 
-    def _static_addresses(self, node: NodePlan) -> None:
-        ipr = self.ipr[node.name]
+    def _static_addresses(self, node: NodePlan, rt: Rtnl) -> None:
         flags = 0 if node.dad else IFA_F_NODAD
         for iface in node.interfaces:
             if not (iface.ipv6_static or iface.ipv4_static):
                 continue
-            idx = ipr.link("get", ifname=iface.name)[0]["index"]
+            idx = rt.index_of(iface.name)
             for a6 in iface.ipv6_static:
-                ipr.addr(
-                    "add",
-                    index=idx,
-                    address=str(a6.ip),
-                    prefixlen=a6.network.prefixlen,
-                    flags=flags,
-                )
+                rt.add_address(idx, str(a6.ip), a6.network.prefixlen, flags)
             for a4 in iface.ipv4_static:
-                ipr.addr("add", index=idx, address=str(a4.ip), prefixlen=a4.network.prefixlen)
+                rt.add_address(idx, str(a4.ip), a4.network.prefixlen)
 
     def firewalls(self, nodes: Sequence[NodePlan]) -> None:
         """Load each openwrt node's fw4 ruleset before its links carry traffic."""
@@ -176,36 +301,50 @@ class Builder:
 
     def routes(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
-            ipr = self.ipr[node.name]
-            for route in node.routes:
-                ipr.route(
-                    "replace",
-                    dst=str(route.to),
-                    gateway=str(route.via),
-                    oif=ipr.link("get", ifname=route.dev)[0]["index"],
-                    proto=4,  # static, as `ip route add` marks it
-                )
+            if not node.routes:
+                continue
+            rt = self.rt[node.name]
+            index = {dev: rt.index_of(dev) for dev in {r.dev for r in node.routes}}
+            with rt.pipeline():
+                for route in node.routes:
+                    rt.add_route(str(route.to), str(route.via), index[route.dev])
 
-    def _mount_jobs(self, nodes: Sequence[NodePlan]) -> list[NodeMounts]:
+    def adapters(self, node: NodePlan) -> list[Service]:
+        """The node's daemon adapters (made once per node and application)."""
+        found = self._adapters.get(node.name)
+        if found is None:
+            found = self._adapters[node.name] = daemons.adapters(self.plan, node)
+        return found
+
+    def _mount_jobs(self, nodes: Sequence[NodePlan], background: bool) -> list[NodeMounts]:
+        """The nodes' mount jobs, journalled. In the background, the child seeds
+        each node's /etc just before mounting it; otherwise it is seeded here."""
         lab = self.plan.lab
         ns_dir(lab).mkdir(parents=True, exist_ok=True)
         jobs = []
         for node in nodes:
-            seed_etc(self.plan, node, etc_upper(lab, node.name))
             binds: list[tuple[str, str]] = []
-            for svc in daemons.adapters(self.plan, node):
+            for svc in self.adapters(node):
                 for target, source in svc.private_mounts().items():
                     source.mkdir(parents=True, exist_ok=True)
                     binds.append((str(source), target))
+            upper = etc_upper(lab, node.name)
+
+            def seed(node: NodePlan = node, upper: Path = upper) -> None:
+                seed_etc(self.plan, node, upper)
+
+            if not background:
+                seed()
             jobs.append(
                 NodeMounts(
                     netns_path=nsfs.netns_path(node.netns),
                     hostname=node.name,
-                    upper=etc_upper(lab, node.name),
+                    upper=upper,
                     work=etc_work(lab, node.name),
                     mnt_file=mnt_file(lab, node.name),
                     uts_file=uts_file(lab, node.name),
                     binds=tuple(binds),
+                    seed=seed if background else None,
                 )
             )
         self.journal.record_many(
@@ -216,28 +355,30 @@ class Builder:
 
     def mounts(self, nodes: Sequence[NodePlan]) -> None:
         """Make the nodes' mount namespaces now (daemons are about to start in them)."""
-        create_mount_namespaces(self._mount_jobs(nodes)).wait()
+        create_mount_namespaces(self._mount_jobs(nodes, background=False)).wait()
         checkpoint("mounts")
 
     def mounts_in_background(self, nodes: Sequence[NodePlan]) -> MountJob:
         """Make them in a child process while the kernel runs DAD and SLAAC."""
-        return create_mount_namespaces(self._mount_jobs(nodes))
+        return create_mount_namespaces(self._mount_jobs(nodes, background=True))
 
     def subscribe(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
             expected = [
                 str(a) for i in node.interfaces if i.master is None for a in (*i.ipv6, *i.ipv4)
             ]
-            self.watch.watch(node.name, nsfs.netns_path(node.netns), expected)
+            sock = self.events.pop(node.name, None)
+            self.watch.watch(node.name, nsfs.netns_path(node.netns), expected, sock)
         if any(i.ipv4_static for n in nodes for i in n.interfaces):
             self.watch.dump([n.name for n in nodes])
 
     def bring_up(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
-            ipr = self.ipr[node.name]
-            ipr.link("set", index=1, state="up")
-            for iface in sorted(node.interfaces, key=lambda i: i.kind != "bridge"):
-                ipr.link("set", ifname=iface.name, state="up")
+            rt = self.rt[node.name]
+            with rt.pipeline():
+                rt.set_up(index=1)
+                for iface in sorted(node.interfaces, key=lambda i: i.kind != "bridge"):
+                    rt.set_up(iface.name)
 
     def wait_addresses(self, nodes: Sequence[NodePlan]) -> None:
         self.watch.wait(READY_TIMEOUT, [n.name for n in nodes])
@@ -254,7 +395,7 @@ class Builder:
     # -- daemons -------------------------------------------------------------------
     def start_daemons(self, nodes: Sequence[NodePlan], when: str) -> None:
         for node in nodes:
-            for svc in daemons.adapters(self.plan, node):
+            for svc in self.adapters(node):
                 if svc.starts == when:
                     pid = daemons.start(self.plan, self.journal, node, svc)
                     self.started.append((f"{node.name}/{svc.name}", svc, pid))
@@ -262,6 +403,40 @@ class Builder:
     def wait_daemons(self) -> None:
         daemons.wait_ready(self.started)
         self.started = []
+
+
+def bridge_mac(lab: str, bridge: str) -> str:
+    """A fixed, locally administered MAC for a lab bridge (and its MLD queries)."""
+    digest = hashlib.blake2s(f"{lab}/{bridge}".encode(), digest_size=5).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest))
+
+
+def _checksum(data: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+MLD_QUERY_MAX_DELAY_MS = 1  # answers at once; the bridge trusts snooping after this
+
+
+def mld_general_query(mac: str) -> bytes:
+    """An Ethernet frame with an MLDv1 general query to ff02::1 from `mac`'s link-local.
+
+    MLDv1 (RFC 2710): the nodes speak v1, and the bridge reads the query's
+    maximum response delay only in this form.
+    """
+    raw_mac = bytes.fromhex(mac.replace(":", ""))
+    eui = bytes((raw_mac[0] ^ 0x02,)) + raw_mac[1:3] + b"\xff\xfe" + raw_mac[3:]
+    src = b"\xfe\x80" + bytes(6) + eui
+    dst = socket.inet_pton(socket.AF_INET6, "ff02::1")
+    icmp = struct.pack("!BBHHH16s", 130, 0, 0, MLD_QUERY_MAX_DELAY_MS, 0, bytes(16))
+    pseudo = src + dst + struct.pack("!I3xB", len(icmp), socket.IPPROTO_ICMPV6)
+    icmp = icmp[:2] + struct.pack("!H", _checksum(pseudo + icmp)) + icmp[4:]
+    hop_by_hop = bytes((socket.IPPROTO_ICMPV6, 0, 5, 2, 0, 0, 1, 0))  # router alert, PadN
+    ip6 = struct.pack("!IHBB16s16s", 6 << 28, len(hop_by_hop) + len(icmp), 0, 1, src, dst)
+    return bytes.fromhex("333300000001") + raw_mac + b"\x86\xdd" + ip6 + hop_by_hop + icmp
 
 
 def load_firewall(node: NodePlan) -> None:
@@ -287,6 +462,16 @@ def load_firewall(node: NodePlan) -> None:
         raise LabError(f"{node.name}: nft refused the firewall: {proc.stderr.strip()}")
 
 
+def _ensure_fd_limit(nodes: int) -> None:
+    """Each node holds a few fds while it comes up: raise the soft limit if short."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 256 + FDS_PER_NODE * nodes
+    if soft != resource.RLIM_INFINITY and soft < need:
+        new = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
 def apply_plan(plan: Plan, journal: Journal, nodes: Sequence[NodePlan]) -> None:
     """Create `nodes` of the plan (and the lab's bridges) and wait until they are ready.
 
@@ -296,11 +481,12 @@ def apply_plan(plan: Plan, journal: Journal, nodes: Sequence[NodePlan]) -> None:
     hosts with daemons need theirs before their links come up (rdnssd must
     hear the first RA).
     """
+    _ensure_fd_limit(len(nodes))
     b = Builder(plan, journal)
     t = PhaseTimer()
     routers = [n for n in nodes if n.sends_ra or n.forwarding]
     hosts = [n for n in nodes if n not in routers]
-    busy = [h for h in hosts if daemons.adapters(plan, h)]
+    busy = [h for h in hosts if b.adapters(h)]
     quiet = [h for h in hosts if h not in busy]
     mount_job: MountJob | None = None
     try:
@@ -313,10 +499,11 @@ def apply_plan(plan: Plan, journal: Journal, nodes: Sequence[NodePlan]) -> None:
         b.bring_up(routers)
         checkpoint("routers")
         t.lap("routers")
-        b.namespaces(hosts)
-        t.lap("host namespaces")
-        b.links(hosts)
-        t.lap("host links")
+        b.namespaces_and_links(hosts)
+        t.lap("host namespaces and links")
+        # While routers start their daemons, hosts come up and the kernel runs DAD
+        # and SLAAC, on the other CPU.
+        mount_job = b.mounts_in_background(quiet)
         b.mounts(busy)
         b.start_daemons(busy, "early")
         b.subscribe(hosts)
@@ -327,7 +514,7 @@ def apply_plan(plan: Plan, journal: Journal, nodes: Sequence[NodePlan]) -> None:
         b.wait_daemons()
         checkpoint("services")
         t.lap("router services")
-        mount_job = b.mounts_in_background(quiet)
+        b.snoop()
         b.bring_up(hosts)
         b.start_daemons(busy, "up")
         checkpoint("hosts")
