@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from palmnet.backends.base import Backend, LiveNode
-from palmnet.errors import InputError, LabError
+from palmnet.errors import InputError, LabError, PalmnetError
 from palmnet.plan.build import plan_lab
 from palmnet.plan.diff import PlanDiff, diff_plans
 from palmnet.plan.model import Plan
@@ -256,17 +256,36 @@ class LabAPI:
     def down(self, lab: str | None) -> str:
         _require_root("down")
         name = lab if lab is not None else resolve_lab(None)
-        backend = backend_for()
         with _locked(name):
             journal = open_journal(name) if _journal_path(name).exists() else None
+            if journal is not None:
+                _backend_of(journal).destroy(name, journal)
+                return name
             from palmnet.backends.netns.teardown import lab_netns_names
 
-            if journal is None and not lab_netns_names(name) and not lab_dir(name).exists():
-                raise InputError(
-                    f"no lab named '{name}' (running: {', '.join(running_labs()) or 'none'})"
-                )
-            backend.destroy(name, journal)
+            found = bool(lab_netns_names(name)) or lab_dir(name).exists()
+            if found:
+                backend_for("netns").destroy(name, None)
+            if self._lxd_leftovers(name):
+                found = True
+            if not found:
+                running = ", ".join(running_labs()) or "none"
+                raise InputError(f"no lab named '{name}' (running: {running})")
         return name
+
+    @staticmethod
+    def _lxd_leftovers(name: str) -> bool:
+        """LXD objects outlive /run: find them by their lab tag even without a journal."""
+        import importlib.util
+
+        if importlib.util.find_spec("pylxd") is None:
+            return False
+        try:
+            backend = backend_for("lxd")
+            finder = getattr(backend, "destroy_tagged", None)
+            return bool(finder(name)) if finder else False
+        except (ImportError, PalmnetError):
+            return False
 
     def ls(self, lab: str | None, plan: Plan | None = None) -> tuple[Plan, list[LiveNode]]:
         """What the kernel holds in every node (`plan`: the lab's, if the caller has it)."""

@@ -164,12 +164,26 @@ def analyze(probes: Sequence[Probe], fail_start: float, fail_at: float, interval
     }
 
 
-def churn(events: Sequence[RouteEvent], routers: Sequence[str], fail_at: float) -> dict:
-    """Route changes per router after the failure, with their times."""
+def churn(
+    events: Sequence[RouteEvent],
+    routers: Sequence[str],
+    fail_at: float,
+    initial: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
+) -> dict:
+    """Route changes per router after the failure, with their times.
+
+    `count` is every RTM_NEWROUTE/DELROUTE; `moves` only those that changed a
+    prefix's next hops (from `initial`, the tables when the watch began), so a
+    daemon rewriting a route with a new metric is churn but not a move.
+    """
+    from palmnet.toolbox.routewatch import moves as moved
+
     after = [e for e in events if e.at >= fail_at]
+    moving = {id(e) for e in moved(events, initial or {})}
     per_router = {
         r: {
             "count": sum(e.node == r for e in after),
+            "moves": sum(e.node == r and id(e) in moving for e in after),
             "first": next((_rel(e.at, fail_at) for e in after if e.node == r), None),
             "times": [_rel(e.at, fail_at) for e in after if e.node == r],
         }
@@ -177,10 +191,19 @@ def churn(events: Sequence[RouteEvent], routers: Sequence[str], fail_at: float) 
     }
     return {
         "count": len(after),
+        "moves": sum(id(e) in moving for e in after),
         "before_failure": len(events) - len(after),
         "per_router": per_router,
         "events": [
-            {"t": _rel(e.at, fail_at), "router": e.node, "op": e.op, "dst": e.dst} for e in events
+            {
+                "t": _rel(e.at, fail_at),
+                "router": e.node,
+                "op": e.op,
+                "dst": e.dst,
+                "via": list(e.via),
+                "moved": id(e) in moving,
+            }
+            for e in events
         ],
     }
 
@@ -414,7 +437,7 @@ class ConvergeRun:
         }
         result.update(analyze(probes, t["fail_start"], zero, req.interval))
         events = [e for e in watch.snapshot() if e.at <= t["end"]]  # not the restore's
-        changes = churn(events, list(routers), zero)
+        changes = churn(events, list(routers), zero, watch.initial)
         result["path_before"] = _path_json(before, used_before)
         result["path_after"] = _path_json(after, used_after)
         result["route_changes"] = changes
@@ -491,7 +514,7 @@ def summary(result: Mapping[str, Any]) -> str:
         f"path after:  {_chains(result['path_after'])}",
         f"outage: {outage}; lost {p['lost_after_failure']} of {p['sent']} probes"
         + (f" in {len(result['loss_periods'])} periods" if len(result["loss_periods"]) > 1 else ""),
-        f"route changes: {rc['count']} ({per})"
+        f"route changes: {rc['count']} ({per}), {rc.get('moves', 0)} of next hops"
         + (f"; settled {settled_at:.3f} s after the failure" if settled_at is not None else ""),
         f"link {result['link']} restored" if result.get("restored") else "link NOT restored",
     ]

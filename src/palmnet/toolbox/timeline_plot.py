@@ -2,8 +2,9 @@
 
 Top: every probe against its send time, answered ones at their round-trip
 time, lost ones as red ticks along the bottom, the outage shaded. Bottom:
-one row per router with a tick per route change (green added, grey
-removed). The failure is the red dashed line at 0.
+one row per router with a tick per route change (tall blue when the next
+hops changed, short grey when the route was only rewritten). The failure
+is the red dashed line at 0.
 """
 
 from __future__ import annotations
@@ -63,16 +64,25 @@ def plot_timeline(result: Mapping[str, Any], path: Path) -> None:
 
     for row, router in enumerate(routers):
         mine = [e for e in events if e["router"] == router]
-        for op, colour in (("add", "tab:green"), ("del", "tab:grey")):
-            times = [e["t"] for e in mine if e["op"] == op]
-            if times:
-                bottom.eventplot(
-                    times, lineoffsets=row, linelengths=0.7, colors=colour, linewidths=1.2
-                )
+        moved = [e["t"] for e in mine if e.get("moved", True)]
+        rewritten = [e["t"] for e in mine if not e.get("moved", True)]
+        if moved:
+            bottom.eventplot(
+                moved, lineoffsets=row, linelengths=0.75, colors="tab:blue", linewidths=1.4
+            )
+        if rewritten:
+            bottom.eventplot(
+                rewritten, lineoffsets=row, linelengths=0.35, colors="tab:grey", linewidths=1
+            )
     bottom.set_yticks(range(len(routers)), routers)
     bottom.set_ylim(-0.7, max(len(routers), 1) - 0.3)
     bottom.invert_yaxis()
     bottom.set_ylabel("route changes")
+    bottom.set_title(
+        "tall blue: next hops changed; short grey: route rewritten, same next hops",
+        fontsize=8,
+        loc="left",
+    )
     bottom.set_xlabel("seconds after the failure")
 
     for ax in (top, bottom):

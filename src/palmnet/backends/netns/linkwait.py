@@ -13,10 +13,9 @@ import socket
 import time
 from collections.abc import Iterable
 
-from pyroute2.netlink.rtnl import RTMGRP_LINK
-
 from palmnet.backends.netns import nsfs
 from palmnet.backends.netns.dump import dump_links
+from palmnet.backends.netns.rtnl import RTMGRP_LINK
 from palmnet.errors import LabError
 
 

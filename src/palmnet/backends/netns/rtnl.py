@@ -27,7 +27,7 @@ import os
 import socket
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from palmnet.backends.netns import nsfs
 
@@ -182,24 +182,26 @@ def link_body(
     return head + named + b"".join(attrs)
 
 
-@dataclass
 class _Pending:
-    what: str
-    replies: list[tuple[int, bytes]] | None = None  # (type, payload); None: the ACK only
-    done: bool = False
-    error: OSError | None = None
+    """One request waiting for its ACK (and, if `replies` is a list, its answers)."""
+
+    __slots__ = ("done", "error", "replies", "what")
+
+    def __init__(self, what: str, replies: list[tuple[int, bytes]] | None = None) -> None:
+        self.what = what
+        self.replies = replies  # (type, payload) of each answer; None: the ACK only
+        self.done = False
+        self.error: OSError | None = None
 
 
-@dataclass(frozen=True)
-class LinkInfo:
+class LinkInfo(NamedTuple):
     index: int
     name: str
     mac: str
     up: bool
 
 
-@dataclass(frozen=True)
-class AddrInfo:
+class AddrInfo(NamedTuple):
     family: int
     index: int
     address: str
