@@ -50,6 +50,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from palmnet.backends.netns.neigh_limit import ENTRIES_PER_INTERFACE
+
 ROOT = Path(__file__).resolve().parent.parent
 PALMNET = ROOT / ".venv" / "bin" / "palmnet"
 MININET_SCRIPT = Path(__file__).resolve().parent / "mininet_hosts.py"
@@ -281,7 +283,7 @@ def run_palmnet(n: int, workdir: Path) -> PalmnetRun:
             return r
         want = planned_guas(json.loads(p.stdout))
         interfaces = sum(len(node["interfaces"]) for node in json.loads(p.stdout))
-        need, have, cap = 2 * interfaces, ndisc_entries(), gc_thresh3()
+        need, have, cap = ENTRIES_PER_INTERFACE * interfaces, ndisc_entries(), gc_thresh3()
         r.raised = have + need > 0.8 * cap
         r.neigh = {"before": have, "gc_thresh3_before": cap, "need": need}
 
@@ -469,7 +471,7 @@ def print_size(pr: PalmnetRun, mr: MininetRun, k: int, repeat: int) -> None:
         parts = [
             f"before {nb['before']}, after up {nb.get('after_up', '-')},"
             f" after down {nb.get('after_down', '-')}",
-            f"estimate by up's rule (2 per interface) {nb['need']}",
+            f"estimate by up's rule ({ENTRIES_PER_INTERFACE} per interface) {nb['need']}",
         ]
         if pr.up_s is not None:
             parts[-1] += f", seen {(nb['after_up'] - nb['before']) / (pr.n + 1):.1f} per interface"
