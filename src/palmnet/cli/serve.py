@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from palmnet.httpd.server import DEFAULT_BIND, DEFAULT_PORT, DEFAULT_TIMEOUT
+from palmnet.httpd.defaults import DEFAULT_BIND, DEFAULT_PORT, DEFAULT_TIMEOUT
 
 
 def register(app: typer.Typer) -> None:

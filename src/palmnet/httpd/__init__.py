@@ -7,6 +7,5 @@ runs it in a process of its own, which is how a lab node starts it.
 
 from __future__ import annotations
 
-from palmnet.httpd.server import DEFAULT_BIND, DEFAULT_PORT, HttpServer, serve
-
-__all__ = ["DEFAULT_BIND", "DEFAULT_PORT", "HttpServer", "serve"]
+# Nothing is imported here: `palmnet` reads only the defaults, and loading the
+# server (asyncio) on every command cost 45 ms.

@@ -31,12 +31,10 @@ from email.utils import formatdate
 from palmnet.errors import InputError
 from palmnet.httpd.accesslog import AccessLog
 from palmnet.httpd.connection import HttpConnection
+from palmnet.httpd.defaults import DEFAULT_BIND, DEFAULT_PORT, DEFAULT_TIMEOUT
 from palmnet.httpd.listen import BACKLOG, open_listener, url_host
 from palmnet.httpd.site import Site
 
-DEFAULT_PORT = 80
-DEFAULT_BIND = "::"
-DEFAULT_TIMEOUT = 15.0
 """Seconds a client may take to send a request head, or to take an answer."""
 SHUTDOWN_GRACE = 5.0
 """Seconds answers in progress may take to finish after SIGTERM."""
