@@ -237,7 +237,7 @@ def delete(lxd: Lxd, names: Iterable[str]) -> None:
         left = [n for n in left if lxd.exists(f"instances/{n}")]
         if not left:
             return
-        time.sleep(pause)
+        time.sleep(pause)  # poll: LXD releases that lock with no event to wait on
         pause = min(pause * 2, 0.5)
 
 
