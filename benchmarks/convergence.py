@@ -417,7 +417,7 @@ def why(cell: Cell, st: dict[str, Any]) -> str:
             return (
                 common + "OSPF drops the adjacency on that interface, originates a new "
                 "router LSA and floods it; BIRD runs SPF on its next tick (`tick`, 1 s), so "
-                f"the outage is under a second whatever the 40 s dead interval: {med} s "
+                f"the outage is about a second at most, whatever the 40 s dead interval: {med} s "
                 f"median ({moved})."
             )
         if protocol == "babel":
@@ -451,8 +451,8 @@ def why(cell: Cell, st: dict[str, Any]) -> str:
     if p.name == "ripng-tuned":
         return (
             "The same route timeout, set to 3 s with updates every second: 3 s minus the "
-            "age of the last update, 2-3 s, and r3's return route times out the same way "
-            f"(r2's updates stop saying it reaches home): {med} s median ({lo}-{hi} s; "
+            "age of the last update, 2-3 s; r3's return route moves when r2's own route to "
+            f"home times out and r2 says so (metric 16): {med} s median ({lo}-{hi} s; "
             f"{moved}). Tuned RIPng meets the < 3 s target for an everyday profile on "
             "timers alone, at the price of an update per second per link."
         )
@@ -559,7 +559,12 @@ def render_doc(cells: list[Cell], meta: dict[str, Any], runs: Path) -> str:
         )
     lines += ["", "## Why each number is what it is", ""]
     for cell, st in table_stats:
-        others = ", ".join(f"{router} after {_first(st, router)}" for router in ("r2", "r4"))
+        others = ", ".join(
+            f"{router} after {_first(st, router)}"
+            if st["first"].get(router) is not None
+            else f"{router} never"
+            for router in ("r2", "r4")
+        )
         links = " and ".join(st["links"])
         lines += [
             f"**{cell.profile.title}, {cell.mode}.** {why(cell, st)} "
