@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 
 import typer
 
@@ -75,6 +76,11 @@ def forward(
         f"{stats.bytes_up} bytes up, {stats.bytes_down} bytes down",
         err=True,
     )
+    # The work is done and reported: do not wait at exit for worker threads that
+    # entered a node's namespace to open a socket.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def register(app: typer.Typer) -> None:

@@ -355,11 +355,21 @@ async def _run(forwarder: Forwarder, on_ready: Callable[[str], None]) -> None:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-        await forwarder.close()
+        # Bounded: a connection stuck in the kernel must not keep Ctrl-C from working.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(forwarder.close(), SHUTDOWN_GRACE + 2)
 
 
 def run_forwarder(forwarder: Forwarder, on_ready: Callable[[str], None]) -> Stats:
-    """Forward until SIGINT or SIGTERM (main thread only), then exit cleanly."""
+    """Forward until SIGINT or SIGTERM (main thread only), then exit cleanly.
+
+    Not asyncio.run(): on Python 3.11 it then waits, without a bound, for every
+    thread of the default executor; closing the loop only shuts it down.
+    """
     forwarder.check_target()
-    asyncio.run(_run(forwarder, on_ready))
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(_run(forwarder, on_ready))
+    finally:
+        loop.close()
     return forwarder.stats
