@@ -41,6 +41,21 @@ class Overlaid:
     security_privileged: bool = False
 
 
+# Keys a later layer replaces whole when it names them (interfaces merge by name).
+_SCALAR_KEYS = (
+    "kind",
+    "service",
+    "dad",
+    "uci",
+    "routes",
+    "routing",
+    "delegate",
+    "image",
+    "security_nesting",
+    "security_privileged",
+)
+
+
 def profile_names(node: NodeSpec, known: Collection[str]) -> list[str]:
     """The profiles a node uses: its `profiles:` list, else `default` if the lab has one."""
     if "profiles" in node.model_fields_set:
@@ -52,25 +67,9 @@ def overlay(layers: list[ProfileSpec], lab_dad: bool) -> Overlaid:
     """Apply `layers` (profiles in order, then the node itself) over the defaults."""
     result = Overlaid(dad=lab_dad)
     for layer in layers:
-        if layer.kind is not None:
-            result.kind = layer.kind
-        if layer.service is not None:
-            result.service = layer.service
-        if layer.dad is not None:
-            result.dad = layer.dad
-        if layer.uci is not None:
-            result.uci = layer.uci
-        if layer.routes is not None:
-            result.routes = list(layer.routes)
-        if layer.routing is not None:
-            result.routing = layer.routing
-        if layer.delegate is not None:
-            result.delegate = layer.delegate
-        if layer.image is not None:
-            result.image = layer.image
-        if layer.security_nesting is not None:
-            result.security_nesting = layer.security_nesting
-        if layer.security_privileged is not None:
-            result.security_privileged = layer.security_privileged
+        for key in _SCALAR_KEYS:
+            value = getattr(layer, key)
+            if value is not None:
+                setattr(result, key, list(value) if key == "routes" else value)
         result.interfaces.update(layer.interfaces)
     return result

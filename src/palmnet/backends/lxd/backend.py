@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from palmnet.backends.base import Backend, LiveInterface, LiveNode
+from palmnet.backends.base import Backend, LiveNode
 from palmnet.backends.lxd import client as lxdclient
 from palmnet.backends.lxd import images, inside, instances, networks
 from palmnet.backends.lxd.instances import instance_name, is_router
@@ -177,7 +177,7 @@ class LxdBackend(Backend):
 
     def observe(self, plan: Plan, journal: Journal) -> list[LiveNode]:
         from palmnet.backends.netns.dump import dump_links
-        from palmnet.backends.netns.watch import IFA_F_DADFAILED, IFA_F_TENTATIVE
+        from palmnet.backends.netns.observe import live_interfaces
 
         mine = instances.lab_instances(self.lxd, plan.lab)
         out = []
@@ -197,26 +197,7 @@ class LxdBackend(Backend):
             except OSError:
                 out.append(LiveNode(node.name, node.kind, "ERROR", ()))
                 continue
-            network = {i.name: i.network for i in node.interfaces}
-            interfaces = []
-            for _, link in sorted(links.items()):
-                if link.name == "lo":
-                    continue
-                usable = [
-                    (family, f"{addr}/{plen}")
-                    for family, addr, plen, flags in link.addresses
-                    if not flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED)
-                ]
-                interfaces.append(
-                    LiveInterface(
-                        name=link.name,
-                        network=network.get(link.name, ""),
-                        mac=link.mac,
-                        ipv4=tuple(a for f, a in usable if f == 2),
-                        ipv6=tuple(a for f, a in usable if f == 10),
-                    )
-                )
-            out.append(LiveNode(node.name, node.kind, "RUNNING", tuple(interfaces)))
+            out.append(LiveNode(node.name, node.kind, "RUNNING", live_interfaces(node, links)))
         return out
 
     def exec(self, plan: Plan, node: str, argv: list[str]) -> int:

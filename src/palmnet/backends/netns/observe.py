@@ -6,7 +6,7 @@ import socket
 
 from palmnet.backends.base import LiveInterface, LiveNode
 from palmnet.backends.netns import namespaces, nsfs
-from palmnet.backends.netns.dump import dump_links
+from palmnet.backends.netns.dump import Link, dump_links
 from palmnet.backends.netns.watch import IFA_F_DADFAILED, IFA_F_TENTATIVE
 from palmnet.plan.model import NodePlan
 
@@ -17,6 +17,12 @@ def observe_node(node: NodePlan, stopped: bool) -> LiveNode:
     if not namespaces.netns_exists(node.netns):
         return LiveNode(node.name, node.kind, "ERROR", ())
     links = dump_links(nsfs.netns_path(node.netns))
+    return LiveNode(node.name, node.kind, "RUNNING", live_interfaces(node, links))
+
+
+def live_interfaces(node: NodePlan, links: dict[int, Link]) -> tuple[LiveInterface, ...]:
+    """A node's links as `ls` shows them: usable (non-tentative) addresses, no lo.
+    Shared by every backend that reads a node's namespace (netns, LXD)."""
     network = {i.name: i.network for i in node.interfaces}
     interfaces = []
     for _, link in sorted(links.items()):
@@ -36,4 +42,4 @@ def observe_node(node: NodePlan, stopped: bool) -> LiveNode:
                 ipv6=tuple(a for f, a in usable if f == socket.AF_INET6),
             )
         )
-    return LiveNode(node.name, node.kind, "RUNNING", tuple(interfaces))
+    return tuple(interfaces)
