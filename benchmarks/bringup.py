@@ -50,7 +50,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from palmnet.backends.netns.neigh_limit import ENTRIES_PER_INTERFACE
+from palmnet.lab.host import ENTRIES_PER_INTERFACE
 
 ROOT = Path(__file__).resolve().parent.parent
 PALMNET = ROOT / ".venv" / "bin" / "palmnet"

@@ -18,7 +18,7 @@ For each lab:
   until a reply comes back ("usable": routes via the kea hook on every level
   are in place). Times count from the launch of `palmnet up`. `up` itself
   returns later when hosts also wait for DHCPv4 (ARP probing).
-- renumber, nudged: `palmnet.pd.renumber.renumber(...)` in this process; per
+- renumber, nudged: `palmnet.lab.renumber.renumber(...)` in this process; per
   host, seconds from the new pool being recorded until the host holds its new
   addresses out of DAD.
 - renumber, waiting for T1 (unless --no-t1): the same with nudge=False: every
@@ -43,9 +43,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from palmnet.backends.netns import nsfs  # noqa: E402
+from palmnet.kernel import nsfs  # noqa: E402
 from palmnet.lab import plan_file  # noqa: E402
-from palmnet.pd.renumber import HostWatch, renumber  # noqa: E402
+from palmnet.lab.renumber import HostWatch, renumber  # noqa: E402
 from palmnet.plan.model import Plan  # noqa: E402
 
 PALMNET = [sys.executable, "-m", "palmnet"]
@@ -163,14 +163,14 @@ class HostTimer(threading.Thread):
         self.usable: float | None = None
 
     def run(self) -> None:
-        netns = self.plan.node(self.host).netns
+        netns = f"palmnet-{self.plan.lab}.{self.host}"  # the netns backend's naming
         path = nsfs.netns_path(netns)
         deadline = self.t0 + 60
         while not is_netns(path):
             if time.monotonic() > deadline:
                 return
             time.sleep(0.005)  # poll: the namespace appears when `up` makes it; no event
-        watch = HostWatch(self.plan, {self.host: self.addrs})
+        watch = HostWatch({self.host: path}, {self.host: self.addrs})
         try:
             watch.dump()
             self.gua = watch.wait(self.t0, deadline)[self.host]

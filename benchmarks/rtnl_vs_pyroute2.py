@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 
 from pyroute2.iproute.linux import IPRoute
 
-from palmnet.backends.netns import namespaces, nsfs
-from palmnet.backends.netns.rtnl import IFA_F_NODAD, Rtnl
+from palmnet.kernel import namespaces, nsfs
+from palmnet.kernel.rtnl import IFA_F_NODAD, Rtnl
 
 PREFIX = "pnrtnl-bench"
 OPS = ("veth", "up", "index", "addr")

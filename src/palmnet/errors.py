@@ -52,3 +52,17 @@ class LabError(PalmnetError):
     """A lab operation failed; the message says what did not happen."""
 
     exit_code = 1
+
+
+class UnknownNode(InputError, KeyError):
+    """A node name the lab does not have: said once, where the lookup lives (`Plan.node`).
+
+    Also a KeyError, so code that looks a name up and handles its absence can."""
+
+    def __init__(self, node: str, lab: str, nodes: list[str]) -> None:
+        shown = ", ".join(nodes[:12]) + (" ..." if len(nodes) > 12 else "")
+        super().__init__(f"no node '{node}' in lab {lab} (nodes: {shown or 'none'})")
+        self.node = node
+
+    def __str__(self) -> str:
+        return self.render()

@@ -37,7 +37,11 @@ def node_exec(
 
 
 def ip_json(lab: str, node: str, *argv: str) -> list[dict]:
-    return json.loads(node_exec(lab, node, "ip", "-j", *argv).stdout or "[]")
+    """`ip -j ...` of this machine in the node's network namespace (a busybox node's
+    own `ip` has no JSON)."""
+    proc = node_tool(lab, node, "ip", "-j", *argv)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout or "[]")
 
 
 def lab_traces(lab: str) -> list[str]:
@@ -74,3 +78,67 @@ def lab_traces(lab: str) -> list[str]:
 def write_lab(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+# -- both backends --------------------------------------------------------------------
+BACKENDS = ("netns", "lxd")
+
+
+def lxd_reason() -> str | None:
+    """Why the LXD backend cannot be tested here (None: it can)."""
+    if os.geteuid() != 0:
+        return "needs root"
+    try:
+        from palmnet.backends.lxd.client import connect
+        from palmnet.errors import InputError
+    except ImportError as exc:  # pragma: no cover
+        return f"palmnet's LXD backend cannot load: {exc}"
+    try:
+        connect()
+    except InputError as exc:
+        return f"LXD not available ({exc.message}); scripts/lxd-setup.sh sets it up"
+    return None
+
+
+def lxd_traces(lab: str) -> list[str]:
+    """Every LXD object tagged with the lab."""
+    from palmnet.backends.lxd import images, instances, networks
+    from palmnet.backends.lxd.client import connect
+
+    lxd = connect()
+    traces = [f"instance {i['name']}" for i in instances.lab_instances(lxd, lab).values()]
+    traces += [f"network {n}" for n in networks.lab_networks(lxd, lab)]
+    traces += [f"profile {p}" for p in networks.lab_profiles(lxd, lab)]
+    traces += [f"image {r.fingerprint[:12]}" for r in images.list_images(lxd) if r.lab == lab]
+    return traces
+
+
+def traces(lab: str, backend: str) -> list[str]:
+    """What of the lab is left on the machine, on either backend."""
+    found = lab_traces(lab)
+    if backend == "lxd":
+        found += lxd_traces(lab)
+    return found
+
+
+def up(path: Path, backend: str, *args: str, timeout: float = 240) -> None:
+    """`palmnet up` of a lab file on `backend` (the file says nothing of backends)."""
+    run("up", "--backend", backend, *args, str(path), timeout=timeout)
+
+
+def node_tool(lab: str, node: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """A program of this machine in the node's network namespace (whatever the node's
+    image holds), through the Lab API's node handle."""
+    from palmnet.lab import LabAPI
+
+    with LabAPI().session(lab) as s:
+        return s.running_node(node).tool(list(argv))
+
+
+def service_host_path(lab: str, node: str, service: str, leaf: str) -> Path:
+    """Where the host sees a file of one of the node's daemons (BIRD's socket...)."""
+    from palmnet.lab import LabAPI
+
+    with LabAPI().session(lab) as s:
+        svc = s.running_node(node).service(service)
+        return svc.host(svc.dir / leaf)

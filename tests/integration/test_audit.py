@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from palmnet.lab import LabAPI
-from tests.integration.labs import ip_json, lab_traces, run, write_lab
+from tests.integration.labs import ip_json, node_tool, run, traces, up, write_lab
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -46,15 +46,21 @@ nodes:
 
 
 @pytest.fixture(scope="module")
-def farm(tmp_path_factory: pytest.TempPathFactory):
-    name = f"au{os.getpid() % 100000}"
+def farm(tmp_path_factory: pytest.TempPathFactory, backend: str):
+    name = f"au{backend[0]}{os.getpid() % 10000}"
     path = write_lab(tmp_path_factory.mktemp("audit") / "farm.yaml", FARM.format(name=name))
     try:
-        run("up", str(path))
+        up(path, backend)
         yield name
     finally:
         run("down", name, check=False)
-        assert lab_traces(name) == []
+        assert traces(name, backend) == []
+
+
+def set_sysctl(lab: str, node: str, key: str, value: int) -> None:
+    """A sysctl of the node's network namespace, written from a thread standing in it."""
+    with LabAPI().session(lab) as s, s.running_node(node).inside():
+        Path(f"/proc/sys/{key}").write_text(str(value))
 
 
 def audit(lab: str, node: str, *args: str) -> tuple[int, dict]:
@@ -118,8 +124,7 @@ def test_good_farm_host_passes(farm: str) -> None:
 
 
 def test_ra_flood_fails_on_a_node_without_an_address_cap(farm: str) -> None:
-    api = LabAPI()
-    api.run(farm, "w2", ["sysctl", "-qw", "net.ipv6.conf.eth0.max_addresses=0"]).check_returncode()
+    set_sysctl(farm, "w2", "net/ipv6/conf/eth0/max_addresses", 0)
     try:
         code, card = audit(farm, "w2", "--only", "ra_flood", "--ra-count", "80")
         (check,) = card["checks"]
@@ -132,15 +137,14 @@ def test_ra_flood_fails_on_a_node_without_an_address_cap(farm: str) -> None:
         assert "cleanup removed 80 flood addresses" in check["evidence"]
         assert len(globals_of(farm, "w2")) == 1
     finally:
-        api.run(farm, "w2", ["sysctl", "-qw", "net.ipv6.conf.eth0.max_addresses=16"])
+        set_sysctl(farm, "w2", "net/ipv6/conf/eth0/max_addresses", 16)
 
 
 def test_default_route_via_a_global_address_fails(farm: str) -> None:
-    LabAPI().run(
-        farm,
-        "w3",
-        ["ip", "-6", "route", "replace", "default", "via", "2001:db8:ebbd:2084::1", "dev", "eth0"],
-    ).check_returncode()
+    node_tool(
+        farm, "w3", "ip", "-6", "route", "replace", "default", "via", "2001:db8:ebbd:2084::1",
+        "dev", "eth0",
+    ).check_returncode()  # fmt: skip
     proc = run("audit", "--lab", farm, "w3", "--only", "default_route_ll", check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("default_route_ll"))
@@ -182,15 +186,15 @@ def test_no_trace_left_by_the_checks(farm: str) -> None:
         assert len(globals_of(farm, node)) == 1, node
 
 
-def test_prefix_delegation_numbers_the_lan(tmp_path: Path) -> None:
+def test_prefix_delegation_numbers_the_lan(tmp_path: Path, backend: str) -> None:
     """examples/cascade.yaml: r2 requests a /60 from r1 and numbers its LAN from it."""
-    name = f"ac{os.getpid() % 100000}"
+    name = f"ac{backend[0]}{os.getpid() % 10000}"
     for d in ("cascade-r1", "cascade-r2"):
         shutil.copytree(EXAMPLES / d, tmp_path / d)
     text = (EXAMPLES / "cascade.yaml").read_text().replace("name: cascade", f"name: {name}", 1)
     path = write_lab(tmp_path / "cascade.yaml", text)
     try:
-        run("up", str(path))
+        up(path, backend)
         code, card = audit(name, "r2", "--only", "prefix_delegation,default_route_ll")
         checks = by_check(card)
         assert code == 0, json.dumps(card, indent=1)
@@ -201,4 +205,4 @@ def test_prefix_delegation_numbers_the_lan(tmp_path: Path) -> None:
         assert card["checks"][0]["verdict"] == "N/A"
     finally:
         run("down", name, check=False)
-        assert lab_traces(name) == []
+        assert traces(name, backend) == []

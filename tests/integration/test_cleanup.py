@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from palmnet.backends.netns.crash import STEPS
+from palmnet.diagnostics.crash import STEPS
 from tests.integration.labs import lab_traces, run, write_lab
 
 pytestmark = pytest.mark.root

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from palmnet.backends.netns.watch import AddressWatch
+from palmnet.kernel.watch import AddressWatch
 from palmnet.plan.model import DnsRecord, NodePlan, Plan
 from palmnet.services.base import Service
 from palmnet.services.dhcpcd import Dhcpcd
@@ -314,7 +314,10 @@ def test_dhcpcd_confined_gets_the_reserved_leases(pair: Pair) -> None:
 
     pair.wait_addresses(pair.host, [str(H_DHCP4), str(H_DHCP6), str(H_GUA)])
 
-    leases = (dnsmasq.dir / "dnsmasq.leases").read_text()
+    lease_file = dnsmasq.dir / "dnsmasq.leases"
+    # dnsmasq writes its lease file after it answered: the address may come first.
+    wait_for(lambda: f"{H_DHCP6} " in lease_file.read_text(), "dnsmasq wrote the leases")
+    leases = lease_file.read_text()
     assert f"{H_MAC} {H_DHCP4} h1 " in leases, leases
     assert f"{H_DHCP6} " in leases and "00:03:00:01:00:16:3e:00:00:02" in leases, leases
     run_dir = dhcpcd.private_mounts()["/run/dhcpcd"]

@@ -10,6 +10,7 @@ fake Lab API that runs the firewall command here).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -188,20 +189,33 @@ def test_check_is_strict(tmp_path):
 
 
 class FakeLab:
+    """Stands in for the LabAPI class: a session whose node handle runs the firewall
+    command here, with the test's config dir as the node's /etc/config."""
+
     def __init__(self, config: Path, nft: Path, kind: str = "openwrt") -> None:
         self.config, self.nft, self.kind = config, nft, kind
         self.argv: list[str] = []
+        self.plan = SimpleNamespace(node=lambda name: SimpleNamespace(name=name, kind=self.kind))
 
-    def __call__(self) -> FakeLab:  # stands in for the LabAPI class
+    def __call__(self) -> FakeLab:
         return self
 
-    def plan_of(self, lab):
-        return SimpleNamespace(nodes=[SimpleNamespace(name="router", kind=self.kind)])
+    @contextlib.contextmanager
+    def session(self, lab):
+        yield self
 
-    def run(self, lab, node, argv, stdin=None, timeout=60):
+    def running_node(self, name):
+        return self
+
+    def host_path(self, path):
+        assert path == "/etc/config"
+        return self.config
+
+    def tool(self, argv, stdin=None, timeout=60):
         self.argv = argv
-        extra = ["--config-dir", str(self.config), "--nft", str(self.nft)]
-        return subprocess.run(argv + extra, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [*argv, "--nft", str(self.nft)], capture_output=True, text=True, timeout=timeout
+        )
 
 
 def firewall_app() -> typer.Typer:
@@ -238,7 +252,8 @@ def cli(tmp_path, monkeypatch):
 def test_cli_reload_runs_the_node_command(cli):
     res = cli.invoke("reload", "router")
     assert res.exit_code == 0, res.output
-    assert cli.lab.argv == [sys.executable, "-m", MODULE, "reload"]
+    assert cli.lab.argv[:4] == [sys.executable, "-m", MODULE, "reload"]
+    assert cli.lab.argv[4:] == ["--config-dir", str(cli.lab.config)]
     assert cli.log.read_text().startswith("table inet fw4\n")
 
 

@@ -1,10 +1,12 @@
 """`palmnet forward` end to end: localhost -> a link-local service inside a node.
 
-Two namespaces joined by a veth pair: a node `palmnet-LAB.cli` (what --node
-names) and a peer namespace whose server listens only on its link-local
-address fe80::80%eth0. The forwarder runs as a real `palmnet` process in the
-machine's namespace, listens on localhost and connects from inside the node.
-Nothing is created in the machine's namespace but that loopback listener.
+A real lab on each backend: two hosts, `cli` (what --node names) and `srv`, on
+one network with no router, so `srv` has nothing but its link-local address.
+The test's servers listen on that address only, on a socket opened in `srv`'s
+network namespace through the Lab API's node handle. The forwarder runs as a
+real `palmnet` process in the machine's namespace, listens on localhost and
+connects from inside `cli`. Nothing is created in the machine's namespace but
+that loopback listener.
 """
 
 from __future__ import annotations
@@ -28,15 +30,26 @@ from pathlib import Path
 
 import pytest
 
-from palmnet.backends.netns import nsfs
-from palmnet.cli import forward as forward_cli
 from palmnet.errors import InputError
+from palmnet.kernel import nsfs
+from palmnet.lab import LabAPI, plan_file
 from palmnet.toolbox.forwarder import parse_target
+from tests.integration.labs import run, traces, up, write_lab
 
 PALMNET = str(Path(sys.executable).with_name("palmnet"))
-SERVER_LL = "fe80::80"
-NODE_LL = "fe80::c"
 DEADLINE = 20.0
+LAB = """\
+name: {name}
+networks:
+  lan: {{}}
+nodes:
+  cli:
+    interfaces:
+      eth0: {{network: lan}}
+  srv:
+    interfaces:
+      eth0: {{network: lan}}
+"""
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)")
 
@@ -76,20 +89,6 @@ def test_parse_target_rejects(text, port, words):
         parse_target(text, port)
 
 
-def test_node_netns_resolution(tmp_path, monkeypatch):
-    monkeypatch.setattr(nsfs, "NETNS_DIR", str(tmp_path))
-    for name in ("palmnet-a.r1", "palmnet-a.h1", "palmnet-b.h1", "other.r1"):
-        (tmp_path / name).touch()
-    assert forward_cli._node_netns("a", "h1") == str(tmp_path / "palmnet-a.h1")
-    assert forward_cli._node_netns(None, "r1") == str(tmp_path / "palmnet-a.r1")
-    with pytest.raises(InputError, match=r"several labs \(a, b\)"):
-        forward_cli._node_netns(None, "h1")
-    with pytest.raises(InputError, match="no running node named w9"):
-        forward_cli._node_netns(None, "w9")
-    with pytest.raises(InputError, match="no running node r1 in lab b"):
-        forward_cli._node_netns("b", "r1")
-
-
 def test_bad_input_exits_2_without_traceback():
     result = subprocess.run(
         [PALMNET, "forward", "8080", "fe80::1", "80"], capture_output=True, text=True
@@ -102,55 +101,42 @@ def test_bad_input_exits_2_without_traceback():
 # ---------------------------------------------------------------- helpers
 
 
-def _ip(*args: str) -> str:
-    return subprocess.run(["ip", *args], check=True, capture_output=True, text=True).stdout
-
-
 @dataclass
 class Link:
-    """A node namespace and a peer namespace joined by eth0 <-> eth0."""
+    """The lab: `cli` and `srv` on one network; the forwarders the test started."""
 
     lab: str
-    node_ns: str
-    peer_ns: str
+    server_ll: str  # srv's link-local address (from the plan)
     procs: list[subprocess.Popen] = field(default_factory=list)
 
-    @property
-    def node_path(self) -> str:
-        return nsfs.netns_path(self.node_ns)
+    def netns(self, node: str) -> str:
+        """The node's network namespace, from the Lab API (a path setns() takes)."""
+        with LabAPI().session(self.lab) as s:
+            return s.running_node(node).netns
 
-    @property
-    def peer_path(self) -> str:
-        return nsfs.netns_path(self.peer_ns)
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[tuple[str, str]]:
+    name = f"fwd{backend[0]}{os.getpid() % 10000}"
+    path = write_lab(tmp_path_factory.mktemp("fwd") / "lab.yaml", LAB.format(name=name))
+    up(path, backend)
+    try:
+        yield name, str(plan_file(path).node("srv").interface("eth0").link_local.ip)
+    finally:
+        run("down", name, check=False)
+    assert traces(name, backend) == []
 
 
 @pytest.fixture
-def link() -> Iterator[Link]:
-    token = secrets.token_hex(3)
-    lab = f"pnfwd{token}"
-    made = Link(lab=lab, node_ns=f"palmnet-{lab}.cli", peer_ns=f"pnfwd-{token}-srv")
-    created: list[str] = []
+def link(lab: tuple[str, str]) -> Iterator[Link]:
+    made = Link(*lab)
     try:
-        for ns in (made.node_ns, made.peer_ns):
-            _ip("netns", "add", ns)
-            created.append(ns)
-        # Both ends are created inside our namespaces, never in the machine's.
-        _ip(
-            "-n", made.node_ns, "link", "add", "eth0", "type", "veth",
-            "peer", "name", "eth0", "netns", made.peer_ns,
-        )  # fmt: skip
-        for ns, addr in ((made.node_ns, NODE_LL), (made.peer_ns, SERVER_LL)):
-            _ip("-n", ns, "link", "set", "lo", "up")
-            _ip("-n", ns, "addr", "add", f"{addr}/64", "dev", "eth0", "nodad")
-            _ip("-n", ns, "link", "set", "eth0", "up")
         yield made
     finally:
         for proc in made.procs:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(timeout=10)
-        for ns in created:
-            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
 
 
 def _read_line(stream, seconds: float = DEADLINE) -> str:
@@ -167,7 +153,7 @@ def start_forwarder(link: Link, *args: str, node: bool = True) -> tuple[subproce
     if node:
         argv = [PALMNET, "forward", "--lab", link.lab, "--node", "cli", *args]
     else:
-        argv = ["ip", "netns", "exec", link.node_ns, PALMNET, "forward", *args]
+        argv = ["nsenter", f"--net={link.netns('cli')}", PALMNET, "forward", *args]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     link.procs.append(proc)
     line = _read_line(proc.stdout)
@@ -183,14 +169,14 @@ def stop(proc: subprocess.Popen, signum: int = signal.SIGTERM) -> tuple[int, str
 
 
 class PeerServer:
-    """A TCP server on fe80::80%eth0 in the peer namespace, a thread per connection."""
+    """A TCP server on srv's link-local address only, a thread per connection."""
 
-    def __init__(self, netns: str, handler: Callable[[socket.socket], None]) -> None:
+    def __init__(self, netns: str, address: str, handler: Callable[[socket.socket], None]):
         with nsfs.netns(netns):
             scope = socket.if_nametoindex("eth0")
             self.sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((SERVER_LL, 0, 0, scope))
+        self.sock.bind((address, 0, 0, scope))
         self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
         self.handler = handler
@@ -225,7 +211,7 @@ def peer_server(link):
     servers: list[PeerServer] = []
 
     def make(handler: Callable[[socket.socket], None]) -> PeerServer:
-        server = PeerServer(link.peer_path, handler)
+        server = PeerServer(link.netns("srv"), link.server_ll, handler)
         servers.append(server)
         return server
 
@@ -251,27 +237,30 @@ def digest_reply(conn: socket.socket) -> None:
 # ---------------------------------------------------------------- root
 
 
-@root_test
-def test_curl_reaches_link_local_web_server_in_node(link, tmp_path):
-    (tmp_path / "index.html").write_text("hello from fe80::80\n")
-    web = subprocess.Popen(
-        [
-            "ip", "netns", "exec", link.peer_ns, sys.executable, "-u", "-m", "http.server",
-            "--bind", f"{SERVER_LL}%eth0", "--directory", str(tmp_path), "8080",
-        ],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    link.procs.append(web)
-    assert "Serving HTTP" in _read_line(web.stdout)
+def http_page(conn: socket.socket) -> None:
+    """An HTTP/1.0 server of one page: read the request head, answer, close."""
+    conn.settimeout(DEADLINE)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        head += chunk
+    body = b"hello from srv's link-local\n"
+    conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
 
-    proc, port, line = start_forwarder(link, "0", f"{SERVER_LL}%eth0", "8080")
-    assert line.endswith(f"-> [{SERVER_LL}%eth0]:8080 in node cli")
+
+@root_test
+def test_curl_reaches_link_local_web_server_in_node(link, peer_server):
+    server = peer_server(http_page)
+    proc, port, line = start_forwarder(link, "0", f"{link.server_ll}%eth0", str(server.port))
+    assert line.endswith(f"-> [{link.server_ll}%eth0]:{server.port} in node cli")
     for url in (f"http://localhost:{port}/", f"http://127.0.0.1:{port}/", f"http://[::1]:{port}/"):
         page = subprocess.run(
             ["curl", "-sS", "-g", "--max-time", "10", url], capture_output=True, text=True
         )
         assert page.returncode == 0, page.stderr
-        assert page.stdout == "hello from fe80::80\n"
+        assert page.stdout == "hello from srv's link-local\n"
 
     code, err = stop(proc)
     assert code == 0
@@ -282,11 +271,12 @@ def test_curl_reaches_link_local_web_server_in_node(link, tmp_path):
 def test_forward_from_host_namespace_without_node(link, peer_server):
     """No --node: connect from the forwarder's own namespace (here: run inside cli)."""
     server = peer_server(digest_reply)
-    proc, port, line = start_forwarder(link, "0", f"{SERVER_LL}%eth0", str(server.port), node=False)
+    target = f"{link.server_ll}%eth0"
+    proc, port, line = start_forwarder(link, "0", target, str(server.port), node=False)
     assert line == (
-        f"forwarding 127.0.0.1:{port}, [::1]:{port} -> [{SERVER_LL}%eth0]:{server.port} in the host"
+        f"forwarding 127.0.0.1:{port}, [::1]:{port} -> [{target}]:{server.port} in the host"
     )
-    with nsfs.netns(link.node_path):
+    with nsfs.netns(link.netns("cli")):
         client = socket.create_connection(("::1", port), timeout=DEADLINE)
     with client:
         client.sendall(b"ping")
@@ -300,7 +290,7 @@ def test_forward_from_host_namespace_without_node(link, peer_server):
 def test_half_close_client_first_gets_full_response(link, peer_server):
     """Request, SHUT_WR, then a 4 MiB answer after the server saw EOF."""
     server = peer_server(digest_reply)
-    proc, port, _ = start_forwarder(link, "0", f"{SERVER_LL}%eth0", str(server.port))
+    proc, port, _ = start_forwarder(link, "0", f"{link.server_ll}%eth0", str(server.port))
     payload = secrets.token_bytes(4 * 1024 * 1024)
     with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as client:
         sender = threading.Thread(
@@ -328,7 +318,7 @@ def test_half_close_server_first_still_receives_client_data(link, peer_server):
         got.put(recv_all(conn))
 
     server = peer_server(greet_then_listen)
-    proc, port, _ = start_forwarder(link, "0", f"{SERVER_LL}%eth0", str(server.port))
+    proc, port, _ = start_forwarder(link, "0", f"{link.server_ll}%eth0", str(server.port))
     with socket.create_connection(("::1", port), timeout=DEADLINE) as client:
         assert recv_all(client) == b"hello\n"  # EOF arrived: the server half-closed
         client.sendall(b"late words")
@@ -351,7 +341,7 @@ def test_fifty_concurrent_connections(link, peer_server):
         conn.sendall(hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
 
     server = peer_server(wait_for_all_then_reply)
-    proc, port, _ = start_forwarder(link, "0", f"{SERVER_LL}%eth0", str(server.port))
+    proc, port, _ = start_forwarder(link, "0", f"{link.server_ll}%eth0", str(server.port))
 
     async def one(i: int) -> bool:
         host = "127.0.0.1" if i % 2 else "::1"
@@ -382,7 +372,7 @@ def test_refused_and_reset_upstream_do_not_stop_the_forwarder(link, peer_server)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
     server = peer_server(reset)
-    proc, port, _ = start_forwarder(link, "0", f"{SERVER_LL}%eth0", str(server.port))
+    proc, port, _ = start_forwarder(link, "0", f"{link.server_ll}%eth0", str(server.port))
     with (
         socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as client,
         contextlib.suppress(ConnectionResetError),
@@ -403,7 +393,7 @@ def test_refused_and_reset_upstream_do_not_stop_the_forwarder(link, peer_server)
 @root_test
 def test_ctrl_c_cuts_idle_connections_and_exits_0(link, peer_server):
     server = peer_server(lambda conn: conn.recv(1))  # holds the connection open
-    proc, port, _ = start_forwarder(link, "0", f"{SERVER_LL}%eth0", str(server.port))
+    proc, port, _ = start_forwarder(link, "0", f"{link.server_ll}%eth0", str(server.port))
     with socket.create_connection(("::1", port), timeout=DEADLINE) as idle:
         idle.sendall(b"x")  # the connection is up end to end, then held open
         code, _ = stop(proc, signal.SIGINT)  # fails at DEADLINE if the exit hangs
@@ -415,7 +405,7 @@ def test_ctrl_c_cuts_idle_connections_and_exits_0(link, peer_server):
 @root_test
 def test_unknown_zone_in_node_is_bad_input(link):
     result = subprocess.run(
-        [PALMNET, "forward", "--lab", link.lab, "--node", "cli", "0", "fe80::80%eth9", "80"],
+        [PALMNET, "forward", "--lab", link.lab, "--node", "cli", "0", "fe80::1%eth9", "80"],
         capture_output=True,
         text=True,
         timeout=DEADLINE,

@@ -21,7 +21,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.labs import PALMNET, ip_json, lab_traces, node_exec, run, write_lab
+from tests.integration.labs import (
+    PALMNET,
+    ip_json,
+    node_exec,
+    node_tool,
+    run,
+    service_host_path,
+    traces,
+    up,
+    write_lab,
+)
 
 pytestmark = pytest.mark.root
 
@@ -65,17 +75,29 @@ nodes:
 R2_ON_T12 = "2001:db8:12::2"
 
 
-def _impair_tables(netns: str | None) -> list[str]:
-    """`palmnet_impair` tables in a namespace (None: the machine's own)."""
-    argv = ["nft", "-j", "list", "tables"]
-    if netns is not None:
-        argv = ["ip", "netns", "exec", netns, *argv]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+def _switch(lab: str):  # type: ignore[no-untyped-def]
+    from palmnet.lab import LabAPI
+
+    with LabAPI().session(lab) as s:
+        return s.switch()
+
+
+def _tables(netns: str, name: str) -> list[str]:
+    """nftables tables called `name` in a namespace (a path setns() takes)."""
+    from palmnet.kernel.processes import run_in_netns
+
+    out = run_in_netns(netns, ["nft", "-j", "list", "tables"]).stdout
     return [
         f"{t['table']['family']} {t['table']['name']}"
         for t in json.loads(out)["nftables"]
-        if "table" in t and t["table"]["name"] == "palmnet_impair"
+        if "table" in t and t["table"]["name"] == name
     ]
+
+
+def _impair_tables(lab: str) -> list[str]:
+    """The lab's impairment tables where its switch is (the Lab API says where)."""
+    switch = _switch(lab)
+    return _tables(switch.netns, switch.table)
 
 
 def _link(lab: str, node: str, iface: str) -> dict:
@@ -94,9 +116,7 @@ def _wait_operstate(lab: str, node: str, iface: str, state: str, deadline: float
 
 
 def _ping(lab: str, node: str, address: str, count: int = 3, wait: float = 1) -> bool:
-    proc = node_exec(
-        lab, node, "ping", "-n", "-c", str(count), "-W", str(wait), address, check=False
-    )
+    proc = node_tool(lab, node, "ping", "-n", "-c", str(count), "-W", str(wait), address)
     return proc.returncode == 0
 
 
@@ -122,14 +142,14 @@ def _show(lab: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def triangle(tmp_path_factory: pytest.TempPathFactory):
+def triangle(tmp_path_factory: pytest.TempPathFactory, backend: str):
     folder = tmp_path_factory.mktemp("triangle")
-    name = f"tri{os.getpid() % 100000}"
+    name = f"tri{backend[0]}{os.getpid() % 100000}"
     path = write_lab(folder / "lab.yaml", TRIANGLE.format(name=name))
-    run("up", str(path))
+    up(path, backend)
     yield name
     run("down", name, check=False)
-    assert lab_traces(name) == []
+    assert traces(name, backend) == []
 
 
 def test_link_down_is_carrier_loss_on_both_ends(triangle: str) -> None:
@@ -162,16 +182,22 @@ def test_blackhole_drops_everything_while_interfaces_stay_up(triangle: str) -> N
         for node in ("r1", "r2"):
             link = _link(lab, node, "eth0")
             assert link["operstate"] == "UP" and "NO-CARRIER" not in link["flags"]
-        assert _impair_tables(f"palmnet-{lab}") == ["netdev palmnet_impair"]
-        # only the lab's hidden namespace: not the machine's, not the nodes'
-        assert _impair_tables(None) == []
-        assert _impair_tables(f"palmnet-{lab}.r1") == []
+        switch = _switch(lab)
+        assert _impair_tables(lab) == [f"netdev {switch.table}"]
+        # only where the lab's bridges are: never in the nodes, nor (netns) the machine's
+        from palmnet.lab import LabAPI
+
+        with LabAPI().session(lab) as s:
+            r1 = s.node("r1").netns
+        assert _tables(r1, switch.table) == []
+        if os.stat(switch.netns).st_ino != os.stat("/proc/self/ns/net").st_ino:
+            assert _tables("/proc/self/ns/net", switch.table) == []
         (status,) = _show(lab)
         assert status["state"] == "blackhole" and set(status["impaired"]) == {"r1", "r2"}
         assert sum(v["dropped"] for v in status["impaired"].values()) >= 3  # the pings
     finally:
         run("link", "clear", "--lab", lab, "r1:r2")
-    assert _impair_tables(f"palmnet-{lab}") == []
+    assert _impair_tables(lab) == []
     assert _show(lab) == []
     assert _ping_until(lab, "r1", R2_ON_T12)
 
@@ -184,20 +210,8 @@ def test_loss_50_drops_about_half_in_each_direction(triangle: str) -> None:
     run("link", "impair", "--lab", lab, "r1:eth0", "--loss", "50")
     try:
         before = _snmp6(lab, "r2", "Icmp6InEchos")
-        proc = node_exec(
-            lab,
-            "r1",
-            "ping",
-            "-n",
-            "-q",
-            "-c",
-            "200",
-            "-i",
-            "0.005",
-            "-W",
-            "1",
-            R2_ON_T12,
-            check=False,
+        proc = node_tool(
+            lab, "r1", "ping", "-n", "-q", "-c", "200", "-i", "0.005", "-W", "1", R2_ON_T12
         )
         arrived = _snmp6(lab, "r2", "Icmp6InEchos") - before
         received = int(re.search(r"(\d+) received", proc.stdout).group(1))  # type: ignore[union-attr]
@@ -231,7 +245,7 @@ def test_converge_without_a_route_exits_1_and_touches_nothing(triangle: str) -> 
     assert proc.returncode == 1, proc.stderr
     assert "no route from r1 to h3" in proc.stderr
     assert _show(triangle) == []
-    assert _impair_tables(f"palmnet-{triangle}") == []
+    assert _impair_tables(triangle) == []
 
 
 @pytest.mark.parametrize(
@@ -276,10 +290,10 @@ def _chains(lab: str) -> list[list[str]]:
     from palmnet.toolbox.converge import destination_of
     from palmnet.toolbox.fib import trace_live
 
-    plan = LabAPI().plan_of(lab)
-    dest = destination_of(plan.node("dns"))
-    assert dest is not None
-    return [list(c) for c in trace_live(plan, "laptop", dest).chains]
+    with LabAPI().session(lab) as session:
+        dest = destination_of(session.plan.node("dns"))
+        assert dest is not None
+        return [list(c) for c in trace_live(session, "laptop", dest).chains]
 
 
 BOTH_WAYS = [["laptop", "r1", "r2", "r3", "dns"], ["laptop", "r1", "r4", "r3", "dns"]]
@@ -297,22 +311,22 @@ def _wait_both_ways(lab: str, deadline: float = 30) -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def ring(tmp_path_factory: pytest.TempPathFactory):
+def ring(tmp_path_factory: pytest.TempPathFactory, backend: str):
     reason = _bird_ready()
     if reason:
         pytest.skip(reason)
     folder = tmp_path_factory.mktemp("ring")
-    name = f"rg{os.getpid() % 100000}"
+    name = f"rg{backend[0]}{os.getpid() % 100000}"
     path = write_lab(folder / "ring.yaml", _ring_text(name, "ripng-tuned"))
-    run("up", str(path))
+    up(path, backend)
     yield name
     run("down", name, check=False)
-    assert lab_traces(name) == []
+    assert traces(name, backend) == []
 
 
 def _assert_restored(lab: str) -> None:
     assert _show(lab) == []
-    assert _impair_tables(f"palmnet-{lab}") == []
+    assert _impair_tables(lab) == []
     for node, iface in (("r1", "eth0"), ("r2", "eth1")):
         link = _wait_operstate(lab, node, iface, "UP")
         assert "NO-CARRIER" not in link["flags"]
@@ -443,9 +457,9 @@ def _babel_ring(name: str, kind: str) -> str:
 def _cost(lab: str, router: str, iface: str) -> int:
     """The link cost r1 gives its neighbour on `iface` (`birdc show babel neighbors`)."""
     from palmnet.services.bird import control
-    from palmnet.state.paths import node_dir
 
-    for _code, text in control(node_dir(lab, router) / "bird" / "bird.ctl", "show babel neighbors"):
+    sock = service_host_path(lab, router, "bird", "bird.ctl")
+    for _code, text in control(sock, "show babel neighbors"):
         cols = text.split()
         if len(cols) >= 3 and cols[1] == iface and cols[0].startswith("fe80:"):
             return int(cols[2]) if cols[2].isdigit() else INFINITY
@@ -476,13 +490,13 @@ def _churn(lab: str, loss: int) -> int:
 
 
 @pytest.fixture
-def babel_lab(request: pytest.FixtureRequest, tmp_path: Path):
+def babel_lab(request: pytest.FixtureRequest, tmp_path: Path, backend: str):
     reason = _bird_ready()
     if reason:
         pytest.skip(reason)
     kind = request.param
-    name = f"bb{kind[:2]}{os.getpid() % 10000}"
-    run("up", str(write_lab(tmp_path / "ring.yaml", _babel_ring(name, kind))))
+    name = f"bb{kind[:2]}{backend[0]}{os.getpid() % 10000}"
+    up(write_lab(tmp_path / "ring.yaml", _babel_ring(name, kind)), backend)
     try:
         end = time.monotonic() + 30
         while _cost(name, "r1", "eth0") == INFINITY and time.monotonic() < end:
@@ -490,7 +504,7 @@ def babel_lab(request: pytest.FixtureRequest, tmp_path: Path):
         yield name
     finally:
         run("down", name, check=False)
-    assert lab_traces(name) == []
+    assert traces(name, backend) == []
 
 
 @pytest.mark.parametrize("babel_lab", ["wireless"], indirect=True)

@@ -16,28 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.labs import node_exec, run, run_json, write_lab
+from tests.integration import labs
+from tests.integration.labs import lxd_reason, node_exec, run, run_json, write_lab
 from tests.integration.test_spine import FARM, _addresses, _reversed_nodes
 
 pytestmark = pytest.mark.root
 
 
-def _lxd_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    try:
-        from palmnet.backends.lxd.client import connect
-        from palmnet.errors import InputError
-    except ImportError as exc:  # pragma: no cover
-        return f"palmnet's LXD backend cannot load: {exc}"
-    try:
-        connect()
-    except InputError as exc:
-        return f"LXD not available ({exc.message}); scripts/lxd-setup.sh sets it up"
-    return None
-
-
-REASON = _lxd_reason()
+REASON = lxd_reason()
 needs_lxd = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 
@@ -49,13 +35,7 @@ def _lxd():
 
 def lxd_traces(lab: str) -> list[str]:
     """Every LXD object tagged with the lab, and its state dir."""
-    from palmnet.backends.lxd import images, instances, networks
-
-    lxd = _lxd()
-    traces = [f"instance {i['name']}" for i in instances.lab_instances(lxd, lab).values()]
-    traces += [f"network {n}" for n in networks.lab_networks(lxd, lab)]
-    traces += [f"profile {p}" for p in networks.lab_profiles(lxd, lab)]
-    traces += [f"image {r.fingerprint[:12]}" for r in images.list_images(lxd) if r.lab == lab]
+    traces = labs.lxd_traces(lab)
     if (Path("/run/palmnet") / lab).exists():
         traces.append(f"state dir /run/palmnet/{lab}")
     return traces
@@ -155,9 +135,9 @@ def test_spine_stable_addresses_on_lxd(lab_name, tmp_path: Path) -> None:
 def _busybox_rootfs(tmp_path: Path) -> Path:
     """A user's rootfs tarball: palmnet's busybox rootfs, as a file to import."""
     run("image", "build", "busybox")
-    from palmnet.backends.lxd.images import CACHE
+    from palmnet.backends.lxd.images import cached_rootfs
 
-    cached = CACHE / "busybox" / "rootfs.tar.gz"
+    cached = cached_rootfs("busybox")
     assert cached.exists()
     return cached
 
@@ -347,3 +327,96 @@ def test_metadata_yaml_has_architecture_and_creation_date() -> None:
     }
     with tarfile.open(fileobj=io.BytesIO(metadata_tarball(text))) as tar:
         assert tar.getnames() == ["metadata.yaml"]
+
+
+GATEWAY = """\
+name: {name}
+backend: lxd
+domain: gw.example
+networks:
+  lan: {{}}
+  wan: {{}}
+nodes:
+  gw:
+    kind: openwrt
+    uci: gw
+    interfaces:
+      eth0: {{network: lan}}
+      eth1: {{network: wan}}
+  w:
+    count: 1
+    interfaces:
+      eth0: {{network: lan}}
+"""
+
+GW_NETWORK = """\
+config device
+\toption name 'br-lan'
+\toption type 'bridge'
+\tlist ports 'eth0'
+
+config interface 'lan'
+\toption device 'br-lan'
+\toption proto 'static'
+\toption ip6addr '2001:db8:78::1/64'
+
+config interface 'wan'
+\toption device 'eth1'
+\toption proto 'static'
+\toption ipaddr '192.0.2.2'
+\toption netmask '255.255.255.0'
+"""
+
+
+@needs_lxd
+def test_launch_firewall_and_dns_on_lxd(lab_name, tmp_path: Path) -> None:
+    """The lab verbs that read or change a running lab work on LXD as on netns: the
+    openwrt node's firewall (compiled on the host, loaded in the container's
+    namespace), `launch` of a copy that DNS then knows, `restart` of a node."""
+    name = lab_name("g")
+    (tmp_path / "gw").mkdir()
+    (tmp_path / "gw" / "network").write_text(GW_NETWORK)
+    path = write_lab(tmp_path / "lab.yaml", GATEWAY.format(name=name))
+    run("up", str(path))
+    shown = run("firewall", "show", "--lab", name, "gw").stdout
+    assert "table inet fw4" in shown and "chain input" in shown
+    run("firewall", "reload", "--lab", name, "gw")
+    assert run("firewall", "check", "--lab", name, "gw", check=False).returncode == 0
+    proc = run("firewall", "show", "--lab", name, "w1", check=False)
+    assert proc.returncode == 2 and "only openwrt nodes have a firewall" in proc.stderr
+
+    live = run_json("launch", "--lab", name, "w", "w2")
+    w2 = next(n for n in live if n["name"] == "w2")
+    gua = _gua(w2, "2001:db8:78:")
+    answer = node_exec(name, "w1", "nslookup", "w2.gw.example", "2001:db8:78::1").stdout
+    assert gua in answer, answer
+    before = _addresses(run_json("ls", name))
+    run("restart", "--lab", name, "w2")
+    assert _addresses(run_json("ls", name)) == before
+
+
+@needs_lxd
+def test_raised_neighbour_limit_is_restored_after_down_on_lxd(lab_name, tmp_path: Path) -> None:
+    """`up --raise-neigh-limit` raises the machine's gc_thresh1/2/3 on LXD too, and `down`
+    puts them back. The limits are lowered first (and restored after) so the small
+    lab has something to raise."""
+    from palmnet.kernel import neigh_limit
+
+    original = {k: neigh_limit.read(k) for k in neigh_limit.KEYS}
+    low = neigh_limit.current_entries() + 40
+    lowered = {"gc_thresh1": low // 4, "gc_thresh2": low // 2, "gc_thresh3": low}
+    name = lab_name("n")
+    path = write_lab(tmp_path / "lab.yaml", SMALL.format(name=name))
+    try:
+        for key in ("gc_thresh3", "gc_thresh2", "gc_thresh1"):
+            neigh_limit.write(key, lowered[key])
+        proc = run("up", "--raise-neigh-limit", str(path))
+        assert "raised gc_thresh" in proc.stderr, proc.stderr
+        assert neigh_limit.read("gc_thresh3") > lowered["gc_thresh3"]
+        run("down", name)
+        assert {k: neigh_limit.read(k) for k in neigh_limit.KEYS} == lowered
+    finally:
+        run("down", name, check=False)
+        for key in ("gc_thresh1", "gc_thresh2", "gc_thresh3")[::-1]:
+            neigh_limit.write(key, original[key])
+        assert {k: neigh_limit.read(k) for k in neigh_limit.KEYS} == original

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +23,7 @@ import pytest
 
 from palmnet.lab import plan_file
 from palmnet.plan.model import Plan
-from tests.integration.labs import ip_json, node_exec, run
+from tests.integration.labs import ip_json, node_exec, run, service_host_path, traces, up
 
 pytestmark = pytest.mark.root
 
@@ -66,7 +64,7 @@ def _usable(info: dict) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cascade(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def cascade(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[tuple[str, Path]]:
     work = tmp_path_factory.mktemp("cascade")
     for folder in ("cascade-r1", "cascade-r2"):
         shutil.copytree(EXAMPLES / folder, work / folder)
@@ -80,11 +78,12 @@ def cascade(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     assert LIFETIMES in text
     path = work / "cascade.yaml"
     path.write_text(text)
-    run("up", str(path), timeout=180)
+    up(path, backend, timeout=180)
     try:
         yield lab, path
     finally:
         run("down", lab, check=False)
+    assert traces(lab, backend) == []
 
 
 def _plan(path: Path) -> Plan:
@@ -186,20 +185,7 @@ def test_restarted_router_gets_its_prefix_back(cascade: tuple[str, Path]) -> Non
     from palmnet.cli.isp import prefix_rows
 
     before = {r["name"]: r["delegated"] for r in prefix_rows(lab)}
-    run("stop", "--lab", lab, "r1")
-    # The kernel frees a deleted namespace (and its veths) asynchronously; starting
-    # the node again before its old veths are gone fails (File exists).
-    switch = f"palmnet-{lab}"
-    _wait(
-        lambda: (
-            subprocess.run(
-                ["ip", "-n", switch, "-o", "link", "show"], capture_output=True, text=True
-            ).stdout.count("link-netns")
-            == 6
-        ),
-        10,
-        "r1's veths gone",
-    )
+    run("stop", "--lab", lab, "r1")  # waits until r1's ports have left the switch
     run("start", "--lab", lab, "r1")
     rows = _wait(
         lambda: [r for r in prefix_rows(lab) if r["name"] == "r1" and r["state"] == "ok"],
@@ -207,10 +193,10 @@ def test_restarted_router_gets_its_prefix_back(cascade: tuple[str, Path]) -> Non
         "r1 delegated again",
     )
     assert rows[0]["delegated"] == before["r1"] == "2001:db8:beef:c600::/56"
-    assert os.path.exists(f"/run/palmnet/{lab}/nodes/r1/dhcpcd/pd-state.json")
+    assert service_host_path(lab, "r1", "dhcpcd", "pd-state.json").exists()
 
 
-def test_exhausted_pool_leaves_one_router_without_a_prefix(tmp_path: Path) -> None:
+def test_exhausted_pool_leaves_one_router_without_a_prefix(tmp_path: Path, backend: str) -> None:
     lab = _name("pdx")
     (tmp_path / "router").mkdir()
     network = (EXAMPLES / "cascade-r2" / "network").read_text()
@@ -231,7 +217,7 @@ def test_exhausted_pool_leaves_one_router_without_a_prefix(tmp_path: Path) -> No
     plan = plan_file(tmp_path / "lab.yaml")
     starved = [n.name for n in plan.nodes if n.pd_client and n.pd_client.delegated is None]
     assert len(starved) == 1
-    run("up", str(tmp_path / "lab.yaml"), timeout=120)
+    up(tmp_path / "lab.yaml", backend, timeout=180)
     try:
         from palmnet.cli.isp import NO_PREFIX, prefix_rows
 
@@ -240,10 +226,11 @@ def test_exhausted_pool_leaves_one_router_without_a_prefix(tmp_path: Path) -> No
         assert all(r["state"] == "ok" for n, r in rows.items() if n != starved[0])
         nodes = json.loads(run("ls", lab, "--format", "json").stdout)
         assert {n["state"] for n in nodes} == {"RUNNING"}
-        log = Path(f"/run/palmnet/{lab}/nodes/{starved[0]}/dhcpcd/dhcpcd.log")
+        log = service_host_path(lab, starved[0], "dhcpcd", "dhcpcd.log")
         _wait(lambda: "no prefixes" in log.read_text(), 10, "dhcpcd logs the refusal")
     finally:
         run("down", lab, check=False)
+    assert traces(lab, backend) == []
 
 
 def test_malformed_pool_is_bad_input(tmp_path: Path) -> None:

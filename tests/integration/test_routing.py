@@ -24,8 +24,7 @@ from ruamel.yaml import YAML
 
 from palmnet.lab import plan_file
 from palmnet.services.bird import control
-from palmnet.state.paths import node_dir
-from tests.integration.labs import lab_traces, node_exec, run, write_lab
+from tests.integration.labs import node_exec, run, service_host_path, traces, up, write_lab
 
 pytestmark = pytest.mark.root
 
@@ -68,18 +67,20 @@ def ring_copy(tmp_path: Path, lab: str, profile: str, routing: dict | None) -> P
 
 
 @pytest.fixture
-def ring_lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path, float]]:
+def ring_lab(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> Iterator[tuple[str, Path, float]]:
     profile = request.param
-    lab = f"rt-{profile}"
+    lab = f"rt{backend[0]}-{profile}"
     path = ring_copy(tmp_path, lab, profile, PROFILES.get(profile))
     run("down", lab, check=False)
     start = time.monotonic()
     try:
-        run("up", str(path))
+        up(path, backend)
         yield lab, path, start
     finally:
         run("down", lab, check=False)
-    assert lab_traces(lab) == []
+    assert traces(lab, backend) == []
 
 
 def wait_for(what: str, test, deadline: float = DEADLINE):  # type: ignore[no-untyped-def]
@@ -143,16 +144,18 @@ def test_ring_converges_and_shows_routes_and_neighbours(
     assert sorted(r["interface"] for r in rows) == ["eth0", "eth1"]
     assert all(r["address"].startswith("fe80::") for r in rows)
 
-    status = control(node_dir(lab, "r1") / "bird" / "bird.ctl", "show status")
+    status = control(service_host_path(lab, "r1", "bird", "bird.ctl"), "show status")
     assert f"Router ID is {r1.routing.router_id}" in [text for _, text in status]
 
 
-def test_route_on_a_host_and_neighbors_refused_without_routing(tmp_path: Path) -> None:
-    lab = "rt-host"
+def test_route_on_a_host_and_neighbors_refused_without_routing(
+    tmp_path: Path, backend: str
+) -> None:
+    lab = f"rt{backend[0]}-host"
     path = ring_copy(tmp_path, lab, "ripng", PROFILES["ripng"])
     run("down", lab, check=False)
     try:
-        run("up", str(path))
+        up(path, backend)
         routes = route_json(lab, "laptop")
         default = next(r for r in routes if r["prefix"] == "::/0")
         assert default["source"] == "ra" and default["via"].startswith("fe80::")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from palmnet.backends.netns import namespaces, nsfs, rtnl
-from palmnet.backends.netns.rtnl import IFA_F_NODAD, Rtnl
+from palmnet.kernel import namespaces, nsfs, rtnl
+from palmnet.kernel.rtnl import IFA_F_NODAD, Rtnl
 
 PAIRS = 50
 

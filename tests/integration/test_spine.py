@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from palmnet.backends.netns import nsfs
+from palmnet.kernel import nsfs
 from tests.integration.labs import ip_json, lab_traces, node_exec, run, run_json, write_lab
 
 pytestmark = pytest.mark.root

@@ -62,8 +62,6 @@ def test_two_nodes_on_one_network_are_a_link(plan) -> None:
     link = resolve_link(plan, "r2:r3")
     assert link.network == "c"
     assert [(e.node, e.interface) for e in link.ends] == [("r2", "eth2"), ("r3", "eth1")]
-    outers = {(n.name, i.name): i.outer for n in plan.nodes for i in n.interfaces}
-    assert link.outers == (outers["r2", "eth2"], outers["r3", "eth1"])
     assert link.name == "r2:r3"
 
 
@@ -123,7 +121,7 @@ def test_links_of_lists_every_network_with_ports(plan) -> None:
 
 # -- nft text ------------------------------------------------------------------------
 def test_impair_text_sets_one_ingress_chain_per_end() -> None:
-    text = nft.impair_text(["vaaa", "vbbb"], 30)
+    text = nft.impair_text("palmnet_impair", ["vaaa", "vbbb"], 30)
     assert text.splitlines() == [
         "add table netdev palmnet_impair",
         "add chain netdev palmnet_impair vaaa { type filter hook ingress "
@@ -140,19 +138,23 @@ def test_impair_text_sets_one_ingress_chain_per_end() -> None:
 
 
 def test_blackhole_drops_everything() -> None:
-    rule = nft.impair_text(["vaaa"], None).splitlines()[-1]
+    rule = nft.impair_text("palmnet_impair", ["vaaa"], None).splitlines()[-1]
     assert rule == 'add rule netdev palmnet_impair vaaa counter drop comment "palmnet blackhole"'
 
 
 def test_no_one_line_table_form() -> None:
     """nft 1.0.6 refused `table netdev t { chain c { ... } }` (routing-notes)."""
-    for text in (nft.impair_text(["v1"], 5), nft.clear_text(["v1"]), nft.drop_table_text()):
+    for text in (
+        nft.impair_text("palmnet_impair", ["v1"], 5),
+        nft.clear_text("palmnet_impair", ["v1"]),
+        nft.drop_table_text("palmnet_impair"),
+    ):
         assert "table netdev palmnet_impair {" not in text
         assert all(line.startswith(("add ", "flush ", "delete ")) for line in text.splitlines())
 
 
 def test_clear_text_is_idempotent_add_then_delete() -> None:
-    assert nft.clear_text(["vaaa"]).splitlines()[1:] == [
+    assert nft.clear_text("palmnet_impair", ["vaaa"]).splitlines()[1:] == [
         "add chain netdev palmnet_impair vaaa { type filter hook ingress "
         'device "vaaa" priority -500; policy accept; }',
         "delete chain netdev palmnet_impair vaaa",
@@ -188,13 +190,13 @@ def test_parse_table_reads_back_loss_blackhole_and_counters() -> None:
     text = _listing(
         ("va", "palmnet loss 30", 7), ("vb", "palmnet blackhole", 3), ("vc", "someone", 1)
     )
-    got = nft.parse_table(text)
+    got = nft.parse_table(text, "palmnet_impair")
     assert got == {
         "va": nft.Impairment("va", 30, False, 7),
         "vb": nft.Impairment("vb", 100, True, 3),
     }
-    assert nft.chains_in(text) == ["va", "vb", "vc"]
-    assert nft.parse_table("") == {} and nft.chains_in("") == []
+    assert nft.chains_in(text, "palmnet_impair") == ["va", "vb", "vc"]
+    assert nft.parse_table("", "t") == {} and nft.chains_in("", "t") == []
 
 
 # -- converge: destination, outage, churn, stop rule -----------------------------------

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from palmnet.lab import plan_file
+from palmnet.lab.renumber import levels, new_addresses
 from palmnet.pd import hook, kea_route
-from palmnet.pd.renumber import levels, new_addresses
 from palmnet.plan.model import Plan
 from palmnet.services.dhcpcd import Dhcpcd
 from palmnet.services.kea import Kea, duid_colons, render_kea_config, subnet_id

@@ -12,6 +12,7 @@ import pytest
 
 from palmnet.addressing.eui64 import eui64_address
 from palmnet.addressing.mac import assign_macs, stable_mac
+from palmnet.backends.netns.names import outer_names
 from palmnet.plan.build import plan_lab
 from palmnet.topology.loader import load_lab, load_lab_text
 
@@ -55,7 +56,8 @@ def test_macs_unique_and_independent_of_order_with_clashes() -> None:
 def test_interface_names_fit_the_kernel_and_addresses_follow_the_mac() -> None:
     lab = load_lab(ROOT / "examples" / "farm.yaml")
     plan = plan_lab(lab)
-    outer = [i.outer for n in plan.nodes for i in n.interfaces]
+    outer = list(outer_names(plan).values())
+    assert len(outer) == sum(len(n.veths) for n in plan.nodes)
     assert len(set(outer)) == len(outer)
     assert all(len(o) <= 15 for o in outer)
     for node in plan.nodes:

@@ -84,7 +84,6 @@ def router_node(**changes: object) -> NodePlan:
         name="lan0",
         network="lan",
         mac=R_MAC,
-        outer="",
         link_local=ipaddress.IPv6Interface("fe80::216:3eff:fe00:1/64"),
         ipv6_static=(ipaddress.IPv6Interface(f"{R_GUA}/64"),),
         ipv4_static=(ipaddress.IPv4Interface("192.0.2.1/24"),),
@@ -93,7 +92,6 @@ def router_node(**changes: object) -> NodePlan:
     node = NodePlan(
         name="r1",
         kind="router",
-        netns="pnsvc-r",
         interfaces=(lan0,),
         lans=(lan_service(),),
         dns=dns_plan(),
@@ -106,7 +104,6 @@ def host_node(**changes: object) -> NodePlan:
         name="eth0",
         network="lan",
         mac=H_MAC,
-        outer="",
         link_local=ipaddress.IPv6Interface("fe80::216:3eff:fe00:2/64"),
         ipv6_slaac=(ipaddress.IPv6Interface(f"{H_GUA}/64"),),
         ipv4_dhcp=(ipaddress.IPv4Interface(f"{H_DHCP4}/24"),),
@@ -114,7 +111,6 @@ def host_node(**changes: object) -> NodePlan:
     node = NodePlan(
         name="h1",
         kind="host",
-        netns="pnsvc-h",
         interfaces=(eth0,),
         dhcp_client=("eth0",),
         resolver_from_ra=True,
@@ -128,7 +124,6 @@ def lab_plan(router: NodePlan | None = None, host: NodePlan | None = None) -> Pl
         lab="svc",
         domain="svc.example",
         source="",
-        switch_netns="",
         networks=(),
         nodes=(router or router_node(), host or host_node()),
     )

@@ -1,9 +1,11 @@
 """`palmnet firewall reload|show|check [--lab LAB] NODE`: an openwrt node's firewall.
 
-Each verb runs the node's own firewall command inside the node (its netns
-and its /etc), `python -m palmnet.openwrt.firewall_cli VERB`, which is what
-`/etc/init.d/firewall VERB` does there, and relays its output. So what the
-user sees is what `palmnet exec NODE -- /etc/init.d/firewall VERB` shows:
+Each verb runs what `/etc/init.d/firewall VERB` runs in a namespace node,
+`python -m palmnet.openwrt.firewall_cli VERB`, from the host in the node's
+network namespace, on the node's /etc/config as the host sees it (through the
+node handle), and relays its output: so it works the same on every backend,
+whatever the node's image holds. What the user sees is what
+`palmnet exec NODE -- /etc/init.d/firewall VERB` shows on a namespace node:
 
     reload   load /etc/config/firewall; warnings on stderr; exit 1 if nft
              refused the ruleset (the one loaded before stays)
@@ -28,13 +30,15 @@ MODULE = "palmnet.openwrt.firewall_cli"
 def _run(lab: str | None, node: str, verb: str) -> None:
     from palmnet.lab import LabAPI
 
-    api = LabAPI()
-    plan = api.plan_of(lab)
-    kind = next((n.kind for n in plan.nodes if n.name == node), None)
-    if kind is not None and kind != "openwrt":
-        raise InputError(f"node '{node}' is a {kind} node: only openwrt nodes have a firewall")
+    with LabAPI().session(lab) as s:
+        kind = s.plan.node(node).kind
+        if kind != "openwrt":
+            raise InputError(f"node '{node}' is a {kind} node: only openwrt nodes have a firewall")
+        handle = s.running_node(node)
+        config = str(handle.host_path("/etc/config"))
+        argv = [sys.executable, "-m", MODULE, verb, "--config-dir", config]
     try:
-        proc = api.run(lab, node, [sys.executable, "-m", MODULE, verb])
+        proc = handle.tool(argv, timeout=60)
     except subprocess.TimeoutExpired:
         raise LabError(f"firewall {verb} on node {node} did not finish in time") from None
     if proc.stdout:

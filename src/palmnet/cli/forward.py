@@ -1,46 +1,23 @@
-"""`palmnet forward`: reach a scoped link-local service from a local browser.
-
-Also home of `_node_netns`, the stand-in for lab resolution (`--lab L` +
-node name -> namespace path) until `palmnet.lab` provides it; `palmnet ndp`
-uses it too. Keep it the only place that knows the namespace naming.
-"""
+"""`palmnet forward`: reach a scoped link-local service from a local browser."""
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 
 import typer
 
-from palmnet.backends.netns import nsfs
 from palmnet.errors import InputError
 
-NODE_NETNS_PREFIX = "palmnet-"
 
+def node_netns(lab: str | None, node: str) -> str:
+    """The network namespace of a running node, found through the Lab API (without
+    `--lab`, the node must be in exactly one running lab)."""
+    from palmnet.lab import LabAPI
 
-def _node_netns(lab: str | None, node: str) -> str:
-    """The namespace path of a running node: /run/netns/palmnet-LAB.NODE.
-
-    Without a lab, the node must be in exactly one running lab.
-    """
-    if not node or "/" in node or node.startswith("."):
-        raise InputError(f"{node!r}: not a node name")
-    if lab is not None:
-        path = nsfs.netns_path(f"{NODE_NETNS_PREFIX}{lab}.{node}")
-        if os.path.exists(path):
-            return path
-        raise InputError(f"no running node {node} in lab {lab}")
-    pattern = os.path.join(nsfs.NETNS_DIR, f"{NODE_NETNS_PREFIX}*.{glob.escape(node)}")
-    matches = sorted(glob.glob(pattern))
-    if not matches:
-        raise InputError(f"no running node named {node}")
-    if len(matches) > 1:
-        labs = [os.path.basename(m)[len(NODE_NETNS_PREFIX) :].split(".", 1)[0] for m in matches]
-        raise InputError(
-            f"node {node} runs in several labs ({', '.join(labs)}): choose one with --lab"
-        )
-    return matches[0]
+    api = LabAPI()
+    with api.session(api.locate(lab, node)) as s:
+        return s.running_node(node).netns
 
 
 def forward(
@@ -68,7 +45,7 @@ def forward(
     if lab is not None and node is None:
         raise InputError("--lab needs --node: forward from which node?")
     parsed = parse_target(target, remote_port)
-    netns = _node_netns(lab, node) if node is not None else None
+    netns = node_netns(lab, node) if node is not None else None
     forwarder = Forwarder(parsed, local_port, listen=listen, netns=netns, node=node)
     stats = run_forwarder(forwarder, on_ready=typer.echo)
     typer.echo(

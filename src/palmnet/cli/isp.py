@@ -2,7 +2,7 @@
 
 `renumber` moves an ISP's delegation pool in a running lab and (by default)
 nudges the routers down the chain until every host holds its new addresses
-(pd/renumber.py says how). `prefix_rows` is what each router really holds:
+(lab/renumber.py says how). `prefix_rows` is what each router really holds:
 its planned delegation next to the live one and each LAN's /64.
 """
 
@@ -11,22 +11,23 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from palmnet.cli.options import FORMAT, LAB, Format
 
+if TYPE_CHECKING:
+    from palmnet.lab import LabSession, NodeHandle
+    from palmnet.plan.model import NodePlan
+
 NO_PREFIX = "no prefix delegated"
 
 
-def _kernel_view(lab: str, node: str, lans: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+def _kernel_view(handle: NodeHandle, lans: list[str]) -> tuple[list[str], dict[str, list[str]]]:
     """(dhcpcd's reject routes = delegations, global /64s on each LAN) inside the node."""
-    from palmnet.lab import LabAPI
-
-    api = LabAPI()
     rejects: list[str] = []
-    proc = api.run(lab, node, ["ip", "-j", "-6", "route", "show", "proto", "dhcp"], timeout=10)
+    proc = handle.tool(["ip", "-j", "-6", "route", "show", "proto", "dhcp"], timeout=10)
     try:
         for route in json.loads(proc.stdout or "[]"):
             if route.get("type") == "unreachable":
@@ -34,7 +35,7 @@ def _kernel_view(lab: str, node: str, lans: list[str]) -> tuple[list[str], dict[
     except (ValueError, KeyError):
         pass
     held: dict[str, list[str]] = {}
-    proc = api.run(lab, node, ["ip", "-j", "-6", "addr", "show", "scope", "global"], timeout=10)
+    proc = handle.tool(["ip", "-j", "-6", "addr", "show", "scope", "global"], timeout=10)
     try:
         for link in json.loads(proc.stdout or "[]"):
             if link.get("ifname") not in lans:
@@ -52,57 +53,51 @@ def _kernel_view(lab: str, node: str, lans: list[str]) -> tuple[list[str], dict[
 def prefix_rows(lab: str | None) -> list[dict[str, Any]]:
     """One row per PD-requesting router: wan, planned and live delegation, LAN /64s,
     state "ok" or "no prefix delegated"."""
-    from palmnet.lab import LabAPI, open_journal, resolve_lab
-    from palmnet.pd.renumber import pd_state
+    from palmnet.lab import LabAPI
 
-    name = resolve_lab(lab)
-    plan = LabAPI().plan_of(name)
-    journal = open_journal(name)
-    try:
-        stopped = set(journal.meta("stopped", []))
-    finally:
-        journal.close()
-    rows = []
-    for node in plan.nodes:
-        pd = node.pd_client
-        if pd is None:
-            continue
-        live: str | None = None
-        lans = [a.interface for a in pd.assignments]
-        rejects: list[str] = []
-        held: dict[str, list[str]] = {}
-        if node.name not in stopped:
-            state = pd_state(plan.lab, node.name)
-            until = state.get("valid_until")
-            if state.get("prefix") and isinstance(until, (int, float)) and until > time.time():
-                live = str(state["prefix"])
-            rejects, held = _kernel_view(plan.lab, node.name, lans)
-            if live is None and rejects:
-                live = rejects[0]
-        live_net = ipaddress.IPv6Network(live) if live else None
-        lan_cells = []
-        complete = live_net is not None
-        for a in pd.assignments:
-            inside = [
-                n for n in held.get(a.interface, [])
-                if live_net is not None and ipaddress.IPv6Network(n).subnet_of(live_net)
-            ]  # fmt: skip
-            if inside:
-                lan_cells.append(f"{a.interface} {inside[0]}")
-            else:
-                lan_cells.append(f"{a.interface} -")
-                complete = complete and a.lan is None
-        rows.append(
-            {
-                "name": node.name,
-                "wan": pd.wan,
-                "planned": str(pd.delegated) if pd.delegated is not None else None,
-                "delegated": live,
-                "lans": lan_cells,
-                "state": "ok" if complete else NO_PREFIX,
-            }
-        )
-    return rows
+    with LabAPI().session(lab) as s:
+        return [_prefix_row(s, node) for node in s.plan.nodes if node.pd_client is not None]
+
+
+def _prefix_row(s: LabSession, node: NodePlan) -> dict[str, Any]:
+    from palmnet.lab.renumber import pd_state
+
+    pd = node.pd_client
+    assert pd is not None
+    live: str | None = None
+    lans = [a.interface for a in pd.assignments]
+    rejects: list[str] = []
+    held: dict[str, list[str]] = {}
+    handle = s.node(node.name)
+    if node.name not in s.stopped and handle.running():
+        state = pd_state(handle)
+        until = state.get("valid_until")
+        if state.get("prefix") and isinstance(until, (int, float)) and until > time.time():
+            live = str(state["prefix"])
+        rejects, held = _kernel_view(handle, lans)
+        if live is None and rejects:
+            live = rejects[0]
+    live_net = ipaddress.IPv6Network(live) if live else None
+    lan_cells = []
+    complete = live_net is not None
+    for a in pd.assignments:
+        inside = [
+            n for n in held.get(a.interface, [])
+            if live_net is not None and ipaddress.IPv6Network(n).subnet_of(live_net)
+        ]  # fmt: skip
+        if inside:
+            lan_cells.append(f"{a.interface} {inside[0]}")
+        else:
+            lan_cells.append(f"{a.interface} -")
+            complete = complete and a.lan is None
+    return {
+        "name": node.name,
+        "wan": pd.wan,
+        "planned": str(pd.delegated) if pd.delegated is not None else None,
+        "delegated": live,
+        "lans": lan_cells,
+        "state": "ok" if complete else NO_PREFIX,
+    }
 
 
 def renumber(
@@ -120,12 +115,13 @@ def renumber(
     fmt: Format = FORMAT,
 ) -> None:
     """Renumber: the ISP delegates from NEW_PREFIX, every level and host follows."""
-    from palmnet.lab import _require_root
-    from palmnet.pd.renumber import renumber as run
+    from palmnet.lab import LabAPI
+    from palmnet.lab.renumber import RenumberResult
 
-    _require_root("isp renumber")
     say = (lambda m: typer.echo(m, err=True)) if fmt == Format.table else None
-    result = run(lab, isp, new_prefix, nudge=not no_nudge, timeout=timeout, report=say)
+    api = LabAPI(report=say)
+    result = api.renumber(lab, isp, new_prefix, nudge=not no_nudge, timeout=timeout)
+    assert isinstance(result, RenumberResult)
     if fmt == Format.json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return

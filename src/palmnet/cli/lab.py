@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import typer
@@ -56,16 +55,15 @@ def up(
     result = api.up(topology, raise_neigh_limit=raise_neigh_limit, backend_name=backend)
     if result.action == "unchanged" or result.action == "reconciled":
         _say(f"lab {result.plan.lab}: {result.detail}")
-    _show(api, result.plan.lab, fmt, result.plan)
+    _show(api, result.plan.lab, fmt)
 
 
-def _show(api: object, lab: str, fmt: Format, plan: object = None) -> None:
+def _show(api: object, lab: str, fmt: Format) -> None:
     from palmnet.cli.tables import live_json, ls_table, print_table
     from palmnet.lab import LabAPI
-    from palmnet.plan.model import Plan
 
     assert isinstance(api, LabAPI)
-    _, nodes = api.ls(lab, plan if isinstance(plan, Plan) else None)
+    _, nodes = api.ls(lab)
     if fmt is Format.json:
         _emit_json(live_json(nodes))
     else:
@@ -121,23 +119,23 @@ def exec_(
     if argv[:1] == ["--"]:
         argv = argv[1:]
     argv = argv or ["sh"]
-    sys.exit(LabAPI().exec(lab, node, argv))
+    LabAPI().exec(lab, node, argv)
 
 
 def stop(node: str, lab: str | None = LAB) -> None:
     """Stop one node (its namespace and processes go; its addresses come back on start)."""
     from palmnet.lab import LabAPI
 
-    LabAPI(report=_say).stop(lab, node)
-    _say(f"{node} stopped")
+    stopped = LabAPI(report=_say).stop(lab, node)
+    _say(f"{node} stopped" if stopped else f"{node} is stopped already")
 
 
 def start(node: str, lab: str | None = LAB) -> None:
     """Start a stopped node again, with the same addresses."""
     from palmnet.lab import LabAPI
 
-    LabAPI(report=_say).start(lab, node)
-    _say(f"{node} started")
+    started = LabAPI(report=_say).start(lab, node)
+    _say(f"{node} started" if started else f"{node} is running already")
 
 
 def restart(node: str, lab: str | None = LAB) -> None:
@@ -159,7 +157,7 @@ def launch(
 
     api = LabAPI(report=_say)
     plan = api.launch(lab, template, names)
-    _show(api, plan.lab, fmt, plan)
+    _show(api, plan.lab, fmt)
 
 
 def register(app: typer.Typer) -> None:

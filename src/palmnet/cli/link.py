@@ -8,8 +8,8 @@
     palmnet converge [--lab L] --from N --to N --fail A:B [--mode down|silent [--loss N]] ...
 
 `A:B` names the network nodes A and B share, `A:IFACE` the network on A's
-interface (links/names.py). Everything happens in the lab's hidden namespace:
-the nodes' own firewalls and the machine's namespace are never touched.
+interface (links/names.py). Everything happens at the ports of the lab's
+switch (its own bridges): the nodes' own firewalls are never touched.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def _control(lab: str | None):  # type: ignore[no-untyped-def]
 
     if os.geteuid() != 0:
         raise LabError("palmnet link needs root (network namespaces): run it with sudo")
-    return LinkControl(LabAPI().plan_of(lab))
+    with LabAPI().session(lab) as s:
+        return LinkControl(s.plan, s.switch())
 
 
 def _resolve(control, text: str):  # type: ignore[no-untyped-def]

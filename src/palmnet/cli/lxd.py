@@ -1,6 +1,6 @@
 """LXD verbs: `lxd init|status`, `image build|import|ls`, `snapshot`, `publish`.
 
-Thin: parse, call the LXD backend's modules, print. Labs on LXD use the
+Thin: parse, call the Lab API's LXD functions (lab/lxd_admin.py), print. Labs on LXD use the
 usual lab verbs (`up --backend lxd`, `ls`, `exec`, `down`, ...).
 """
 
@@ -26,9 +26,9 @@ def lxd_init() -> None:
     """Start lxcfs and lxd (no systemd needed) and preseed a fresh LXD: a dir pool
     and a bridge without addresses, NAT or DHCP. An LXD that already has a storage
     pool or a network is left as it is."""
-    from palmnet.backends.lxd import daemon
+    from palmnet.lab import lxd_admin
 
-    _say(daemon.init(_say))
+    _say(lxd_admin.init(_say))
 
 
 @lxd_app.command("status")
@@ -36,9 +36,9 @@ def lxd_status(fmt: Format = FORMAT) -> None:
     """Whether LXD is installed and answers, its pools, networks and palmnet labs."""
     import dataclasses
 
-    from palmnet.backends.lxd import daemon
+    from palmnet.lab import lxd_admin
 
-    st = daemon.status()
+    st = lxd_admin.status()
     if fmt is Format.json:
         typer.echo(json.dumps(dataclasses.asdict(st), indent=2))
     else:
@@ -61,9 +61,9 @@ def image_build(
     force: bool = typer.Option(False, "--force", help="Rebuild even if cached."),
 ) -> None:
     """Build a local image without an image server (alias palmnet-NAME)."""
-    from palmnet.backends.lxd import client, images
+    from palmnet.lab import lxd_admin
 
-    alias = images.build(client.connect(), name, _say, force=force)
+    alias = lxd_admin.build_image(name, _say, force=force)
     typer.echo(alias)
 
 
@@ -75,9 +75,9 @@ def image_import(
     description: str | None = typer.Option(None, "--description"),
 ) -> None:
     """Write metadata.yaml (architecture, creation_date now) and import both tarballs."""
-    from palmnet.backends.lxd import client, images
+    from palmnet.lab import lxd_admin
 
-    fingerprint = images.import_rootfs(client.connect(), rootfs, alias, arch, description)
+    fingerprint = lxd_admin.import_image(rootfs, alias, arch, description)
     _say(f"image {alias} imported ({fingerprint[:12]})")
     typer.echo(fingerprint)
 
@@ -87,9 +87,9 @@ def image_ls(fmt: Format = FORMAT) -> None:
     """The images LXD holds: alias, fingerprint, description, size, lab."""
     import dataclasses
 
-    from palmnet.backends.lxd import client, images
+    from palmnet.lab import lxd_admin
 
-    rows = images.list_images(client.connect())
+    rows = lxd_admin.list_images()
     if fmt is Format.json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return
@@ -113,28 +113,15 @@ def image_ls(fmt: Format = FORMAT) -> None:
     )
 
 
-def _lab_and_node(lab: str | None, node: str) -> str:
-    from palmnet.lab import LabAPI
-
-    plan = LabAPI().plan_of(lab)
-    if plan.backend != "lxd":
-        from palmnet.errors import InputError
-
-        raise InputError(f"lab {plan.lab} runs on the {plan.backend} backend, not lxd")
-    LabAPI._known(plan, node)
-    return plan.lab
-
-
 def snapshot(
     node: str = typer.Argument(..., help="The node."),
     name: str = typer.Argument(..., help="The snapshot's name."),
     lab: str | None = LAB,
 ) -> None:
     """Snapshot a node's container, like `lxc snapshot`."""
-    from palmnet.backends.lxd import client, snapshots
+    from palmnet.lab import lxd_admin
 
-    lab_name = _lab_and_node(lab, node)
-    _say(f"snapshot {snapshots.snapshot(client.connect(), lab_name, node, name)} taken")
+    _say(f"snapshot {lxd_admin.snapshot(lab, node, name)} taken")
 
 
 def publish(
@@ -147,10 +134,9 @@ def publish(
 ) -> None:
     """Publish a node (or one of its snapshots) as an image, like `lxc publish`;
     nodes with `image: ALIAS` then start from it."""
-    from palmnet.backends.lxd import client, snapshots
+    from palmnet.lab import lxd_admin
 
-    lab_name = _lab_and_node(lab, target.partition("/")[0])
-    fingerprint = snapshots.publish(client.connect(), lab_name, target, alias, keep)
+    fingerprint = lxd_admin.publish(lab, target, alias, keep)
     _say(f"image {alias} published ({fingerprint[:12]})")
     typer.echo(fingerprint)
 

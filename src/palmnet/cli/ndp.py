@@ -18,7 +18,7 @@ from enum import Enum
 
 import typer
 
-from palmnet.cli.forward import _node_netns
+from palmnet.cli.forward import node_netns
 from palmnet.errors import CheckFailed, InputError
 
 ndp_app = typer.Typer(
@@ -52,7 +52,7 @@ def watch(
         raise InputError(f"--count {count}: must be 0 or more")
     if timeout is not None and timeout <= 0:
         raise InputError(f"--timeout {timeout}: must be more than 0")
-    netns = _node_netns(lab, node)
+    netns = node_netns(lab, node)
 
     # scapy takes a second to import: only pay it when watching.
     from palmnet.toolbox import ndp_capture

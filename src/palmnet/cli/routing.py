@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -28,7 +27,7 @@ from rich.table import Table
 from palmnet.cli.options import FORMAT, LAB, Format
 from palmnet.cli.tables import print_table
 from palmnet.errors import InputError, LabError
-from palmnet.plan.model import NodePlan, Plan
+from palmnet.lab import NodeHandle
 from palmnet.toolbox.routes import (
     NEIGHBOR_COMMAND,
     BirdRoute,
@@ -43,43 +42,28 @@ from palmnet.toolbox.routes import (
 NODE = typer.Argument(..., help="The node.")
 
 
-def _node(plan: Plan, name: str) -> NodePlan:
-    try:
-        return plan.node(name)
-    except KeyError:
-        names = ", ".join(n.name for n in plan.nodes)
-        raise InputError(f"no node '{name}' in lab {plan.lab} (nodes: {names})") from None
-
-
-def bird_socket(plan: Plan, node: NodePlan) -> Path:
-    from palmnet.services.bird import Bird
-    from palmnet.state.paths import node_dir
-
-    return Bird(plan, node, node_dir(plan.lab, node.name)).socket
-
-
-def _ask_bird(plan: Plan, node: NodePlan, command: str) -> list[tuple[str, str]]:
+def _ask_bird(handle: NodeHandle, command: str) -> list[tuple[str, str]]:
+    """One command on the node's BIRD control socket, reached from the host."""
     from palmnet.services.bird import BirdControlError, control
 
+    svc = handle.service("bird")
     try:
-        reply = control(bird_socket(plan, node), command)
+        reply = control(svc.host(svc.socket), command)  # type: ignore[attr-defined]
     except BirdControlError as exc:
-        raise LabError(f"BIRD on {node.name} does not answer ({exc})") from None
+        raise LabError(f"BIRD on {handle.name} does not answer ({exc})") from None
     errors = [text for code, text in reply if code.startswith(("8", "9"))]
     if errors:
-        raise LabError(f"BIRD on {node.name}: {command}: {'; '.join(errors)}")
+        raise LabError(f"BIRD on {handle.name}: {command}: {'; '.join(errors)}")
     return reply
 
 
-def _kernel_routes(lab: str | None, node: str) -> list[dict[str, object]]:
-    from palmnet.lab import LabAPI
-
+def _kernel_routes(handle: NodeHandle) -> list[dict[str, object]]:
     try:
-        proc = LabAPI().run(lab, node, ["ip", "-6", "-j", "route", "show", "table", "main"])
+        proc = handle.tool(["ip", "-6", "-j", "route", "show", "table", "main"], timeout=30)
     except subprocess.TimeoutExpired:
-        raise LabError(f"ip route on node {node} did not finish in time") from None
+        raise LabError(f"ip route on node {handle.name} did not finish in time") from None
     if proc.returncode != 0:
-        raise LabError(f"ip route on node {node} failed: {proc.stderr.strip()}")
+        raise LabError(f"ip route on node {handle.name} failed: {proc.stderr.strip()}")
     return json.loads(proc.stdout or "[]")
 
 
@@ -87,12 +71,13 @@ def routes_of(lab: str | None, node_name: str) -> list[RouteRow]:
     """The node's routing table as rows (the Lab API's view for other verbs too)."""
     from palmnet.lab import LabAPI
 
-    plan = LabAPI().plan_of(lab)
-    node = _node(plan, node_name)
-    kernel = _kernel_routes(lab, node_name)
-    bird: dict[str, BirdRoute] = {}
-    if node.routing is not None and any(r.get("protocol") == "bird" for r in kernel):
-        bird = bird_routes(_ask_bird(plan, node, "show route all"))
+    with LabAPI().session(lab) as s:
+        node = s.plan.node(node_name)
+        handle = s.running_node(node_name)
+        kernel = _kernel_routes(handle)
+        bird: dict[str, BirdRoute] = {}
+        if node.routing is not None and any(r.get("protocol") == "bird" for r in kernel):
+            bird = bird_routes(_ask_bird(handle, "show route all"))
     return route_rows(kernel, bird)
 
 
@@ -101,17 +86,18 @@ def neighbors_of(lab: str | None, node_name: str) -> list[NeighborRow]:
 
     from palmnet.lab import LabAPI
 
-    plan = LabAPI().plan_of(lab)
-    node = _node(plan, node_name)
-    if node.routing is None:
-        raise InputError(
-            f"node '{node_name}' runs no routing protocol (no routing: section in the lab file)"
-        )
-    protocol = node.routing.protocol
-    rows = neighbor_rows(protocol, _ask_bird(plan, node, NEIGHBOR_COMMAND[protocol]))
-    if node.routing.bfd_interval is not None:
-        states = bfd_states(_ask_bird(plan, node, "show bfd sessions"))
-        rows = [replace(r, bfd=states.get((r.address, r.interface), "none")) for r in rows]
+    with LabAPI().session(lab) as s:
+        node = s.plan.node(node_name)
+        if node.routing is None:
+            raise InputError(
+                f"node '{node_name}' runs no routing protocol (no routing: section in the lab file)"
+            )
+        handle = s.running_node(node_name)
+        protocol = node.routing.protocol
+        rows = neighbor_rows(protocol, _ask_bird(handle, NEIGHBOR_COMMAND[protocol]))
+        if node.routing.bfd_interval is not None:
+            states = bfd_states(_ask_bird(handle, "show bfd sessions"))
+            rows = [replace(r, bfd=states.get((r.address, r.interface), "none")) for r in rows]
     return rows
 
 

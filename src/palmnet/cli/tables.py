@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from rich.console import Console
 from rich.table import Table
 
-from palmnet.backends.base import LiveNode
+from palmnet.lab import LiveNode
 from palmnet.plan.model import Plan
 
 

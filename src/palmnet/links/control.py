@@ -1,32 +1,33 @@
-"""Fail and heal links of a running lab, in its hidden namespace only.
+"""Fail and heal links of a running lab, at the ports of its switch only.
 
-Carrier loss (`down`) sets every outer veth end of the link down: each node
-then sees NO-CARRIER on its interface, as when a cable is pulled, and its
-routing daemon hears of it at once. A silent failure (`impair`) leaves every
-interface up and drops frames with nftables on the outer ends (links/nft.py),
-so only the protocols' own timers can notice. Both live in the kernel only:
+Carrier loss (`down`) sets every port of the link down: each node then sees
+NO-CARRIER on its interface, as when a cable is pulled, and its routing
+daemon hears of it at once. A silent failure (`impair`) leaves every
+interface up and drops frames with nftables on the ports (links/nft.py), so
+only the protocols' own timers can notice. Both live in the kernel only:
 `status` reads them back from there, so a crashed `converge` or a second
-shell sees the same truth, and `palmnet down` removes them with the lab's
-hidden namespace.
+shell sees the same truth, and `palmnet down` removes them with the lab.
 
-nft runs in a child forked while this thread is inside the hidden namespace
-(a child inherits the forking thread's namespaces), never with a preexec
-hook, so it is safe while `converge` has probe threads running.
+Where the ports are is the backend's to say (a `Switch` from the Lab API):
+the outer veth ends in a netns lab's hidden namespace, the host ends of a
+container's NICs in LXD's. Nothing here knows which.
+
+nft runs in a child that joins the switch's namespace before exec, never a
+thread of this process, so it is safe while `converge` has probe threads.
 """
 
 from __future__ import annotations
 
 import errno
-import os
-import subprocess
 from dataclasses import dataclass, field
 
-from palmnet.backends.netns import nsfs
-from palmnet.backends.netns.dump import dump_links
-from palmnet.backends.netns.rtnl import Rtnl
 from palmnet.errors import LabError
+from palmnet.kernel.dump import dump_links
+from palmnet.kernel.processes import run_in_netns
+from palmnet.kernel.rtnl import Rtnl
+from palmnet.lab import Switch
 from palmnet.links import nft
-from palmnet.links.names import Link, links_of
+from palmnet.links.names import Link, LinkEnd, links_of
 from palmnet.plan.model import Plan
 
 
@@ -34,7 +35,7 @@ from palmnet.plan.model import Plan
 class LinkStatus:
     link: Link
     down: list[str] = field(default_factory=list)  # nodes whose end is down
-    impaired: dict[str, nft.Impairment] = field(default_factory=dict)  # by outer end
+    impaired: dict[LinkEnd, nft.Impairment] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # nodes whose end is gone (stopped)
 
     @property
@@ -57,13 +58,8 @@ class LinkStatus:
             "state": self.state(),
             "down": self.down,
             "impaired": {
-                e.node: {
-                    "loss": self.impaired[e.outer].loss,
-                    "blackhole": self.impaired[e.outer].blackhole,
-                    "dropped": self.impaired[e.outer].dropped,
-                }
-                for e in self.link.ends
-                if e.outer in self.impaired
+                e.node: {"loss": i.loss, "blackhole": i.blackhole, "dropped": i.dropped}
+                for e, i in self.impaired.items()
             },
             "ends": [{"node": e.node, "interface": e.interface} for e in self.link.ends],
             "missing": self.missing,
@@ -71,45 +67,50 @@ class LinkStatus:
 
 
 class LinkControl:
-    """Link failures of one running lab."""
+    """Link failures of one running lab, at the ports of its switch."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, switch: Switch) -> None:
         self.plan = plan
-        self.path = nsfs.netns_path(plan.switch_netns)
-        if not os.path.exists(self.path):
-            raise LabError(f"lab {plan.lab} has no hidden namespace {plan.switch_netns}: is it up?")
+        self.switch = switch
+
+    def port(self, end: LinkEnd) -> str:
+        port = self.switch.port(end.node, end.interface)
+        if port is None:
+            raise LabError(f"{end.node}:{end.interface} has no port on the lab's switch")
+        return port
 
     # -- kernel reads --------------------------------------------------------------
-    def _outer_states(self) -> dict[str, bool]:
-        """Admin state (up?) of every link in the hidden namespace, by name."""
-        return {link.name: link.up for link in dump_links(self.path).values()}
+    def _port_states(self) -> dict[str, bool]:
+        """Admin state (up?) of every link in the switch's namespace, by name."""
+        try:
+            return {link.name: link.up for link in dump_links(self.switch.netns).values()}
+        except OSError as exc:
+            raise LabError(f"lab {self.plan.lab}: its switch cannot be read ({exc})") from None
 
-    def _nft(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        with nsfs.netns(self.path):
-            try:
-                return subprocess.run(
-                    ["nft", *args], input=stdin, capture_output=True, text=True, timeout=30
-                )
-            except FileNotFoundError:
-                raise LabError("nft is not installed (Debian: apt install nftables)") from None
-
-    def _load(self, text: str, what: str) -> None:
-        proc = self._nft("-f", "-", stdin=text)
+    def _nft(self, *args: str, stdin: str | None = None) -> str:
+        try:
+            proc = run_in_netns(self.switch.netns, ["nft", *args], stdin, timeout=30)
+        except FileNotFoundError:
+            raise LabError("nft is not installed (Debian: apt install nftables)") from None
         if proc.returncode != 0:
-            raise LabError(f"{what}: nft refused it: {proc.stderr.strip()}")
-
-    def _table_json(self) -> str:
-        proc = self._nft("-j", "list", "table", nft.FAMILY, nft.TABLE)
-        if proc.returncode != 0:
-            if "No such file" in proc.stderr:
+            if args[:2] == ("-j", "list") and "No such file" in proc.stderr:
                 return ""
-            raise LabError(f"cannot read the impairments: {proc.stderr.strip()}")
+            raise LabError(f"nft refused it: {proc.stderr.strip()}")
         return proc.stdout
 
+    def _load(self, text: str, what: str) -> None:
+        try:
+            self._nft("-f", "-", stdin=text)
+        except LabError as exc:
+            raise LabError(f"{what}: {exc}") from None
+
+    def _table_json(self) -> str:
+        return self._nft("-j", "list", "table", nft.FAMILY, self.switch.table)
+
     def _present(self, link: Link) -> list[str]:
-        """The link's outer ends that exist now (a stopped node has none)."""
-        states = self._outer_states()
-        present = [o for o in link.outers if o in states]
+        """The link's ports that exist now (a stopped node has none)."""
+        states = self._port_states()
+        present = [self.port(e) for e in link.ends if self.port(e) in states]
         if not present:
             raise LabError(f"link {link.name}: none of its ends exists (are its nodes stopped?)")
         return present
@@ -119,9 +120,9 @@ class LinkControl:
         """Every end of the link down (carrier loss, both sides see NO-CARRIER) or up."""
         present = self._present(link)
         try:
-            with Rtnl.open(self.path) as rt, rt.pipeline():
-                for outer in present:
-                    rt.set_up(name=outer, up=up)
+            with Rtnl.open(self.switch.netns) as rt, rt.pipeline():
+                for port in present:
+                    rt.set_up(name=port, up=up)
         except OSError as exc:
             if exc.errno == errno.ENODEV:
                 raise LabError(f"link {link.name}: an end vanished ({exc})") from None
@@ -130,14 +131,14 @@ class LinkControl:
     def impair(self, link: Link, loss: int | None) -> None:
         """Drop `loss` % of the frames on the link, or all of them (None), interfaces up."""
         present = self._present(link)
-        self._load(nft.impair_text(present, loss), f"impair {link.name}")
+        self._load(nft.impair_text(self.switch.table, present, loss), f"impair {link.name}")
 
     def clear(self, link: Link) -> None:
         """Remove the link's impairment and bring its ends up: the link is whole again."""
         present = self._present(link)
         errors = []
         try:
-            self._load(nft.clear_text(present), f"clear {link.name}")
+            self._load(nft.clear_text(self.switch.table, present), f"clear {link.name}")
         except LabError as exc:
             errors.append(str(exc))
         try:
@@ -160,23 +161,24 @@ class LinkControl:
 
     def _drop_table_if_empty(self) -> None:
         text = self._table_json()
-        if text and not nft.chains_in(text):
-            self._load(nft.drop_table_text(), "remove the empty impairment table")
+        if text and not nft.chains_in(text, self.switch.table):
+            self._load(nft.drop_table_text(self.switch.table), "remove the empty impairment table")
 
     # -- status --------------------------------------------------------------------
     def status(self, only_failed: bool = False) -> list[LinkStatus]:
-        states = self._outer_states()
-        impairments = nft.parse_table(self._table_json())
+        states = self._port_states()
+        impairments = nft.parse_table(self._table_json(), self.switch.table)
         out = []
         for link in links_of(self.plan):
             s = LinkStatus(link)
             for end in link.ends:
-                if end.outer not in states:
+                port = self.port(end)
+                if port not in states:
                     s.missing.append(end.node)
-                elif not states[end.outer]:
+                elif not states[port]:
                     s.down.append(end.node)
-                if end.outer in impairments:
-                    s.impaired[end.outer] = impairments[end.outer]
+                if port in impairments:
+                    s.impaired[end] = impairments[port]
             if s.failed or not only_failed:
                 out.append(s)
         return out

@@ -1,8 +1,8 @@
 """Link names: `A:B` (the network nodes A and B share) or `A:IFACE` (A's interface).
 
-A link is a lab network (one bridge in the lab's hidden namespace), seen
-from its ports: every node interface on it, each with the outer veth end
-that plugs it into the bridge. On a point-to-point network (the ring's
+A link is a lab network (one bridge of the lab's switch), seen from its
+ports: every node interface on it. Where each port plugs into the bridge is
+the backend's to say (backends/base.py `Switch`). On a point-to-point network (the ring's
 `ring12`) that is the two routers; on a shared LAN it is every node on it,
 so failing the link fails the whole segment, as a dead switch would.
 
@@ -21,7 +21,6 @@ from palmnet.plan.model import InterfacePlan, NodePlan, Plan
 class LinkEnd:
     node: str
     interface: str  # the name inside the node (eth0)
-    outer: str  # the veth end on the bridge, in the lab's hidden namespace
 
 
 @dataclass(frozen=True)
@@ -29,10 +28,6 @@ class Link:
     name: str  # canonical: A:B on a two-node network, else NODE:IFACE of its first port
     network: str
     ends: tuple[LinkEnd, ...]
-
-    @property
-    def outers(self) -> tuple[str, ...]:
-        return tuple(e.outer for e in self.ends)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -45,8 +40,8 @@ class Link:
 
 
 def _plugged(node: NodePlan) -> list[InterfacePlan]:
-    """The node's interfaces that are ports of a lab network (a veth with an outer end)."""
-    return [i for i in node.interfaces if i.outer]
+    """The node's interfaces that are ports of a lab network (not a bridge inside it)."""
+    return list(node.veths)
 
 
 def _networks_of(node: NodePlan) -> list[str]:
@@ -60,7 +55,7 @@ def _ends(plan: Plan, network: str) -> tuple[LinkEnd, ...]:
     for node in plan.nodes:
         for i in _plugged(node):
             if i.network == network:
-                ends.append(LinkEnd(node.name, i.name, i.outer))
+                ends.append(LinkEnd(node.name, i.name))
     return tuple(ends)
 
 
@@ -91,7 +86,7 @@ def _hint(plan: Plan, node: NodePlan) -> str:
     """`r1:eth0 (ring12), r1:eth1 (ring41)`: how to name each of a node's links."""
     parts = []
     for i in node.interfaces:
-        if (i.outer and i.master is None) or (i.kind == "bridge" and i.ports):
+        if (i.kind == "veth" and i.master is None) or (i.kind == "bridge" and i.ports):
             parts.append(f"{node.name}:{i.name} ({i.network})")
     return ", ".join(parts) or "none"
 
@@ -110,7 +105,7 @@ def _interface_network(node: NodePlan, name: str) -> str | None:
     for i in node.interfaces:
         if i.name != name:
             continue
-        if i.outer:
+        if i.kind == "veth":
             return i.network
         if i.kind == "bridge" and i.ports:
             return i.network  # a bridge inside the node: its ports' network

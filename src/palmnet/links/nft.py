@@ -1,13 +1,14 @@
 """The nftables text of link impairments, and reading it back.
 
-One table `netdev palmnet_impair` in the lab's hidden namespace, one base
-chain per impaired outer veth end, hooked on that end's ingress: every
-frame a node sends onto the link enters the bridge through its own outer
-end, so it meets exactly one chain on its way, whatever its destination.
+One netdev table of the lab's in the namespace of its bridges (its name is
+the backend's: `palmnet_impair` in a netns lab's hidden namespace, one per lab
+in LXD's), one base chain per impaired port, hooked on that port's ingress:
+every frame a node sends onto the link enters the bridge through its own
+port, so it meets exactly one chain on its way, whatever its destination.
 `--loss N` drops each frame with probability N % (`numgen random mod 100 <
 N`): each direction of a link loses N %, a round trip (a ping) loses
 1 - (1 - N/100)^2 of its probes (75 % at 50 %). `--blackhole` drops all.
-The nodes' own tables (fw4) and the machine's namespace are never touched.
+The nodes' own tables (fw4) and other tables are never touched.
 
 Files for `nft -f`, never the one-line `table netdev t { chain c { ... } }`
 form (nft 1.0.6 refused it, reference/routing-notes.md). Every change is
@@ -22,14 +23,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 FAMILY = "netdev"
-TABLE = "palmnet_impair"
 PRIORITY = -500  # before anything else on the port
 COMMENT = "palmnet"
 
 
 @dataclass(frozen=True)
 class Impairment:
-    outer: str
+    port: str
     loss: int  # percent of frames dropped; 100 with blackhole
     blackhole: bool
     dropped: int = 0  # frames dropped so far (the rule's counter)
@@ -38,10 +38,10 @@ class Impairment:
         return "blackhole" if self.blackhole else f"loss {self.loss}%"
 
 
-def _chain(outer: str) -> str:
+def _chain(table: str, port: str) -> str:
     return (
-        f"add chain {FAMILY} {TABLE} {outer} "
-        f'{{ type filter hook ingress device "{outer}" priority {PRIORITY}; policy accept; }}'
+        f"add chain {FAMILY} {table} {port} "
+        f'{{ type filter hook ingress device "{port}" priority {PRIORITY}; policy accept; }}'
     )
 
 
@@ -54,33 +54,33 @@ def rule_text(loss: int | None) -> str:
     return f'numgen random mod 100 < {loss} counter drop comment "{COMMENT} loss {loss}"'
 
 
-def impair_text(outers: Iterable[str], loss: int | None) -> str:
-    """Set (or replace) the impairment of each outer end: blackhole when loss is None."""
-    lines = [f"add table {FAMILY} {TABLE}"]
-    for outer in outers:
+def impair_text(table: str, ports: Iterable[str], loss: int | None) -> str:
+    """Set (or replace) the impairment of each port: blackhole when loss is None."""
+    lines = [f"add table {FAMILY} {table}"]
+    for port in ports:
         lines += [
-            _chain(outer),
-            f"flush chain {FAMILY} {TABLE} {outer}",
-            f"add rule {FAMILY} {TABLE} {outer} {rule_text(loss)}",
+            _chain(table, port),
+            f"flush chain {FAMILY} {table} {port}",
+            f"add rule {FAMILY} {table} {port} {rule_text(loss)}",
         ]
     return "\n".join(lines) + "\n"
 
 
-def clear_text(outers: Iterable[str]) -> str:
-    """Remove the impairment of each outer end (whether it had one or not)."""
-    lines = [f"add table {FAMILY} {TABLE}"]
-    for outer in outers:
-        lines += [_chain(outer), f"delete chain {FAMILY} {TABLE} {outer}"]
+def clear_text(table: str, ports: Iterable[str]) -> str:
+    """Remove the impairment of each port (whether it had one or not)."""
+    lines = [f"add table {FAMILY} {table}"]
+    for port in ports:
+        lines += [_chain(table, port), f"delete chain {FAMILY} {table} {port}"]
     return "\n".join(lines) + "\n"
 
 
-def drop_table_text() -> str:
+def drop_table_text(table: str) -> str:
     """Remove the whole table (whether it exists or not)."""
-    return f"add table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"
+    return f"add table {FAMILY} {table}\ndelete table {FAMILY} {table}\n"
 
 
-def parse_table(text: str) -> dict[str, Impairment]:
-    """Impairments by outer end from `nft -j list table netdev palmnet_impair`.
+def parse_table(text: str, table: str) -> dict[str, Impairment]:
+    """Impairments by port from `nft -j list table netdev TABLE`.
 
     Chains without a palmnet rule (someone flushed them) are not impairments.
     """
@@ -89,7 +89,7 @@ def parse_table(text: str) -> dict[str, Impairment]:
     out: dict[str, Impairment] = {}
     for item in json.loads(text).get("nftables", []):
         rule = item.get("rule")
-        if not rule or rule.get("table") != TABLE:
+        if not rule or rule.get("table") != table:
             continue
         comment = str(rule.get("comment", ""))
         words = comment.split()
@@ -107,12 +107,12 @@ def parse_table(text: str) -> dict[str, Impairment]:
     return out
 
 
-def chains_in(text: str) -> list[str]:
+def chains_in(text: str, table: str) -> list[str]:
     """Names of the chains the table holds (JSON listing)."""
     if not text.strip():
         return []
     return [
         str(item["chain"]["name"])
         for item in json.loads(text).get("nftables", [])
-        if "chain" in item and item["chain"].get("table") == TABLE
+        if "chain" in item and item["chain"].get("table") == table
     ]

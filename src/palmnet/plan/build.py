@@ -15,7 +15,9 @@ import dataclasses
 import hashlib
 import ipaddress
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from palmnet.addressing.eui64 import eui64_address, link_local
 from palmnet.addressing.mac import assign_macs, mac_key, stable_mac
@@ -28,7 +30,6 @@ from palmnet.plan.model import (
     Plan,
     RoutePlan,
 )
-from palmnet.plan.names import node_netns, outer_ifname, switch_netns
 from palmnet.plan.openwrt import Iface, read_openwrt
 from palmnet.plan.pd import PdDraft, allocate
 from palmnet.plan.routes import resolve_routes
@@ -106,23 +107,6 @@ def _routing_rules(lab: str, node: Node, ow: object) -> str:
     )
 
 
-def _outer_names(drafts: list[_Draft]) -> dict[tuple[str, str], str]:
-    names: dict[tuple[str, str], str] = {}
-    used: set[str] = set()
-    for d in sorted(drafts, key=lambda d: d.node.name):
-        for iface in sorted(d.ifaces, key=lambda i: i.name):
-            if iface.kind != "veth":
-                continue
-            attempt = 0
-            name = outer_ifname(d.node.name, iface.name)
-            while name in used:
-                attempt += 1
-                name = outer_ifname(d.node.name, iface.name, attempt)
-            used.add(name)
-            names[(d.node.name, iface.name)] = name
-    return names
-
-
 def _ra_prefixes(iface: Iface) -> tuple[ipaddress.IPv6Network, ...]:
     if not iface.ra:
         return ()
@@ -155,15 +139,11 @@ def _reserve(
 
 
 def plan_lab(lab: Lab) -> Plan:
+    """The plan of a lab, in named passes: each node's interfaces (UCI read for
+    openwrt nodes), MACs, delegations, what each link offers, each LAN's services
+    and DHCP reservations, then each node's plan, its routes and the DNS records."""
     drafts = [_draft(lab, node) for node in lab.nodes.values()]
-    keys = [mac_key(lab.name, d.node.name, i.name) for d in drafts for i in d.ifaces]
-    macs = assign_macs(keys)
-    notes = [
-        f"MAC clash resolved: {key.split('/', 1)[1]} moved to {mac}"
-        for key, mac in macs.items()
-        if mac != stable_mac(*key.split("/"))
-    ]
-    outer = _outer_names(drafts)
+    macs, notes = _macs(lab, drafts)
 
     def mac_of(node: str, iface: str) -> str:
         return macs[mac_key(lab.name, node, iface)]
@@ -177,26 +157,73 @@ def plan_lab(lab: Lab) -> Plan:
         ],
         mac_of,
     )
+    links = _links(drafts, mac_of)
+    reservations, lans = _lan_services(lab, drafts, links, mac_of)
+    nodes = [_node_plan(lab, d, links, reservations, lans, pd, mac_of) for d in drafts]
+    plan = Plan(
+        lab=lab.name,
+        domain=lab.domain,
+        source=str(lab.source),
+        networks=_networks(lab, nodes),
+        nodes=tuple(resolve_routes(lab, nodes)),
+        dad=lab.dad,
+        notes=tuple(notes),
+        backend=lab.backend,
+    )
+    return _with_dns(plan, {d.node.name: d for d in drafts})
 
-    # Pass 2: what each node learns from the others on its networks.
-    advertised: dict[str, list[tuple[str, ipaddress.IPv6Network]]] = defaultdict(list)
-    senders: dict[str, list[ipaddress.IPv6Address]] = defaultdict(list)
-    lan_of: dict[str, list[tuple[str, LanService]]] = defaultdict(list)
+
+MacOf = Callable[[str, str], str]
+
+
+def _macs(lab: Lab, drafts: list[_Draft]) -> tuple[dict[str, str], list[str]]:
+    """Every interface's stable MAC, clashes resolved (and noted)."""
+    keys = [mac_key(lab.name, d.node.name, i.name) for d in drafts for i in d.ifaces]
+    macs = assign_macs(keys)
+    notes = [
+        f"MAC clash resolved: {key.split('/', 1)[1]} moved to {mac}"
+        for key, mac in macs.items()
+        if mac != stable_mac(*key.split("/"))
+    ]
+    return macs, notes
+
+
+@dataclass
+class _Links:
+    """What each lab network offers: prefixes advertised (by whom), RA senders'
+    link-locals, and the LAN services of the routers on it."""
+
+    advertised: dict[str, list[tuple[str, ipaddress.IPv6Network]]]
+    senders: dict[str, list[ipaddress.IPv6Address]]
+    lan_of: dict[str, list[tuple[str, LanService]]]
+
+
+def _links(drafts: list[_Draft], mac_of: MacOf) -> _Links:
+    links = _Links(defaultdict(list), defaultdict(list), defaultdict(list))
     for d in drafts:
         for iface in d.ifaces:
             if iface.master is not None:
                 continue
             prefixes = _ra_prefixes(iface)
             if prefixes:
-                advertised[iface.network] += [(d.node.name, p) for p in prefixes]
-                senders[iface.network].append(link_local(mac_of(d.node.name, iface.name)))
+                links.advertised[iface.network] += [(d.node.name, p) for p in prefixes]
+                links.senders[iface.network].append(link_local(mac_of(d.node.name, iface.name)))
         for lan in d.lans:
             net = next(i.network for i in d.ifaces if i.name == lan.interface)
-            lan_of[net].append((d.node.name, lan))
+            links.lan_of[net].append((d.node.name, lan))
+    return links
 
-    reservations: dict[tuple[str, str], ipaddress.IPv4Interface] = {}
-    lans_done: dict[tuple[str, str], LanService] = {}
-    for net, lans in lan_of.items():
+
+Reservations = dict[tuple[str, str], ipaddress.IPv4Interface]
+
+
+def _lan_services(
+    lab: Lab, drafts: list[_Draft], links: _Links, mac_of: MacOf
+) -> tuple[Reservations, dict[tuple[str, str], LanService]]:
+    """Each router LAN's RA options and DHCPv4 reservations for the hosts on it."""
+    reservations: Reservations = {}
+    done: dict[tuple[str, str], LanService] = {}
+    for net, lans in links.lan_of.items():
         for router, lan in lans:
             hosts = [
                 (f"{d.node.name}/{i.name}", mac_of(d.node.name, i.name))
@@ -209,12 +236,9 @@ def plan_lab(lab: Lab) -> Plan:
             if lan.dhcp4_range is not None:
                 chosen = _reserve(hosts, *lan.dhcp4_range)
             router_if = next(
-                i
-                for d in drafts
-                if d.node.name == router
-                for i in d.ifaces
+                i for d in drafts if d.node.name == router for i in d.ifaces
                 if i.name == lan.interface
-            )
+            )  # fmt: skip
             plen = router_if.ipv4[0].network.prefixlen if router_if.ipv4 else 24
             for key, addr in chosen.items():
                 node, iface = key.split("/")
@@ -224,109 +248,132 @@ def plan_lab(lab: Lab) -> Plan:
                 for a in (*router_if.delegated, *router_if.ipv6)
                 if not a.is_link_local and a.network.prefixlen == 64
             )
-            lans_done[(router, lan.interface)] = dataclasses.replace(
+            done[(router, lan.interface)] = dataclasses.replace(
                 lan,
                 rdnss=rdnss if lan.ra else (),
                 dnssl=(lab.domain,) if lan.ra else (),
                 hosts=tuple((mac_of(*k.split("/")), a, k.split("/")[0]) for k, a in chosen.items()),
             )
+    return reservations, done
 
-    nodes: list[NodePlan] = []
-    ports: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for d in drafts:
-        node = d.node
-        ifaces: list[InterfacePlan] = []
-        dhcp_client = list(d.dhcp_client)
-        resolver = False
-        for iface in d.ifaces:
-            mac = mac_of(node.name, iface.name)
-            ll = link_local(mac)
-            slaac: list[IPv6If] = []
-            routers: list[ipaddress.IPv6Address] = []
-            if iface.accept_ra and iface.master is None:
-                static = {a.ip for a in iface.ipv6}
-                for sender, prefix in advertised.get(iface.network, []):
-                    if sender == node.name:
-                        continue
-                    addr = eui64_address(mac, prefix)
-                    if addr not in static:
-                        slaac.append(IPv6If(f"{addr}/64"))
-                routers = [r for r in senders.get(iface.network, []) if r != ll]
-                if node.kind == "host":
-                    offered = [lan for _, lan in lan_of.get(iface.network, [])]
-                    if (node.name, iface.name) in reservations or any(
-                        lan.managed for lan in offered
-                    ):
-                        dhcp_client.append(iface.name)
-                    if any(lan.ra for lan in offered):
-                        resolver = True
-            dhcp4 = reservations.get((node.name, iface.name))
-            ifaces.append(
-                InterfacePlan(
-                    name=iface.name,
-                    network=iface.network,
-                    mac=mac,
-                    outer=outer.get((node.name, iface.name), ""),
-                    link_local=IPv6If(f"{ll}/64"),
-                    ipv6_static=() if iface.master else tuple(iface.ipv6),
-                    ipv4_static=() if iface.master else tuple(iface.ipv4),
-                    ipv6_slaac=tuple(dict.fromkeys(slaac)),
-                    ra_prefixes=_ra_prefixes(iface) if iface.master is None else (),
-                    routers=tuple(routers),
-                    kind=iface.kind,
-                    master=iface.master,
-                    ports=iface.ports,
-                    accept_ra=iface.accept_ra and node.kind != "host",
-                    ipv4_dhcp=(dhcp4,) if dhcp4 is not None else (),
-                    ipv6_delegated=() if iface.master else tuple(iface.delegated),
-                )
-            )
-            if iface.kind == "veth":
-                ports[iface.network].append((node.name, iface.name))
-        nodes.append(
-            NodePlan(
-                name=node.name,
-                kind=node.kind,
-                netns=node_netns(lab.name, node.name),
-                interfaces=tuple(ifaces),
-                dad=node.dad,
-                service=node.service,
-                template=node.template,
-                lans=tuple(lans_done[(node.name, lan.interface)] for lan in d.lans),
-                uci=tuple(d.uci.items()),
-                dhcp_client=tuple(dict.fromkeys(dhcp_client)),
-                resolver_from_ra=resolver,
-                routes=tuple(
-                    RoutePlan(ipaddress.IPv4Network("0.0.0.0/0"), gw, dev) for dev, gw in d.gateways
-                ),
-                routing=(
-                    plan_routing(lab.name, node.name, node.routing, tuple(ifaces))
-                    if node.routing is not None
-                    else None
-                ),
-                pd_servers=tuple(pd.servers.get(node.name, ())),
-                pd_client=pd.clients.get(node.name),
-                image=node.image,
-                security_nesting=node.security_nesting,
-                security_privileged=node.security_privileged,
-            )
-        )
-    nodes = resolve_routes(lab, nodes)
-    plan = Plan(
-        lab=lab.name,
-        domain=lab.domain,
-        source=str(lab.source),
-        switch_netns=switch_netns(lab.name),
-        networks=tuple(
-            NetworkPlan(name=name, bridge=name, ports=tuple(ports.get(name, ())))
-            for name in lab.networks
-        ),
-        nodes=tuple(nodes),
-        dad=lab.dad,
-        notes=tuple(notes),
-        backend=lab.backend,
+
+def _learned(
+    d: _Draft, iface: Iface, mac: str, links: _Links
+) -> tuple[list[IPv6If], list[ipaddress.IPv6Address]]:
+    """The SLAAC addresses an interface forms from the other nodes' RAs, and the
+    link-locals of those routers."""
+    if not iface.accept_ra or iface.master is not None:
+        return [], []
+    ll = link_local(mac)
+    static = {a.ip for a in iface.ipv6}
+    slaac = []
+    for sender, prefix in links.advertised.get(iface.network, []):
+        if sender == d.node.name:
+            continue
+        addr = eui64_address(mac, prefix)
+        if addr not in static:
+            slaac.append(IPv6If(f"{addr}/64"))
+    routers = [r for r in links.senders.get(iface.network, []) if r != ll]
+    return slaac, routers
+
+
+def _interface_plan(
+    d: _Draft, iface: Iface, links: _Links, reservations: Reservations, mac_of: MacOf
+) -> InterfacePlan:
+    mac = mac_of(d.node.name, iface.name)
+    slaac, routers = _learned(d, iface, mac, links)
+    dhcp4 = reservations.get((d.node.name, iface.name))
+    port = iface.master is not None
+    return InterfacePlan(
+        name=iface.name,
+        network=iface.network,
+        mac=mac,
+        link_local=IPv6If(f"{link_local(mac)}/64"),
+        ipv6_static=() if port else tuple(iface.ipv6),
+        ipv4_static=() if port else tuple(iface.ipv4),
+        ipv6_slaac=tuple(dict.fromkeys(slaac)),
+        ra_prefixes=() if port else _ra_prefixes(iface),
+        routers=tuple(routers),
+        kind=iface.kind,
+        master=iface.master,
+        ports=iface.ports,
+        accept_ra=iface.accept_ra and d.node.kind != "host",
+        ipv4_dhcp=(dhcp4,) if dhcp4 is not None else (),
+        ipv6_delegated=() if port else tuple(iface.delegated),
     )
-    return _with_dns(plan, {d.node.name: d for d in drafts})
+
+
+def _host_clients(d: _Draft, links: _Links, reservations: Reservations) -> tuple[list[str], bool]:
+    """Where a host runs a DHCP client, and whether its resolver comes from RAs."""
+    clients = list(d.dhcp_client)
+    resolver = False
+    if d.node.kind != "host":
+        return clients, resolver
+    for iface in d.ifaces:
+        if not iface.accept_ra or iface.master is not None:
+            continue
+        offered = [lan for _, lan in links.lan_of.get(iface.network, [])]
+        if (d.node.name, iface.name) in reservations or any(lan.managed for lan in offered):
+            clients.append(iface.name)
+        if any(lan.ra for lan in offered):
+            resolver = True
+    return clients, resolver
+
+
+def _backend_options(node: Node) -> tuple[tuple[str, str], ...]:
+    options = []
+    if node.image:
+        options.append(("image", node.image))
+    if node.security_nesting:
+        options.append(("security.nesting", "true"))
+    if node.security_privileged:
+        options.append(("security.privileged", "true"))
+    return tuple(options)
+
+
+def _node_plan(
+    lab: Lab,
+    d: _Draft,
+    links: _Links,
+    reservations: Reservations,
+    lans: dict[tuple[str, str], LanService],
+    pd: Any,
+    mac_of: MacOf,
+) -> NodePlan:
+    node = d.node
+    ifaces = tuple(_interface_plan(d, i, links, reservations, mac_of) for i in d.ifaces)
+    clients, resolver = _host_clients(d, links, reservations)
+    return NodePlan(
+        name=node.name,
+        kind=node.kind,
+        interfaces=ifaces,
+        dad=node.dad,
+        service=node.service,
+        template=node.template,
+        lans=tuple(lans[(node.name, lan.interface)] for lan in d.lans),
+        uci=tuple(d.uci.items()),
+        dhcp_client=tuple(dict.fromkeys(clients)),
+        resolver_from_ra=resolver,
+        routes=tuple(
+            RoutePlan(ipaddress.IPv4Network("0.0.0.0/0"), gw, dev) for dev, gw in d.gateways
+        ),
+        routing=(
+            plan_routing(lab.name, node.name, node.routing, ifaces)
+            if node.routing is not None
+            else None
+        ),
+        pd_servers=tuple(pd.servers.get(node.name, ())),
+        pd_client=pd.clients.get(node.name),
+        backend_options=_backend_options(node),
+    )
+
+
+def _networks(lab: Lab, nodes: list[NodePlan]) -> tuple[NetworkPlan, ...]:
+    ports: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for n in nodes:
+        for i in n.veths:
+            ports[i.network].append((n.name, i.name))
+    return tuple(NetworkPlan(name=name, ports=tuple(ports.get(name, ()))) for name in lab.networks)
 
 
 def _with_dns(plan: Plan, drafts: dict[str, _Draft]) -> Plan:

@@ -1,6 +1,7 @@
 """What a lab will be, derived from the topology before anything is created.
 
-The plan is plain data: backends read it, nothing in it knows a backend.
+The plan is plain data: backends read it, nothing in it knows a backend (each
+backend derives its own names for namespaces, bridges and ports).
 Addresses are `ipaddress` objects; `to_json` gives the contract shape of
 DESIGN.md §3.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
+
+from palmnet.errors import UnknownNode
 
 IPv6If = ipaddress.IPv6Interface
 IPv4If = ipaddress.IPv4Interface
@@ -24,7 +27,6 @@ class InterfacePlan:
     name: str  # as the user wrote it, seen inside the node
     network: str  # the lab network it is on (for a bridge inside a node: its ports')
     mac: str
-    outer: str  # the veth end on the lab's bridge, in the hidden namespace ("" for a bridge)
     link_local: IPv6If
     ipv6_static: tuple[IPv6If, ...] = ()  # configured by palmnet
     ipv4_static: tuple[IPv4If, ...] = ()
@@ -170,7 +172,6 @@ class PdClientPlan:
 class NodePlan:
     name: str
     kind: str
-    netns: str  # name under /run/netns
     interfaces: tuple[InterfacePlan, ...]
     dad: bool = True
     service: str | None = None
@@ -184,9 +185,10 @@ class NodePlan:
     routing: RoutingPlan | None = None
     pd_servers: tuple[PdServerPlan, ...] = ()
     pd_client: PdClientPlan | None = None
-    image: str | None = None  # backend lxd: image alias (None: the backend's default)
-    security_nesting: bool = False
-    security_privileged: bool = False
+    # What the user asked of the backend for this node, in the backend's own words
+    # (LXD: `image`, `security.nesting`, `security.privileged`), read by that backend
+    # only; the plan never interprets them.
+    backend_options: tuple[tuple[str, str], ...] = ()
 
     @property
     def forwarding(self) -> bool:
@@ -202,11 +204,21 @@ class NodePlan:
                 return i
         raise KeyError(name)
 
+    def option(self, key: str) -> str | None:
+        """A backend option the user set (`backend_options`), None if unset."""
+        return dict(self.backend_options).get(key)
+
+    @property
+    def veths(self) -> tuple[InterfacePlan, ...]:
+        """Interfaces that are ports of a lab network (a bridge inside the node is not)."""
+        return tuple(i for i in self.interfaces if i.kind == "veth")
+
 
 @dataclass(frozen=True)
 class NetworkPlan:
+    """A lab network (one layer-2 segment); each backend names its bridge itself."""
+
     name: str
-    bridge: str  # ifname of the bridge in the hidden namespace
     ports: tuple[tuple[str, str], ...] = ()  # (node, interface) attached to it
 
 
@@ -215,7 +227,6 @@ class Plan:
     lab: str
     domain: str
     source: str
-    switch_netns: str  # the lab's hidden namespace holding bridges and outer veths
     networks: tuple[NetworkPlan, ...]
     nodes: tuple[NodePlan, ...]
     dad: bool = True
@@ -223,10 +234,14 @@ class Plan:
     backend: str = "netns"  # which backend realizes it (topology `backend:`)
 
     def node(self, name: str) -> NodePlan:
+        """The node named `name`; UnknownNode (bad input, exit 2) names the lab's nodes."""
         for n in self.nodes:
             if n.name == name:
                 return n
-        raise KeyError(name)
+        raise UnknownNode(name, self.lab, [n.name for n in self.nodes])
+
+    def has_node(self, name: str) -> bool:
+        return any(n.name == name for n in self.nodes)
 
     def to_json(self, state: str = "PLANNED") -> list[dict[str, Any]]:
         return [node_json(n, state) for n in self.nodes]

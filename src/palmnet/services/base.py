@@ -1,14 +1,27 @@
 """The shape every daemon adapter has (DESIGN.md §1).
 
 An adapter knows its daemon: the files it needs (`render`), how it is started
-(`argv`), and how to tell that it works (`ready`). Starting and stopping
-inside a node is the backend's job, so an adapter stays pure and testable
+(`argv`), and how to tell that it works (`ready`). Starting, waiting and
+stopping is services/runner.py's job, given a backend's way to write a file
+into a node and spawn a process there, so an adapter stays pure and testable
 without root; `missing()` reports an absent executable instead of crashing.
+
+Two views of the same paths: `dir` is the daemon's state dir as the node sees
+it (what `render` and `argv` write into configs and command lines), and
+`host(path)` is where the host sees that path (what `ready` and palmnet's
+verbs open: a control socket, a log). For a namespace node both are the
+same; for a container the host sees it under /proc/INIT/root.
+
+`python` is how a command inside the node runs palmnet's own modules (the PD
+hook, the firewall init script): the host's interpreter for a namespace node,
+which shares the host's files; a container's own python3 with palmnet's few
+pure modules copied in (backends/lxd).
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
@@ -26,10 +39,34 @@ class Service(ABC):
     # True when SIGHUP makes the daemon re-read what render() writes (DNS names, leases).
     reloads: ClassVar[bool] = False
 
-    def __init__(self, plan: Plan, node: NodePlan, state_dir: Path) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        node: NodePlan,
+        state_dir: Path,
+        host_root: str = "",
+        python: str = sys.executable,
+        isolated: bool = False,
+    ) -> None:
         self.plan = plan
         self.node = node
         self.dir = state_dir / self.name
+        self.host_root = host_root
+        self.python = python
+        # True in a container: the node sees no other node's files (their sockets)
+        self.isolated = isolated
+
+    def host(self, path: Path | str) -> Path:
+        """Where the host sees a path of the node (the same path for a namespace node)."""
+        return Path(f"{self.host_root}{path}") if self.host_root else Path(path)
+
+    @property
+    def host_dir(self) -> Path:
+        return self.host(self.dir)
+
+    @property
+    def host_log(self) -> Path:
+        return self.host(self.log)
 
     @classmethod
     def wanted(cls, node: NodePlan) -> bool:
@@ -46,6 +83,12 @@ class Service(ABC):
 
     def ready(self, pid: int) -> bool:
         """True once the daemon does its job; polled with a deadline by the backend."""
+        return True
+
+    def reloaded(self, log_offset: int) -> bool:
+        """After a SIGHUP: whether the daemon has re-read its files, judged by what it
+        logged past `log_offset` (its log's size when it was signalled). Polled with
+        a deadline; a daemon that says nothing is taken at its word at once."""
         return True
 
     def private_mounts(self) -> dict[str, Path]:

@@ -378,10 +378,10 @@ class Bird(Service):
 
     def ready(self, pid: int) -> bool:
         """The control socket answers `show status` with "Daemon is up and running"."""
-        if not self.socket.exists():
+        if not self.host(self.socket).exists():
             return False
         try:
-            reply = control(self.socket, "show status", timeout=1.0)
+            reply = control(self.host(self.socket), "show status", timeout=1.0)
         except BirdControlError:
             return False
         return any("Daemon is up and running" in text for _, text in reply)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -340,7 +339,7 @@ class Dhcpcd(Service):
                 wan=pd.wan,
                 iaid=pd.iaid,
                 log=self.hook_log,
-                python=sys.executable,
+                python=self.python,
                 params=self.pd_params,
                 hook_log=self.hook_log,
             )
@@ -357,7 +356,10 @@ class Dhcpcd(Service):
         return files
 
     def upstream_socket(self) -> Path | None:
-        """The control socket of the kea that delegates to this router, if the lab has one."""
+        """The control socket of the kea that delegates to this router, if the lab has one
+        and this node sees it (namespace nodes share the host's files)."""
+        if self.isolated:
+            return None
         for node in self.plan.nodes:
             for pd in node.pd_servers:
                 if any(r.client == self.node.name for r in pd.reservations):

@@ -211,6 +211,18 @@ class Dnsmasq(Service):
     def argv(self) -> list[str]:
         return [self.executable, "--keep-in-foreground", f"--conf-file={self.conf}"]
 
+    def reloaded(self, log_offset: int) -> bool:
+        """dnsmasq logs `read .../hosts - N names` once it has re-read the lab's names."""
+        if self.node.dns is None:
+            return True
+        try:
+            with open(self.host_log, "rb") as f:
+                f.seek(log_offset)
+                tail = f.read().decode(errors="replace")
+        except OSError:
+            return False
+        return f"read {self.dir / HOSTS} " in tail
+
     def ready(self, pid: int) -> bool:
         """Its DNS socket (or, DHCP only, a DHCP socket) is bound.
 

@@ -2,7 +2,8 @@
 
 The field notes' farm: every web node answers on port 80 over IPv4 and IPv6
 from one `::` socket. It runs as `python -m palmnet.httpd` with the
-interpreter that runs palmnet, so it needs nothing installed in the node.
+node's way to run palmnet's modules (Service.python): the interpreter that runs
+palmnet on a namespace node, a container's own python3 on LXD.
 
 The served directory holds no index.html on purpose: the server's own node
 page (name, the address that answered, the client's address) is the index,
@@ -11,6 +12,7 @@ which is what a lab wants to see. `node.txt` names the node for scripts.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import ClassVar
@@ -52,7 +54,7 @@ class Httpd(Service):
 
     def argv(self) -> list[str]:
         return [
-            self.executable,
+            *shlex.split(self.python),
             "-m",
             "palmnet.httpd",
             str(self.root),

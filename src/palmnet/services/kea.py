@@ -155,11 +155,11 @@ def render_kea_config(
     return json.dumps({"Dhcp6": dhcp6}, indent=2) + "\n"
 
 
-def hook_wrapper(node: str, directory: Path, log: Path) -> str:
+def hook_wrapper(node: str, directory: Path, log: Path, python: str = sys.executable) -> str:
     return HOOK_WRAPPER.format(
         node=node,
         points="|".join(ROUTE_HOOK_POINTS),
-        python=sys.executable,
+        python=python,
         dir=directory,
         log=log,
     )
@@ -226,7 +226,7 @@ class Kea(Service):
     def render(self) -> dict[Path, str]:
         return {
             self.conf: render_kea_config(self.node.pd_servers, self.dir, self.hook, self.log),
-            self.hook: hook_wrapper(self.node.name, self.dir, self.hook_log),
+            self.hook: hook_wrapper(self.node.name, self.dir, self.hook_log, self.python),
         }
 
     def argv(self) -> list[str]:
@@ -246,4 +246,4 @@ class Kea(Service):
 
         if not owns_socket(pid, ("udp6",), 547, UDP_UNCONNECTED):
             return False
-        return os.path.exists(self.socket_path)
+        return os.path.exists(self.host(self.socket_path))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,10 @@ class Entry:
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None)
+        # One connection shared by the threads of a verb (LXD configures hosts in
+        # parallel), each statement under a lock.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.lock = threading.RLock()
         self.db.execute("PRAGMA synchronous=OFF")
         self.db.execute("PRAGMA journal_mode=MEMORY")
         self.db.executescript(SCHEMA)
@@ -55,11 +59,17 @@ class Journal:
     def close(self) -> None:
         self.db.close()
 
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def record(self, kind: str, name: str, node: str | None = None, **data: Any) -> None:
         self.record_many([(kind, name, node, data)])
 
     def record_many(self, rows: Iterable[tuple[str, str, str | None, dict[str, Any]]]) -> None:
-        with self.db:
+        with self.lock, self.db:
             self.db.executemany(
                 "INSERT INTO objects (kind, name, node, data) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (kind, name) DO UPDATE SET data = excluded.data, node = excluded.node",
@@ -67,7 +77,7 @@ class Journal:
             )
 
     def forget(self, kind: str, name: str) -> None:
-        with self.db:
+        with self.lock, self.db:
             self.db.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name))
 
     def entries(self, kind: str | None = None, node: str | None = None) -> list[Entry]:
@@ -81,11 +91,12 @@ class Journal:
             args.append(node)
         if where:
             query += " WHERE " + " AND ".join(where)
-        rows = self.db.execute(query + " ORDER BY seq", args).fetchall()
+        with self.lock:
+            rows = self.db.execute(query + " ORDER BY seq", args).fetchall()
         return [Entry(s, k, n, nd, json.loads(d)) for s, k, n, nd, d in rows]
 
     def set_meta(self, key: str, value: Any) -> None:
-        with self.db:
+        with self.lock, self.db:
             self.db.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -93,5 +104,6 @@ class Journal:
             )
 
     def meta(self, key: str, default: Any = None) -> Any:
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self.lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default

@@ -34,18 +34,22 @@ import contextlib
 import datetime
 import ipaddress
 import json
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from palmnet.errors import CheckFailed, InputError, LabError, PalmnetError
 from palmnet.plan.model import NodePlan, Plan
 from palmnet.toolbox.probe import Probe
 from palmnet.toolbox.routewatch import RouteEvent
+
+if TYPE_CHECKING:
+    from palmnet.lab import LabSession
 
 MODES = ("down", "silent")
 QUIET = 5.0  # default stop: routes unchanged and probes answered for this long
@@ -295,10 +299,14 @@ class ConvergeRun:
         self.report = report or (lambda _m: None)
 
     def run(self) -> dict[str, Any]:
-        import os
-
-        from palmnet.backends.netns import nsfs
         from palmnet.lab import LabAPI
+
+        if os.geteuid() != 0:
+            raise LabError("palmnet converge needs root (network namespaces): run it with sudo")
+        with LabAPI().session(self.req.lab) as session:
+            return self._run(session)
+
+    def _run(self, session: LabSession) -> dict[str, Any]:
         from palmnet.links.control import LinkControl
         from palmnet.links.names import Link, resolve_link
         from palmnet.toolbox import fib
@@ -306,30 +314,26 @@ class ConvergeRun:
         from palmnet.toolbox.routewatch import RouteWatch
 
         req = self.req
-        if os.geteuid() != 0:
-            raise LabError("palmnet converge needs root (network namespaces): run it with sudo")
-        plan = LabAPI().plan_of(req.lab)
+        plan = session.plan
         check_request(plan, req)
         link = resolve_link(plan, req.fail) if req.pick is None else None
         dest = destination_of(plan.node(req.target))
         if dest is None:
             raise InputError(f"--to: node {req.target} has no global or ULA address to probe")
-        control = LinkControl(plan)
+        control = LinkControl(plan, session.switch())
         if link is not None:
             self._check_whole(control, link)
-        src_path = nsfs.netns_path(plan.node(req.source).netns)
-        if not os.path.exists(src_path):
-            raise LabError(f"node {req.source} is not running")
+        src_path = session.running_node(req.source).netns
 
-        before = fib.trace_live(plan, req.source, dest)
+        before = fib.trace_live(session, req.source, dest)
         if not before.complete:
             raise CheckFailed(
                 f"no route from {req.source} to {req.target} ({dest}): {before.problem}"
             )
         routers = {
-            n.name: nsfs.netns_path(n.netns)
+            n.name: session.node(n.name).netns
             for n in plan.nodes
-            if n.kind != "host" and os.path.exists(nsfs.netns_path(n.netns))
+            if n.kind != "host" and session.node(n.name).running()
         }
         self.report(
             f"probing {req.target} ({dest}) from {req.source} every {req.interval} s; "
@@ -375,7 +379,7 @@ class ConvergeRun:
                     control.impair(link, req.loss)
                 t["fail_at"] = time.monotonic()
                 self._watch(prober, watch, t["fail_at"])
-                after = fib.trace_live(plan, req.source, dest)
+                after = fib.trace_live(session, req.source, dest)
                 tx_c = _counters(routers)
                 window = time.monotonic()
                 prober.wait_answers(window, 3.0, count=max(10, int(1 / req.interval)))

@@ -20,7 +20,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyroute2.netlink import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
 from pyroute2.netlink.rtnl import RTM_GETLINK, RTM_GETROUTE, RTM_NEWLINK, RTM_NEWROUTE
@@ -28,8 +28,11 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from palmnet.backends.netns import nsfs
+from palmnet.kernel import nsfs
 from palmnet.plan.model import NodePlan, Plan
+
+if TYPE_CHECKING:
+    from palmnet.lab import LabSession
 
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
@@ -261,9 +264,9 @@ def trace(
     return Path(tuple(chains), "; ".join(dict.fromkeys(problems)), tuple(hops.values()))
 
 
-def trace_live(plan: Plan, source: str, dest: IPv6Addr) -> Path:
+def trace_live(session: LabSession, source: str, dest: IPv6Addr) -> Path:
     """`trace` on the tables the kernel holds now (one dump per node on the way)."""
-    return trace(plan, source, dest, lambda n: read_routes(nsfs.netns_path(plan.node(n).netns)))
+    return trace(session.plan, source, dest, lambda n: read_routes(session.running_node(n).netns))
 
 
 def used_chain(path: Path, plan: Plan, sent: Mapping[str, Mapping[str, int]]) -> tuple[str, ...]:

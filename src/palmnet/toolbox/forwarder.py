@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from palmnet.addressing import zones
-from palmnet.backends.netns import nsfs
 from palmnet.errors import InputError, LabError
+from palmnet.kernel import nsfs
 
 # Reads of up to CHUNK; a side buffers at most about 2 * BUFFER before reading
 # pauses (asyncio flow control): about 1 MiB per connection at worst, when one

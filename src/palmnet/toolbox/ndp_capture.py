@@ -26,8 +26,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 from scapy.supersocket import SuperSocket
 
-from palmnet.backends.netns import nsfs
 from palmnet.errors import InputError
+from palmnet.kernel import nsfs
 from palmnet.toolbox.ndp import NdpMessage, decode, is_ndp
 
 ETH_P_ALL = 0x0003

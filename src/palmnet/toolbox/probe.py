@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from palmnet.backends.netns import nsfs
+from palmnet.kernel import nsfs
 
 ICMP6_FILTER = 1
 ECHO_REQUEST = 128

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE, RTMGRP_IPV6_ROUTE
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from palmnet.backends.netns import nsfs
+from palmnet.kernel import nsfs
 
 RT_TABLE_MAIN = 254
 RTM_F_CLONED = 0x200

@@ -50,18 +50,22 @@ PROTOCOL_OPTIONS = {
 }
 
 
-def load_lab(path: str | Path) -> Lab:
-    """Read and resolve the lab file at `path`; problems raise `InputError`."""
+def read_lab_file(path: str | Path) -> str:
+    """The text of a lab file; a file that cannot be read is an `InputError`."""
     filename = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError("no such file", file=filename) from None
     except UnicodeDecodeError:
         raise InputError("not a UTF-8 text file", file=filename) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=filename) from None
-    return load_lab_text(text, filename)
+
+
+def load_lab(path: str | Path) -> Lab:
+    """Read and resolve the lab file at `path`; problems raise `InputError`."""
+    return load_lab_text(read_lab_file(path), str(path))
 
 
 def load_lab_text(text: str, filename: str) -> Lab:

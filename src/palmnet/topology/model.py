@@ -109,7 +109,7 @@ class DelegateSpec(Strict):
 
 
 class NetworkSpec(Strict):
-    """A Linux bridge in the lab's hidden namespace. No keys yet."""
+    """A lab network: one layer-2 segment (a bridge of the backend's). No keys yet."""
 
 
 class ProfileSpec(Strict):

@@ -23,26 +23,88 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
-from palmnet.backends.base import Backend, LiveNode
+from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process_pids
+from palmnet.backends.live import observe_netns
 from palmnet.backends.lxd import client as lxdclient
 from palmnet.backends.lxd import images, inside, instances, networks
-from palmnet.backends.lxd.instances import instance_name, is_router
-from palmnet.backends.netns.phases import PhaseTimer
-from palmnet.backends.netns.watch import AddressWatch
+from palmnet.backends.lxd.instances import instance_name, is_router, port_name
+from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.errors import InputError, LabError
+from palmnet.kernel.processes import run_in_netns
+from palmnet.kernel.watch import AddressWatch
 from palmnet.plan.model import NodePlan, Plan
+from palmnet.services import nftables, runner
+from palmnet.services.base import Service
+from palmnet.services.registry import service_named
 from palmnet.state.journal import Journal
 from palmnet.state.paths import lab_dir
 
-READY_TIMEOUT = float(os.environ.get("PALMNET_READY_TIMEOUT", "30"))
-HOST_WORKERS = 8
 KINDS = ("lxd-instance", "lxd-network", "lxd-profile", "lxd-image")
+HOST_WORKERS = 8
 
 
 def _report(message: str) -> None:
     print(f"palmnet: {message}", file=sys.stderr)
+
+
+def impair_table(lab: str) -> str:
+    """The lab's netdev table for link impairments in LXD's namespace, where every
+    lab's bridges live: named after the lab (lab names have no '_')."""
+    return "palmnet_impair_" + lab.replace("-", "_")
+
+
+class LxdNode(NodeHandle):
+    """A container node: reached from the host through its init's namespaces
+    (/proc/INIT/ns/net, /proc/INIT/root); `run` and `exec` go through LXD."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        node: NodePlan,
+        pids: dict[str, tuple[int, int | None]],
+        lxd: Any,
+        init: int,
+    ) -> None:
+        super().__init__(plan, node, pids)
+        self.lxd = lxd
+        self.init = init
+        self.instance = instance_name(plan.lab, node.name)
+
+    @property
+    def netns(self) -> str:
+        return inside.netns_path(self.init) if self.init else "/nonexistent"
+
+    def running(self) -> bool:
+        return bool(self.init) and os.path.exists(self.netns)
+
+    def run(
+        self, argv: list[str], stdin: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        self.require_running()
+        return inside.run(self.lxd, self.instance, argv, stdin, timeout)
+
+    def exec(self, argv: list[str]) -> NoReturn:
+        self.require_running()
+        lxc = shutil.which("lxc")
+        if lxc is None:
+            raise InputError("`lxc` (package lxd-client) is needed for an interactive exec")
+        os.execv(lxc, ["lxc", "exec", self.instance, "--", *argv])
+
+    def host_path(self, path: str | Path) -> Path:
+        return Path(f"/proc/{self.init}/root{path}")
+
+    def write(self, files: dict[Path, str]) -> None:
+        self.require_running()
+        inside.LxdSpawner(self.lxd, self.node, self.instance, self.init).write(files)
+
+    def service(self, name: str) -> Service:
+        cls = service_named(name)
+        if not cls.wanted(self.node):
+            raise LabError(f"node {self.name} runs no {name}")
+        return inside.adapter(cls, self.plan, self.node, self.init)
 
 
 class LxdBackend(Backend):
@@ -95,40 +157,38 @@ class LxdBackend(Backend):
                 n.name: {str(a) for i in n.interfaces for a in (i.link_local, *i.ipv6_static)}
                 for n in routers
             }
-            watch.wait(READY_TIMEOUT, own, own)
+            watch.wait(runner.READY_TIMEOUT, own, own)
             for node in routers:
                 inside.configure_routes(node, pids[node.name])
             started = []
             for node in routers:
-                started += inside.start_daemons(
-                    lxd,
-                    plan,
-                    node,
-                    instance_name(plan.lab, node.name),
-                    pids[node.name],
-                    ("early", "up"),
-                )
-            inside.wait_ready(started)
+                started += self._daemons(journal, plan, node, pids[node.name])
+            runner.wait_ready(started)
             t.lap("routers")
             pids.update(self._start(plan, [n for n in hosts if n in stopped], hosts, watch))
             t.lap("hosts started")
 
-            def host(node: NodePlan) -> list[inside.Started]:
+            def host(node: NodePlan) -> list[runner.Started]:
                 self._configure(plan, node, pids[node.name])
-                inst = instance_name(plan.lab, node.name)
-                return inside.start_daemons(lxd, plan, node, inst, pids[node.name], ("early", "up"))
+                return self._daemons(journal, plan, node, pids[node.name])
 
             # Each host's /etc and daemons are a few API round trips: hosts in parallel.
             with ThreadPoolExecutor(max_workers=HOST_WORKERS) as pool:
                 started = [s for group in pool.map(host, hosts) for s in group]
             t.lap("hosts configured")
-            watch.wait(READY_TIMEOUT, [n.name for n in chosen])
+            watch.wait(runner.READY_TIMEOUT, [n.name for n in chosen])
             for node in hosts:
                 inside.configure_routes(node, pids[node.name])
-            inside.wait_ready(started)
+            runner.wait_ready(started)
             t.lap("addresses")
         finally:
             watch.close()
+
+    def _daemons(
+        self, journal: Journal, plan: Plan, node: NodePlan, init: int
+    ) -> list[runner.Started]:
+        inst = instance_name(plan.lab, node.name)
+        return inside.start_daemons(journal, self.lxd, plan, node, inst, init, ("early", "up"))
 
     def _start(
         self, plan: Plan, to_start: list[NodePlan], nodes: list[NodePlan], watch: AddressWatch
@@ -154,7 +214,20 @@ class LxdBackend(Backend):
         inside.seed_etc(self.lxd, plan, node, inst)
         inside.configure_links(node, pid)
         if node.uci:
-            inside.load_firewall(self.lxd, node, inst)
+            nftables.load(node, inside.netns_path(pid))
+
+    def refresh(self, plan: Plan, journal: Journal) -> None:
+        """Re-render the daemons that re-read their files on SIGHUP, and signal them."""
+        mine = instances.lab_instances(self.lxd, plan.lab)
+        for node in plan.nodes:
+            inst = mine.get(node.name)
+            if inst is None or inst.get("status") != "Running":
+                continue
+            init = instances.init_pid(self.lxd, inst["name"])
+            spawner = inside.LxdSpawner(self.lxd, node, inst["name"], init)
+            for svc in inside.adapters(plan, node, init):
+                if svc.reloads:
+                    runner.reload(journal, node, svc, spawner)
 
     # -- node verbs --------------------------------------------------------------------------
     def remove_nodes(self, plan: Plan, journal: Journal, nodes: Sequence[str]) -> None:
@@ -163,6 +236,7 @@ class LxdBackend(Backend):
         instances.delete(self.lxd, [mine[n]["name"] for n in nodes if n in mine])
         for name in names:
             journal.forget("lxd-instance", name)
+        self._forget_processes(journal, nodes)
 
     def stop_nodes(self, plan: Plan, journal: Journal, nodes: Sequence[str]) -> None:
         """Stop containers and keep them (what the user changed inside stays);
@@ -174,11 +248,16 @@ class LxdBackend(Backend):
             if n in mine and mine[n].get("status") != "Stopped"
         ]
         instances.set_state(self.lxd, running, "stop")
+        self._forget_processes(journal, nodes)
+
+    @staticmethod
+    def _forget_processes(journal: Journal, nodes: Sequence[str]) -> None:
+        """A container's daemons die with it: their journal rows go too."""
+        for node in nodes:
+            for e in journal.entries("process", node=node):
+                journal.forget("process", e.name)
 
     def observe(self, plan: Plan, journal: Journal) -> list[LiveNode]:
-        from palmnet.backends.netns.dump import dump_links
-        from palmnet.backends.netns.observe import live_interfaces
-
         mine = instances.lab_instances(self.lxd, plan.lab)
         out = []
         for node in plan.nodes:
@@ -192,36 +271,38 @@ class LxdBackend(Backend):
                 out.append(LiveNode(node.name, node.kind, state, ()))
                 continue
             pid = instances.init_pid(self.lxd, inst["name"])
-            try:
-                links = dump_links(inside.netns_path(pid))
-            except OSError:
-                out.append(LiveNode(node.name, node.kind, "ERROR", ()))
-                continue
-            out.append(LiveNode(node.name, node.kind, "RUNNING", live_interfaces(node, links)))
+            out.append(observe_netns(node, inside.netns_path(pid)))
         return out
 
-    def exec(self, plan: Plan, node: str, argv: list[str]) -> int:
-        inst = self._running(plan, node)
-        lxc = shutil.which("lxc")
-        if lxc is None:
-            raise InputError("`lxc` (package lxd-client) is needed for an interactive exec")
-        os.execv(lxc, ["lxc", "exec", inst, "--", *argv])
-        return 127  # not reached
-
-    def run(
-        self, plan: Plan, node: str, argv: list[str], stdin: str | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        return inside.run(self.lxd, self._running(plan, node), argv, stdin, timeout)
-
-    def _running(self, plan: Plan, node: str) -> str:
-        inst = instance_name(plan.lab, node)
+    def node(self, plan: Plan, journal: Journal, name: str) -> LxdNode:
+        node = plan.node(name)
+        inst = instance_name(plan.lab, name)
         try:
-            status = self.lxd.get(f"instances/{inst}")["status"]
+            state = self.lxd.get(f"instances/{inst}/state")
         except self.lxd.NotFound:
-            raise LabError(f"node {node} has no container ({inst})") from None
-        if status != "Running":
-            raise LabError(f"node {node} is not running ({inst}: {status})")
-        return inst
+            state = {}
+        init = int(state.get("pid") or 0) if state.get("status") == "Running" else 0
+        return LxdNode(plan, node, process_pids(journal, name), self.lxd, init)
+
+    def switch(self, plan: Plan, journal: Journal) -> Switch:
+        """The lab's bridges are LXD-managed, in LXD's own network namespace (the
+        machine's), with each NIC's host end named by `port_name`."""
+        return Switch(
+            netns=self._lxd_netns(),
+            table=impair_table(plan.lab),
+            bridges={n.name: networks.bridge_name(plan.lab, n.name) for n in plan.networks},
+            ports={
+                (n.name, i.name): port_name(plan.lab, n.name, i.name)
+                for n in plan.nodes
+                for i in n.veths
+            },
+        )
+
+    def _lxd_netns(self) -> str:
+        pid = self.lxd.client.host_info.get("environment", {}).get("server_pid")
+        if not pid:
+            raise LabError("LXD does not say its pid: cannot find its network namespace")
+        return f"/proc/{pid}/ns/net"
 
     # -- down --------------------------------------------------------------------------------
     def destroy(self, lab: str, journal: Journal | None) -> None:
@@ -235,20 +316,21 @@ class LxdBackend(Backend):
         if lxd is not None:
             self._remove_tagged(lxd, lab)
         if journal is not None:
-            for kind in KINDS:
+            for kind in (*KINDS, "process"):
                 for e in journal.entries(kind):
                     journal.forget(kind, e.name)
-            journal.close()
         shutil.rmtree(lab_dir(lab), ignore_errors=True)
 
-    def destroy_tagged(self, lab: str) -> bool:
-        """Remove every LXD object tagged with the lab (no journal needed); whether
-        anything was found. False, too, when LXD is not there at all."""
+    def leftovers(self, lab: str) -> list[str]:
         try:
             lxd = self.lxd
         except InputError:
-            return False
-        return self._remove_tagged(lxd, lab)
+            return []  # no LXD here: nothing of a lab can be in it
+        found = [f"container {i['name']}" for i in instances.lab_instances(lxd, lab).values()]
+        found += [f"network {n}" for n in networks.lab_networks(lxd, lab)]
+        found += [f"profile {p}" for p in networks.lab_profiles(lxd, lab)]
+        found += [f"image {r.fingerprint[:12]}" for r in images.list_images(lxd) if r.lab == lab]
+        return found
 
     def _remove_tagged(self, lxd: lxdclient.Lxd, lab: str) -> bool:
         found: list[Any] = []
@@ -266,4 +348,19 @@ class LxdBackend(Backend):
                 found.append(row.fingerprint)
                 with contextlib.suppress(lxdclient.OperationFailed):
                     images.delete_image(lxd, row.fingerprint)
+        if self._drop_impair_table(lab):
+            found.append(impair_table(lab))
         return bool(found)
+
+    def _drop_impair_table(self, lab: str) -> bool:
+        """The lab's impairment table in LXD's namespace, if a crash left it there."""
+        table = impair_table(lab)
+        try:
+            path = self._lxd_netns()
+            listed = run_in_netns(path, ["nft", "list", "table", "netdev", table], timeout=10)
+        except (LabError, OSError):
+            return False
+        if listed.returncode != 0:
+            return False
+        run_in_netns(path, ["nft", "delete", "table", "netdev", table], timeout=10)
+        return True

@@ -22,6 +22,7 @@ by alias; `--force` rebuilds):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import platform
@@ -53,6 +54,12 @@ ROUTER_PACKAGES = (
     "rdnssd",
     "iputils-ping",
     "procps",
+    # palmnet's own hooks (the PD client's, kea's route hook) and the web server run
+    # inside the node with the image's Python and palmnet's few pure modules
+    "python3",
+    # what a user (and a test) reaches for inside a node: names and web pages
+    "bind9-dnsutils",
+    "curl",
 )
 DEBIAN_PACKAGES = ("systemd-sysv", "iproute2", "iputils-ping")
 # What a rootfs does not need at run time (keeps launch fast: the dir pool
@@ -71,6 +78,30 @@ Report = Callable[[str], None]
 
 def alias_of(build: str) -> str:
     return f"palmnet-{build}"
+
+
+def recipe(name: str) -> str:
+    """What an image palmnet builds is made of, hashed: a changed recipe (packages,
+    init scripts, suite) rebuilds the image instead of reusing a stale one."""
+    parts = {
+        "busybox": (INITTAB, RCS),
+        "debian": (SUITE, *DEBIAN_PACKAGES),
+        "router": (SUITE, INITTAB, RCS, *ROUTER_PACKAGES),
+    }[name]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+
+
+def cached_rootfs(name: str) -> Path:
+    """Where the rootfs of an image palmnet builds is kept (per recipe)."""
+    return CACHE / f"{name}-{recipe(name)}" / "rootfs.tar.gz"
+
+
+def recipe_of(lxd: Lxd, alias: str) -> str | None:
+    """The recipe an image in LXD was built from (None: not one of palmnet's builds)."""
+    target = alias_target(lxd, alias)
+    if target is None:
+        return None
+    return (lxd.get(f"images/{target}").get("properties") or {}).get(tags.RECIPE)
 
 
 DEFAULT_HOST_IMAGE = alias_of("busybox")
@@ -397,11 +428,11 @@ def build(lxd: Lxd, name: str, report: Report, force: bool = False) -> str:
     if name not in BUILDS:
         raise InputError(f"unknown image '{name}' (buildable: {', '.join(BUILDS)})")
     alias = alias_of(name)
-    if not force and alias_target(lxd, alias) is not None:
+    if not force and recipe_of(lxd, alias) == recipe(name):
         report(f"image {alias} is already in LXD (--force rebuilds it)")
         return alias
-    cache = CACHE / name
-    rootfs = cache / "rootfs.tar.gz"
+    rootfs = cached_rootfs(name)
+    cache = rootfs.parent
     if force or not rootfs.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache, prefix="build-") as tmp:
@@ -427,6 +458,7 @@ def build(lxd: Lxd, name: str, report: Report, force: bool = False) -> str:
         "description": description,
         "os": "busybox" if name == "busybox" else "debian",
         tags.BUILT: name,
+        tags.RECIPE: recipe(name),
     }
     meta = metadata_tarball(metadata_yaml(lxd_architecture(), props))
     old = alias_target(lxd, alias)
@@ -441,12 +473,13 @@ def build(lxd: Lxd, name: str, report: Report, force: bool = False) -> str:
 def ensure(lxd: Lxd, alias: str, report: Report) -> None:
     """Make sure the image a node needs is there: palmnet's own are built on demand,
     anything else must exist already."""
-    if alias_target(lxd, alias) is not None:
-        return
     for name in BUILDS:
         if alias == alias_of(name):
-            build(lxd, name, report)
+            if recipe_of(lxd, alias) != recipe(name):
+                build(lxd, name, report)
             return
+    if alias_target(lxd, alias) is not None:
+        return
     raise InputError(
         f"no LXD image with alias '{alias}' (import one with `palmnet image import "
         f"ROOTFS.tar.gz --alias {alias}` or build one with `palmnet image build`)"

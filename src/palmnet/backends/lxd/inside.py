@@ -3,36 +3,46 @@
 Network objects (static addresses, bridges inside the node, static routes) are
 made over netlink from the host, standing in the container's network
 namespace (/proc/PID/ns/net of its init), as LXD itself configures a NIC:
-this needs no tool in the image. Everything else goes through LXD's API:
-files are pushed, commands run with `exec`, and the routers' daemons (radvd,
-dnsmasq, BIRD, kea, dhcpcd, rdnssd) are started inside the container from the
-same adapters as on the netns backend, with their files under /run/palmnet
-in the container. A daemon's readiness is checked from the host through
-/proc/PID (its sockets, its counters) and /proc/INIT/root (its control socket).
+this needs no tool in the image. The firewall is loaded the same way, by the host's
+nft in the container's namespace (services/nftables.py). Everything else goes
+through LXD's API: files are pushed, commands run with `exec`, and the daemons
+(radvd, dnsmasq, BIRD, kea, dhcpcd, rdnssd) are started inside the container
+from the same adapters and the same runner as on the netns backend
+(services/runner.py), with their files under /run/palmnet in the container.
+A daemon's readiness is checked from the host through /proc/PID (its sockets,
+its counters) and /proc/INIT/root (its control socket).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
 import shlex
 import subprocess
 import threading
-import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import palmnet
 from palmnet.backends.lxd.client import Lxd, OperationFailed
-from palmnet.backends.netns import nsfs
 from palmnet.errors import LabError
+from palmnet.kernel import nsfs, sysctl
+from palmnet.plan import sysctls
+from palmnet.plan.etc_files import etc_files as node_etc
 from palmnet.plan.model import NodePlan, Plan
 from palmnet.services.base import Service
 from palmnet.services.registry import services_for
+from palmnet.services.runner import Started, log_tail, start_all
+from palmnet.state.journal import Journal
 
 IFA_F_NODAD = 0x02
 STATE_DIR = PurePosixPath("/run/palmnet")  # inside the container
-READY_TIMEOUT = float(os.environ.get("PALMNET_READY_TIMEOUT", "30"))
+RUNTIME_ZIP = STATE_DIR / "palmnet.zip"  # palmnet's modules, for hooks inside the container
+PYTHON_SERVICES = ("dhcpcd", "kea", "httpd")  # their hooks or servers run palmnet modules
 
 
 def netns_path(pid: int) -> str:
@@ -88,17 +98,12 @@ def configure_links(node: NodePlan, pid: int) -> None:
 
 
 def _bridge_sysctls(node: NodePlan, ifname: str) -> None:
-    """A bridge made inside the node after start: its IPv6 settings by hand."""
-    base = f"/proc/sys/net/ipv6/conf/{ifname}"
-    values = {"addr_gen_mode": 0, "use_tempaddr": 0, "accept_dad": 1 if node.dad else 0}
-    for key, value in values.items():
-        with contextlib.suppress(OSError), open(f"{base}/{key}", "w") as f:
-            f.write(str(value))
-    with (
-        contextlib.suppress(OSError),
-        open(f"/proc/sys/net/ipv6/neigh/{ifname}/retrans_time_ms", "w") as f,
-    ):
-        f.write("100")
+    """A bridge made inside the node after it started: the node's settings for it, and
+    its DAD timer (a per-interface setting that no default carries)."""
+    conf = sysctls.conf_values(forwarding=node.forwarding, dad=node.dad)
+    sysctl.apply_sysctls({f"net/ipv6/conf/{ifname}/{k}": v for k, v in conf.items()})
+    with contextlib.suppress(OSError):
+        sysctl.set_neigh_retrans(ifname, sysctls.DAD_RETRANS_MS)
 
 
 def configure_routes(node: NodePlan, pid: int) -> None:
@@ -194,33 +199,31 @@ def push_files(lxd: Lxd, instance: str, files: dict[PurePosixPath, tuple[str, in
     dirs = sorted({str(p.parent) for p in files})
     check(lxd, instance, ["mkdir", "-p", *dirs])
     for path, (text, mode) in files.items():
-        try:
-            lxd.api.instances[instance].files.post(
-                params={"path": str(path)},
-                data=text.encode(),
-                headers={
-                    "X-LXD-type": "file",
-                    "X-LXD-mode": f"{mode:04o}",
-                    "X-LXD-write": "overwrite",
-                },
-            )
-        except lxd.APIError as exc:
-            raise LabError(f"{instance}: cannot write {path}: {exc}") from None
+        push_bytes(lxd, instance, path, text.encode(), mode)
+
+
+def push_bytes(lxd: Lxd, instance: str, path: PurePosixPath, data: bytes, mode: int) -> None:
+    """One file into the container (its folder must exist), owned by its root."""
+    try:
+        lxd.api.instances[instance].files.post(
+            params={"path": str(path)},
+            data=data,
+            headers={
+                "X-LXD-type": "file",
+                "X-LXD-mode": f"{mode:04o}",
+                "X-LXD-write": "overwrite",
+            },
+        )
+    except lxd.APIError as exc:
+        raise LabError(f"{instance}: cannot write {path}: {exc}") from None
 
 
 # -- the node's /etc ---------------------------------------------------------------------
 def etc_files(plan: Plan, node: NodePlan) -> dict[PurePosixPath, tuple[str, int]]:
-    """The node's own /etc files, as the netns backend seeds them."""
-    from palmnet.backends.netns.etc import render_hosts, render_resolv_conf
-
-    files = {
-        PurePosixPath("/etc/hostname"): (node.name + "\n", 0o644),
-        PurePosixPath("/etc/hosts"): (render_hosts(plan, node), 0o644),
-        PurePosixPath("/etc/resolv.conf"): (render_resolv_conf(plan), 0o644),
+    """The node's own /etc files, the same as a namespace node's (plan/etc_files.py)."""
+    return {
+        PurePosixPath("/etc") / rel: (text, 0o644) for rel, text in node_etc(plan, node).items()
     }
-    for name, text in node.uci:
-        files[PurePosixPath("/etc/config") / name] = (text, 0o644)
-    return files
 
 
 def seed_etc(lxd: Lxd, plan: Plan, node: NodePlan, instance: str) -> None:
@@ -229,28 +232,109 @@ def seed_etc(lxd: Lxd, plan: Plan, node: NodePlan, instance: str) -> None:
     push_files(lxd, instance, etc_files(plan, node))
 
 
-def load_firewall(lxd: Lxd, node: NodePlan, instance: str) -> None:
-    """The node's fw4-style ruleset, loaded with the container's own nft."""
-    from palmnet.openwrt.fw4 import compile_firewall
-    from palmnet.openwrt.uci import parse
-    from palmnet.openwrt.zones import zone_devices
-
-    files = dict(node.uci)
-    network = parse(files["network"], "network", file="/etc/config/network")
-    firewall = parse(files["firewall"], "firewall", file="/etc/config/firewall")
-    result = compile_firewall(firewall, zone_devices(network))
-    check(lxd, instance, ["nft", "-f", "-"], stdin=result.nft_text)
-
-
 # -- daemons -----------------------------------------------------------------------------
-def adapters(plan: Plan, node: NodePlan, root: str | Path = "") -> list[Service]:
-    """The node's daemon adapters, their files under /run/palmnet as the container sees
-    it (`root` prefixes that path, e.g. /proc/INIT/root to look at it from the host)."""
-    base = Path(f"{root}{STATE_DIR}") if root else Path(str(STATE_DIR))
-    return [cls(plan, node, base) for cls in services_for(node)]
+PYTHON = f"env PYTHONPATH={RUNTIME_ZIP} /usr/bin/python3"
+"""How commands inside a container run palmnet's own modules (Service.python): the
+image's python3 with palmnet's pure-Python package, as one zip `push_runtime` puts
+there (Python imports from a zip on its path)."""
 
 
-def _host_pid(init: int, inner: int) -> int | None:
+def adapter(cls: type[Service], plan: Plan, node: NodePlan, init: int) -> Service:
+    """An adapter with paths under /run/palmnet as the container sees them, seen from
+    the host through /proc/INIT/root (for readiness, sockets, logs)."""
+    return cls(plan, node, Path(str(STATE_DIR)), f"/proc/{init}/root", PYTHON, isolated=True)
+
+
+def adapters(plan: Plan, node: NodePlan, init: int) -> list[Service]:
+    return [adapter(cls, plan, node, init) for cls in services_for(node)]
+
+
+@functools.cache
+def runtime_zip() -> bytes:
+    """palmnet's Python modules in a zip (made once per process): the PD and kea
+    hooks and the web server import only the standard library and these."""
+    base = Path(palmnet.__file__).parent
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(base.rglob("*.py")):
+            z.write(path, str(Path("palmnet") / path.relative_to(base)))
+    return buf.getvalue()
+
+
+def push_runtime(lxd: Lxd, instance: str) -> None:
+    check(lxd, instance, ["mkdir", "-p", str(STATE_DIR)])
+    push_bytes(lxd, instance, PurePosixPath(str(RUNTIME_ZIP)), runtime_zip(), 0o644)
+
+
+class LxdSpawner:
+    """How the LXD backend puts a daemon into a container: files pushed through LXD's
+    API, the process started with `exec` in its own session (it outlives the exec),
+    its host pid found from its pid in the container."""
+
+    def __init__(self, lxd: Lxd, node: NodePlan, instance: str, init: int) -> None:
+        self.lxd = lxd
+        self.node = node
+        self.instance = instance
+        self.init = init
+
+    def write(self, files: dict[Path, str]) -> None:
+        push_files(
+            self.lxd,
+            self.instance,
+            {
+                PurePosixPath(str(p)): (text, 0o755 if text.startswith("#!") else 0o644)
+                for p, text in files.items()
+            },
+        )
+
+    def spawn(self, svc: Service) -> int:
+        exe = svc.argv()[0]
+        pidfile = PurePosixPath(str(svc.dir)) / ".palmnet.pid"
+        # The pid goes to a file, read from the host: LXD 5.0's recorded output of a
+        # shell that leaves a background job came back empty.
+        # The daemon's compiled-in paths (dhcpcd's /run/dhcpcd, /var/lib/dhcpcd) are the
+        # container's own already; binding its state dirs there keeps its files together.
+        binds = "".join(
+            f"mkdir -p {shlex.quote(str(src))} {shlex.quote(target)} && "
+            f"mount --bind {shlex.quote(str(src))} {shlex.quote(target)}; "
+            for target, src in svc.private_mounts().items()
+        )
+        line = (
+            f"mkdir -p {shlex.quote(str(svc.dir))}; {binds}"
+            f"test -x {shlex.quote(exe)} || {{ echo 'missing: {exe} (package {svc.package})'; "
+            f"exit 127; }}; (cd / && exec setsid {shlex.join(svc.argv())}) "
+            f">>{shlex.quote(str(svc.log))} 2>&1 </dev/null & echo $! >{pidfile}"
+        )
+        proc = run(self.lxd, self.instance, ["sh", "-c", line])
+        key = f"{self.node.name}/{svc.name}"
+        if proc.returncode != 0:
+            raise LabError(f"{key}: cannot start in its container: {proc.stdout.strip()}")
+        inner = Path(f"/proc/{self.init}/root{pidfile}").read_text().strip()
+        pid = host_pid(self.init, int(inner))
+        if pid is None:
+            raise LabError(f"{key} exited at start: {log_tail(svc.host_log)}")
+        return pid
+
+
+def start_daemons(
+    journal: Journal,
+    lxd: Lxd,
+    plan: Plan,
+    node: NodePlan,
+    instance: str,
+    init: int,
+    when: Sequence[str],
+) -> list[Started]:
+    """Start the node's daemons of these start phases (services/runner.py)."""
+    chosen = [s for s in adapters(plan, node, init) if s.starts in when]
+    if not chosen:
+        return []
+    if any(s.name in PYTHON_SERVICES for s in chosen):
+        push_runtime(lxd, instance)
+    return start_all(journal, node, chosen, LxdSpawner(lxd, node, instance, init))
+
+
+def host_pid(init: int, inner: int) -> int | None:
     """The host pid of process `inner` of the container whose init is host pid `init`."""
     try:
         pidns = os.stat(f"/proc/{init}/ns/pid").st_ino
@@ -271,85 +355,3 @@ def _host_pid(init: int, inner: int) -> int | None:
         except (OSError, ValueError):
             continue
     return None
-
-
-class Started:
-    """A daemon started in a node: its adapter seen from the host, and its host pid."""
-
-    def __init__(self, key: str, outside: Service, pid: int) -> None:
-        self.key = key
-        self.outside = outside
-        self.pid = pid
-
-
-def start_daemons(
-    lxd: Lxd, plan: Plan, node: NodePlan, instance: str, init: int, when: Sequence[str]
-) -> list[Started]:
-    """Push each daemon's files and start it in the container, in its own session,
-    output to its log (it outlives the `exec` that started it)."""
-    inside = [s for s in adapters(plan, node) if s.starts in when]
-    if not inside:
-        return []
-    outside = {s.name: s for s in adapters(plan, node, f"/proc/{init}/root")}
-    files: dict[PurePosixPath, tuple[str, int]] = {}
-    for svc in inside:
-        files[PurePosixPath(str(svc.dir)) / ".keep"] = ("", 0o644)
-        for path, text in svc.render().items():
-            script = text.startswith("#!")
-            files[PurePosixPath(str(path))] = (text, 0o755 if script else 0o644)
-    push_files(lxd, instance, files)
-    started = []
-    for svc in inside:
-        exe = svc.argv()[0]
-        pidfile = PurePosixPath(str(svc.dir)) / ".palmnet.pid"
-        # The pid goes to a file, read from the host: LXD 5.0's recorded output of a
-        # shell that leaves a background job came back empty.
-        line = (
-            f"test -x {shlex.quote(exe)} || {{ echo 'missing: {exe} (package {svc.package})'; "
-            f"exit 127; }}; (cd / && exec setsid {shlex.join(svc.argv())}) "
-            f">>{shlex.quote(str(svc.log))} 2>&1 </dev/null & echo $! >{pidfile}"
-        )
-        proc = run(lxd, instance, ["sh", "-c", line])
-        key = f"{node.name}/{svc.name}"
-        if proc.returncode != 0:
-            raise LabError(f"{key}: cannot start in its container: {proc.stdout.strip()}")
-        inner = Path(f"/proc/{init}/root{pidfile}").read_text().strip()
-        pid = _host_pid(init, int(inner))
-        if pid is None:
-            raise LabError(f"{key} exited at start: {_tail(outside[svc.name].log)}")
-        started.append(Started(key, outside[svc.name], pid))
-    return started
-
-
-def wait_ready(started: list[Started], timeout: float = READY_TIMEOUT) -> None:
-    """Poll each daemon's own readiness test (they give no notification) until all
-    pass; fail naming the laggards, or at once for a daemon that died."""
-    deadline = time.monotonic() + timeout
-    waiting = list(started)
-    while waiting:
-        still = []
-        for s in waiting:
-            if not _alive(s.pid):
-                raise LabError(f"{s.key} exited at start: {_tail(s.outside.log)}")
-            if not s.outside.ready(s.pid):
-                still.append(s)
-        waiting = still
-        if waiting:
-            if time.monotonic() > deadline:
-                names = ", ".join(s.key for s in waiting)
-                raise LabError(f"daemons not ready after {timeout:g} s: {names}")
-            time.sleep(0.01)  # poll: these daemons give no readiness notification
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    with contextlib.suppress(OSError):
-        return " | ".join(path.read_text().strip().splitlines()[-lines:])
-    return "(no log)"

@@ -6,13 +6,14 @@ stop and delete many of them at once.
 - Every NIC is `nictype: bridged` on the lab's bridge with the plan's MAC
   pinned (`hwaddr`), so the kernel's SLAAC addresses are the ones
   `palmnet plan` prints.
-- The node's IPv6 settings (DESIGN.md §2: addr_gen_mode 0, use_tempaddr 0,
-  max_addresses, fast router solicitation, 100 ms DAD; forwarding on routers)
+- The node's IPv6 settings (plan/sysctls.py, the same as a namespace node's)
   are `linux.sysctl.*` keys: LXC writes them when the container starts, before
   its init runs, for `all`, `default` and each NIC.
-- Image: the node's `image:` (once the topology has the key), else
+- Each NIC's host end is named by `port_name` (`host_name`), so link
+  failures find it.
+- Image: the node's `image:`, else
   PALMNET_LXD_HOST_IMAGE / PALMNET_LXD_ROUTER_IMAGE, else palmnet-busybox for
-  hosts and palmnet-router for nodes that forward or send RAs.
+  plain hosts and palmnet-router for routers and hosts that run daemons.
 - `security.privileged` / `security.nesting` from the node's keys.
 - `boot.autostart: false`: after a reboot a lab is down (its journal on /run
   is gone), its containers stay stopped until `palmnet down` removes them.
@@ -20,6 +21,7 @@ stop and delete many of them at once.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -33,9 +35,10 @@ from palmnet.backends.lxd.images import (
     OPENWRT,
     OPENWRT_DEVICES,
 )
+from palmnet.plan import sysctls
 from palmnet.plan.model import NodePlan, Plan
+from palmnet.services.registry import services_for
 
-DAD_RETRANS_MS = 100
 BUSY_TIMEOUT = 30.0
 
 
@@ -48,55 +51,39 @@ def is_router(node: NodePlan) -> bool:
 
 
 def image_of(node: NodePlan) -> str:
-    image = getattr(node, "image", None)
+    """The node's `image:`, else palmnet's router image for routers and for hosts that
+    run daemons (rdnssd, dhcpcd, the web server), else the 1 MB busybox image."""
+    image = node.option("image")
     if image:
-        return str(image)
-    if is_router(node):
+        return image
+    if is_router(node) or services_for(node):
         return os.environ.get("PALMNET_LXD_ROUTER_IMAGE", DEFAULT_ROUTER_IMAGE)
     return os.environ.get("PALMNET_LXD_HOST_IMAGE", DEFAULT_HOST_IMAGE)
 
 
-def _flag(node: NodePlan, *names: str) -> bool:
-    for name in names:
-        value = getattr(node, name, None)
-        if value is not None:
-            return bool(value)
-    return False
+def port_name(lab: str, node: str, interface: str) -> str:
+    """The host end of a node's NIC (`host_name`): 'pv' + 11 hex digits of a hash of
+    (lab, node, interface), unique on the machine, 13 bytes. Links fail here."""
+    return "pv" + hashlib.sha256(f"{lab}/{node}/{interface}".encode()).hexdigest()[:11]
 
 
 def node_sysctls(node: NodePlan) -> dict[str, str]:
-    """linux.sysctl.* keys: the netns backend's node settings, for all, default and
-    every NIC (a NIC exists before LXC writes them, so `default` alone would miss it)."""
-    forwarding = node.forwarding
-    conf: dict[str, int] = {
-        "forwarding": 1 if forwarding else 0,
-        "accept_ra": 0 if forwarding else 1,
-        "autoconf": 0 if forwarding else 1,
-        "addr_gen_mode": 0,
-        "use_tempaddr": 0,
-        "max_addresses": 16,
-        "accept_dad": 1 if node.dad else 0,
-        "dad_transmits": 1,
-        "router_solicitation_delay": 0,
-        "router_solicitation_interval": 1,
-        "router_solicitation_max_interval": 1,
-        "router_solicitations": -1,
-        "accept_redirects": 0 if forwarding else 1,
+    """linux.sysctl.* keys: the plan's node settings (plan/sysctls.py), for all, default
+    and every NIC (a NIC exists before LXC writes them, so `default` alone would miss
+    it), then each NIC's own."""
+    out = {
+        "linux.sysctl." + key.replace("/", "."): str(value)
+        for key, value in sysctls.node_sysctls(node).items()
     }
-    out: dict[str, str] = {"linux.sysctl.net.ipv4.ip_forward": str(int(forwarding))}
-    nics = [i for i in node.interfaces if i.kind == "veth"]
-    for scope in ("all", "default", *(i.name for i in nics)):
+    conf = sysctls.conf_values(forwarding=node.forwarding, dad=node.dad)
+    for iface in node.veths:
         for key, value in conf.items():
-            out[f"linux.sysctl.net.ipv6.conf.{scope}.{key}"] = str(value)
-    for iface in nics:
-        prefix = f"linux.sysctl.net.ipv6.conf.{iface.name}"
-        if iface.master is not None:  # a port of a bridge inside the node: no IPv6 of its own
-            out[f"{prefix}.disable_ipv6"] = "1"
-            continue
-        out[f"linux.sysctl.net.ipv6.neigh.{iface.name}.retrans_time_ms"] = str(DAD_RETRANS_MS)
-        if iface.accept_ra:
-            out[f"{prefix}.accept_ra"] = "2"
-            out[f"{prefix}.autoconf"] = "1"
+            out[f"linux.sysctl.net.ipv6.conf.{iface.name}.{key}"] = str(value)
+        for key, value in sysctls.interface_sysctls(iface).items():
+            out["linux.sysctl." + key.replace("/", ".")] = str(value)
+        if sysctls.needs_dad_timer(iface):
+            key = f"linux.sysctl.net.ipv6.neigh.{iface.name}.retrans_time_ms"
+            out[key] = str(sysctls.DAD_RETRANS_MS)
     return out
 
 
@@ -107,15 +94,14 @@ def instance_config(plan: Plan, node: NodePlan, profile: str, image_os: str = ""
     devices: dict[str, dict[str, str]] = {}
     if image_os == OPENWRT:
         devices.update({k: dict(v) for k, v in OPENWRT_DEVICES.items()})
-    for iface in node.interfaces:
-        if iface.kind != "veth":
-            continue
+    for iface in node.veths:
         devices[iface.name] = {
             "type": "nic",
             "nictype": "bridged",
             "parent": networks.bridge_name(plan.lab, iface.network),
             "name": iface.name,
             "hwaddr": iface.mac,
+            "host_name": port_name(plan.lab, node.name, iface.name),
         }
     config = {
         **tags.lab_config(plan.lab, node=node.name, kind=node.kind),
@@ -123,9 +109,9 @@ def instance_config(plan: Plan, node: NodePlan, profile: str, image_os: str = ""
         "boot.autostart": "false",
         **node_sysctls(node),
     }
-    if _flag(node, "privileged", "security_privileged") or image_os == OPENWRT:
+    if node.option("security.privileged") == "true" or image_os == OPENWRT:
         config["security.privileged"] = "true"
-    if _flag(node, "nesting", "security_nesting"):
+    if node.option("security.nesting") == "true":
         config["security.nesting"] = "true"
     return {
         "name": instance_name(plan.lab, node.name),

@@ -16,6 +16,7 @@ NODE = "user.palmnet.node"
 NETWORK = "user.palmnet.network"
 KIND = "user.palmnet.kind"
 BUILT = "user.palmnet.image"  # images palmnet built (busybox, debian, router): shared, kept
+RECIPE = "user.palmnet.recipe"  # the recipe hash of an image palmnet built
 
 
 def lab_of(obj: Any) -> str | None:

@@ -5,20 +5,90 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
 
-from palmnet.backends.base import Backend, LiveNode
-from palmnet.backends.netns import nsfs
+from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process_pids
+from palmnet.backends.live import observe_netns
 from palmnet.backends.netns.build import apply_plan
-from palmnet.backends.netns.daemons import refresh_daemons
+from palmnet.backends.netns.daemons import NetnsSpawner, refresh_daemons
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
-from palmnet.backends.netns.linkwait import subscribe_links, wait_links_gone
-from palmnet.backends.netns.mountns import enter_node, mount_state_tmpfs
-from palmnet.backends.netns.observe import observe_node
-from palmnet.backends.netns.teardown import destroy_lab, remove_node
+from palmnet.backends.netns.names import (
+    IMPAIR_TABLE,
+    node_netns,
+    outer_names,
+    switch_netns,
+)
+from palmnet.backends.netns.teardown import destroy_lab, lab_netns_names, remove_node
 from palmnet.errors import LabError
+from palmnet.kernel import namespaces, nsfs
+from palmnet.kernel.linkwait import subscribe_links, wait_links_gone
+from palmnet.kernel.mountns import enter_node, mount_state_tmpfs
 from palmnet.plan.model import Plan
+from palmnet.services.base import Service
+from palmnet.services.registry import service_named
 from palmnet.state.journal import Journal
-from palmnet.state.paths import lab_dir
+from palmnet.state.paths import lab_dir, node_dir
+
+
+class NetnsNode(NodeHandle):
+    """A namespace node: /run/netns/palmnet-LAB.NODE plus its mount and UTS
+    namespaces (its own /etc). Its daemons' files are the host's."""
+
+    @property
+    def netns(self) -> str:
+        return nsfs.netns_path(node_netns(self.plan.lab, self.name))
+
+    def running(self) -> bool:
+        return namespaces.netns_exists(node_netns(self.plan.lab, self.name))
+
+    def _enter(self) -> None:
+        enter_node(
+            self.netns, mnt_file(self.plan.lab, self.name), uts_file(self.plan.lab, self.name)
+        )
+
+    def run(
+        self, argv: list[str], stdin: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        self.require_running()
+        try:
+            return subprocess.run(
+                argv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                preexec_fn=self._enter,
+            )
+        except FileNotFoundError:
+            raise LabError(f"{argv[0]}: command not found in node {self.name}") from None
+
+    def exec(self, argv: list[str]) -> NoReturn:
+        self.require_running()
+        self._enter()
+        try:
+            os.execvp(argv[0], argv)
+        except FileNotFoundError:
+            raise LabError(f"{argv[0]}: command not found in node {self.name}") from None
+
+    def host_path(self, path: str | Path) -> Path:
+        """The node sees the host's files except its own /etc (the overlay's upper dir
+        holds what it changed) and its daemons' private mounts."""
+        text = str(path)
+        if text == "/etc" or text.startswith("/etc/"):
+            upper = node_dir(self.plan.lab, self.name) / "etc" / text[len("/etc/") :]
+            if upper.exists() or upper.is_symlink():
+                return upper
+        return Path(text)
+
+    def write(self, files: dict[Path, str]) -> None:
+        NetnsSpawner(self.plan.lab, self.name).write(files)
+
+    def service(self, name: str) -> Service:
+        cls = service_named(name)
+        if not cls.wanted(self.node):
+            raise LabError(f"node {self.name} runs no {name}")
+        return cls(self.plan, self.node, node_dir(self.plan.lab, self.name))
 
 
 class NetnsBackend(Backend):
@@ -36,55 +106,50 @@ class NetnsBackend(Backend):
         refresh_daemons(plan, journal)
 
     def remove_nodes(self, plan: Plan, journal: Journal, nodes: Sequence[str]) -> None:
-        switch = nsfs.netns_path(plan.switch_netns)
+        switch = nsfs.netns_path(switch_netns(plan.lab))
         sock = subscribe_links(switch) if os.path.exists(switch) else None
         try:
             for name in nodes:
                 remove_node(plan.lab, name, journal)
             if sock is not None:
-                outer = [
-                    i.outer for n in plan.nodes if n.name in nodes for i in n.interfaces if i.outer
-                ]
-                wait_links_gone(sock, switch, outer)
+                outer = outer_names(plan)
+                gone = [o for (node, _), o in outer.items() if node in nodes]
+                wait_links_gone(sock, switch, gone)
         finally:
             if sock is not None:
                 sock.close()
 
     def observe(self, plan: Plan, journal: Journal) -> list[LiveNode]:
         stopped = set(journal.meta("stopped", []))
-        return [observe_node(n, n.name in stopped) for n in plan.nodes]
+        out = []
+        for n in plan.nodes:
+            if n.name in stopped:
+                out.append(LiveNode(n.name, n.kind, "STOPPED", ()))
+            elif not namespaces.netns_exists(node_netns(plan.lab, n.name)):
+                out.append(LiveNode(n.name, n.kind, "ERROR", ()))
+            else:
+                out.append(observe_netns(n, nsfs.netns_path(node_netns(plan.lab, n.name))))
+        return out
 
     def destroy(self, lab: str, journal: Journal | None) -> None:
         destroy_lab(lab, journal)
 
-    def exec(self, plan: Plan, node: str, argv: list[str]) -> int:
-        n = plan.node(node)
-        path = nsfs.netns_path(n.netns)
-        if not os.path.exists(path):
-            raise LabError(f"node {node} is not running")
-        enter_node(path, mnt_file(plan.lab, node), uts_file(plan.lab, node))
-        try:
-            os.execvp(argv[0], argv)
-        except FileNotFoundError:
-            raise LabError(f"{argv[0]}: command not found in node {node}") from None
-        return 127  # not reached
+    def leftovers(self, lab: str) -> list[str]:
+        found = [f"namespace {n}" for n in lab_netns_names(lab)]
+        if lab_dir(lab).exists():
+            found.append(f"state dir {lab_dir(lab)}")
+        return found
 
-    def run(
-        self, plan: Plan, node: str, argv: list[str], stdin: str | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        n = plan.node(node)
-        path = nsfs.netns_path(n.netns)
+    def node(self, plan: Plan, journal: Journal, name: str) -> NetnsNode:
+        return NetnsNode(plan, plan.node(name), process_pids(journal, name))
+
+    def switch(self, plan: Plan, journal: Journal) -> Switch:
+        path = nsfs.netns_path(switch_netns(plan.lab))
         if not os.path.exists(path):
-            raise LabError(f"node {node} is not running")
-        mnt, uts = mnt_file(plan.lab, node), uts_file(plan.lab, node)
-        try:
-            return subprocess.run(
-                argv,
-                input=stdin,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                preexec_fn=lambda: enter_node(path, mnt, uts),
-            )
-        except FileNotFoundError:
-            raise LabError(f"{argv[0]}: command not found in node {node}") from None
+            raise LabError(f"lab {plan.lab} has no hidden namespace {switch_netns(plan.lab)}")
+        return Switch(
+            netns=path,
+            table=IMPAIR_TABLE,
+            bridges={n.name: n.name for n in plan.networks},
+            ports=outer_names(plan),
+        )

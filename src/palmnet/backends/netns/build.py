@@ -31,29 +31,30 @@ import queue
 import resource
 import socket
 import struct
-import subprocess
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from palmnet.backends.netns import daemons, namespaces, nsfs, sysctl
-from palmnet.backends.netns.crash import checkpoint
+from palmnet.addressing.eui64 import link_local
+from palmnet.backends.netns import daemons
 from palmnet.backends.netns.etc import seed_etc
 from palmnet.backends.netns.layout import etc_upper, etc_work, mnt_file, ns_dir, uts_file
-from palmnet.backends.netns.mountns import (
-    MountJob,
-    NodeMounts,
-    create_mount_namespaces,
-)
-from palmnet.backends.netns.phases import PhaseTimer
-from palmnet.backends.netns.rtnl import IFA_F_NODAD, Rtnl
-from palmnet.backends.netns.watch import AddressWatch, open_socket
-from palmnet.errors import LabError
+from palmnet.backends.netns.names import node_netns, outer_names, switch_netns
+from palmnet.diagnostics.crash import checkpoint
+from palmnet.diagnostics.phases import PhaseTimer
+from palmnet.kernel import namespaces, nsfs, sysctl
+from palmnet.kernel.mountns import MountJob, NodeMounts, create_mount_namespaces
+from palmnet.kernel.rtnl import IFA_F_NODAD, Rtnl
+from palmnet.kernel.watch import AddressWatch, open_socket
+from palmnet.plan import sysctls
 from palmnet.plan.model import NodePlan, Plan
+from palmnet.services import nftables, runner
 from palmnet.services.base import Service
 from palmnet.state.journal import Journal
 
-READY_TIMEOUT = daemons.READY_TIMEOUT
+READY_TIMEOUT = runner.READY_TIMEOUT
+# The lab's hidden namespace: bridges and ports carry no IPv6 of their own.
+SWITCH_SYSCTLS = {"net/ipv6/conf/all/disable_ipv6": 1, "net/ipv6/conf/default/disable_ipv6": 1}
 MCAST_HASH_MAX = 1 << 16  # multicast groups a lab bridge may learn (kernel default 4096)
 FDS_PER_NODE = 3  # request socket, event socket, namespace fd while links are made
 
@@ -70,8 +71,9 @@ class Builder:
         self.events: dict[str, socket.socket] = {}  # address events, until subscribed
         self.ns_fd: dict[str, int] = {}  # the node's netns, until its veths exist
         self.watch = AddressWatch()
-        self.started: list[tuple[str, Service, int]] = []
+        self.started: list[runner.Started] = []
         self._adapters: dict[str, list[Service]] = {}
+        self.outer = outer_names(plan)
 
     def close(self) -> None:
         self.watch.close()
@@ -87,7 +89,7 @@ class Builder:
     # -- the lab's hidden namespace -------------------------------------------------
     def switch(self) -> Rtnl:
         """Open (creating if needed) the hidden namespace."""
-        name = self.plan.switch_netns
+        name = switch_netns(self.plan.lab)
         if self.sw is None:
             if namespaces.netns_exists(name):
                 self.sw = Rtnl.open(nsfs.netns_path(name))
@@ -96,7 +98,7 @@ class Builder:
                 holder: list[Rtnl] = []
 
                 def setup() -> None:
-                    sysctl.apply_sysctls(sysctl.switch_sysctls())
+                    sysctl.apply_sysctls(SWITCH_SYSCTLS)
                     holder.append(Rtnl.open(None))
 
                 namespaces.create_netns(name, setup)
@@ -107,13 +109,13 @@ class Builder:
         sw = self.switch()
         for net in self.plan.networks:
             try:
-                self.bridge_index[net.bridge] = sw.index_of(net.bridge)
+                self.bridge_index[net.name] = sw.index_of(net.name)
             except OSError as exc:
                 if exc.errno != errno.ENODEV:
                     raise
-                self.bridge_index[net.bridge] = sw.add_bridge(
-                    net.bridge,
-                    mac=bridge_mac(self.plan.lab, net.bridge),
+                self.bridge_index[net.name] = sw.add_bridge(
+                    net.name,
+                    mac=bridge_mac(self.plan.lab, net.name),
                     mcast_hash_max=MCAST_HASH_MAX,
                 )
         checkpoint("switch")
@@ -135,15 +137,17 @@ class Builder:
         interval the bridge floods again, as it did before.
         """
         for net in self.plan.networks:
-            with nsfs.netns(nsfs.netns_path(self.plan.switch_netns)):
+            with nsfs.netns(nsfs.netns_path(switch_netns(self.plan.lab))):
                 sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
             with sock:
-                sock.bind((net.bridge, 0))
-                sock.send(mld_general_query(bridge_mac(self.plan.lab, net.bridge)))
+                sock.bind((net.name, 0))
+                sock.send(mld_general_query(bridge_mac(self.plan.lab, net.name)))
 
     # -- nodes ---------------------------------------------------------------------
     def namespaces(self, nodes: Sequence[NodePlan]) -> None:
-        self.journal.record_many(("netns", n.netns, n.name, {"role": "node"}) for n in nodes)
+        self.journal.record_many(
+            ("netns", node_netns(self.plan.lab, n.name), n.name, {"role": "node"}) for n in nodes
+        )
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             for node in nodes:
@@ -154,7 +158,7 @@ class Builder:
 
     def _make_netns(self, node: NodePlan, home: int) -> None:
         """The node's namespace with its sysctls, request and event sockets and an fd."""
-        values = sysctl.node_sysctls(forwarding=node.forwarding, dad=node.dad)
+        values = sysctls.node_sysctls(node)
 
         def setup() -> None:
             sysctl.apply_new_netns(values)
@@ -162,7 +166,7 @@ class Builder:
             self.events[node.name] = open_socket()
             self.ns_fd[node.name] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
-        namespaces.create_netns(node.netns, setup, home)
+        namespaces.create_netns(node_netns(self.plan.lab, node.name), setup, home)
 
     def links(self, nodes: Sequence[NodePlan]) -> None:
         sw = self.switch()
@@ -182,7 +186,9 @@ class Builder:
         Both are kernel work serialized in good part (RTNL), but not all of it: on
         2 cores this took 0.57 s where the two in a row took 0.74 s (300 nodes).
         """
-        self.journal.record_many(("netns", n.netns, n.name, {"role": "node"}) for n in nodes)
+        self.journal.record_many(
+            ("netns", node_netns(self.plan.lab, n.name), n.name, {"role": "node"}) for n in nodes
+        )
         sw = self.switch()
         ready: queue.SimpleQueue[NodePlan | None] = queue.SimpleQueue()
         stop = threading.Event()
@@ -231,15 +237,13 @@ class Builder:
         checkpoint("links")
 
     def _veths(self, sw: Rtnl, node: NodePlan) -> None:
-        bridge_of = {n.name: n.bridge for n in self.plan.networks}
         fd = self._ns_fd(node)
-        for iface in node.interfaces:
-            if iface.kind != "veth":
-                continue
-            bridge = bridge_of[iface.network]
+        for iface in node.veths:
+            bridge = iface.network  # a lab network's bridge carries its name
             if bridge not in self.bridge_index:
                 self.bridge_index[bridge] = sw.index_of(bridge)
-            sw.add_veth(iface.outer, iface.name, fd, iface.mac, self.bridge_index[bridge], up=True)
+            outer = self.outer[(node.name, iface.name)]
+            sw.add_veth(outer, iface.name, fd, iface.mac, self.bridge_index[bridge], up=True)
 
     def _close_ns_fds(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
@@ -252,24 +256,25 @@ class Builder:
         for node in nodes:
             rt = self.rt[node.name]
             self._inner_bridges(node, rt)
-            conf: dict[str, str | int] = {}
+            conf: dict[str, int] = {}
             for iface in node.interfaces:
-                conf.update(sysctl.interface_conf(iface))
+                conf.update(sysctls.interface_sysctls(iface))
             if conf:
-                with nsfs.netns(nsfs.netns_path(node.netns)):
+                with nsfs.netns(self._netns_path(node)):
                     sysctl.apply_sysctls(conf)
             with rt.pipeline():
                 for iface in node.interfaces:
-                    if sysctl.needs_retrans(iface):
-                        rt.set_neigh_retrans(rt.index_of(iface.name), sysctl.DAD_RETRANS_MS)
+                    if sysctls.needs_dad_timer(iface):
+                        rt.set_neigh_retrans(rt.index_of(iface.name), sysctls.DAD_RETRANS_MS)
                 self._static_addresses(node, rt)
+
+    def _netns_path(self, node: NodePlan) -> str:
+        return nsfs.netns_path(node_netns(self.plan.lab, node.name))
 
     def _ns_fd(self, node: NodePlan) -> int:
         fd = self.ns_fd.get(node.name)
         if fd is None:
-            fd = self.ns_fd[node.name] = os.open(
-                nsfs.netns_path(node.netns), os.O_RDONLY | os.O_CLOEXEC
-            )
+            fd = self.ns_fd[node.name] = os.open(self._netns_path(node), os.O_RDONLY | os.O_CLOEXEC)
         return fd
 
     def _inner_bridges(self, node: NodePlan, rt: Rtnl) -> None:
@@ -297,7 +302,7 @@ class Builder:
         """Load each openwrt node's fw4 ruleset before its links carry traffic."""
         for node in nodes:
             if node.uci:
-                load_firewall(node)
+                nftables.load(node, self._netns_path(node))
 
     def routes(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
@@ -337,7 +342,7 @@ class Builder:
                 seed()
             jobs.append(
                 NodeMounts(
-                    netns_path=nsfs.netns_path(node.netns),
+                    netns_path=self._netns_path(node),
                     hostname=node.name,
                     upper=upper,
                     work=etc_work(lab, node.name),
@@ -368,7 +373,7 @@ class Builder:
                 str(a) for i in node.interfaces if i.master is None for a in (*i.ipv6, *i.ipv4)
             ]
             sock = self.events.pop(node.name, None)
-            self.watch.watch(node.name, nsfs.netns_path(node.netns), expected, sock)
+            self.watch.watch(node.name, self._netns_path(node), expected, sock)
         if any(i.ipv4_static for n in nodes for i in n.interfaces):
             self.watch.dump([n.name for n in nodes])
 
@@ -395,13 +400,12 @@ class Builder:
     # -- daemons -------------------------------------------------------------------
     def start_daemons(self, nodes: Sequence[NodePlan], when: str) -> None:
         for node in nodes:
-            for svc in self.adapters(node):
-                if svc.starts == when:
-                    pid = daemons.start(self.plan, self.journal, node, svc)
-                    self.started.append((f"{node.name}/{svc.name}", svc, pid))
+            chosen = [svc for svc in self.adapters(node) if svc.starts == when]
+            spawner = daemons.NetnsSpawner(self.plan.lab, node.name)
+            self.started += runner.start_all(self.journal, node, chosen, spawner)
 
     def wait_daemons(self) -> None:
-        daemons.wait_ready(self.started)
+        runner.wait_ready(self.started)
         self.started = []
 
 
@@ -428,8 +432,7 @@ def mld_general_query(mac: str) -> bytes:
     maximum response delay only in this form.
     """
     raw_mac = bytes.fromhex(mac.replace(":", ""))
-    eui = bytes((raw_mac[0] ^ 0x02,)) + raw_mac[1:3] + b"\xff\xfe" + raw_mac[3:]
-    src = b"\xfe\x80" + bytes(6) + eui
+    src = link_local(mac).packed
     dst = socket.inet_pton(socket.AF_INET6, "ff02::1")
     icmp = struct.pack("!BBHHH16s", 130, 0, 0, MLD_QUERY_MAX_DELAY_MS, 0, bytes(16))
     pseudo = src + dst + struct.pack("!I3xB", len(icmp), socket.IPPROTO_ICMPV6)
@@ -437,29 +440,6 @@ def mld_general_query(mac: str) -> bytes:
     hop_by_hop = bytes((socket.IPPROTO_ICMPV6, 0, 5, 2, 0, 0, 1, 0))  # router alert, PadN
     ip6 = struct.pack("!IHBB16s16s", 6 << 28, len(hop_by_hop) + len(icmp), 0, 1, src, dst)
     return bytes.fromhex("333300000001") + raw_mac + b"\x86\xdd" + ip6 + hop_by_hop + icmp
-
-
-def load_firewall(node: NodePlan) -> None:
-    """Compile the node's UCI firewall (fw4 semantics) and load it with `nft -f -`."""
-    from palmnet.openwrt.fw4 import compile_firewall
-    from palmnet.openwrt.uci import parse
-    from palmnet.openwrt.zones import zone_devices
-
-    files = dict(node.uci)
-    network = parse(files["network"], "network", file="/etc/config/network")
-    firewall = parse(files["firewall"], "firewall", file="/etc/config/firewall")
-    result = compile_firewall(firewall, zone_devices(network))
-    proc = subprocess.run(
-        ["nft", "-f", "-"],
-        input=result.nft_text,
-        capture_output=True,
-        text=True,
-        preexec_fn=lambda: nsfs.setns(
-            os.open(nsfs.netns_path(node.netns), os.O_RDONLY), nsfs.CLONE_NEWNET
-        ),
-    )
-    if proc.returncode != 0:
-        raise LabError(f"{node.name}: nft refused the firewall: {proc.stderr.strip()}")
 
 
 def _ensure_fd_limit(nodes: int) -> None:

@@ -3,8 +3,9 @@
 Order: processes (by recorded pid, then anything else still inside the lab's
 namespaces: they are the lab's), node mount namespaces, node namespaces (their
 veth pairs go with them), the hidden namespace (bridges go with it), the
-private mount of the namespace files, the host sysctls it raised, the state
-dir. Names are checked against the lab's prefix, so nothing else is touched.
+private mounts of the state dir, the state dir. Names are checked against the
+lab's prefix, so nothing else is touched. Host-level settings the lab changed
+(the neighbour limit) are the Lab API's to restore, for every backend.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from palmnet.backends.netns import namespaces, nsfs, processes
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
-from palmnet.backends.netns.mountns import release_node_mounts, release_state_tmpfs
-from palmnet.backends.netns.neigh_limit import restore_neigh_limit
-from palmnet.plan.names import node_netns, switch_netns
+from palmnet.backends.netns.names import node_netns, switch_netns
+from palmnet.kernel import namespaces, nsfs, processes
+from palmnet.kernel.mountns import release_node_mounts, release_state_tmpfs
 from palmnet.state.journal import Journal
 from palmnet.state.paths import lab_dir, node_dir
 
@@ -68,12 +68,8 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
         for f in sorted(nsd.iterdir()):
             with contextlib.suppress(OSError):
                 nsfs.umount(str(f))
-    for name in sorted(names - {switch_netns(lab)}):
-        namespaces.delete_netns(name)
+    namespaces.delete_many(sorted(names - {switch_netns(lab)}))
     namespaces.delete_netns(switch_netns(lab))
-    if journal is not None:
-        restore_neigh_limit(journal)
-        journal.close()
     release_state_tmpfs(nsd)
     release_state_tmpfs(lab_dir(lab))
     shutil.rmtree(lab_dir(lab), ignore_errors=True)

@@ -205,7 +205,7 @@ def _lan_observer(ctx: AuditContext, iface: InterfacePlan) -> tuple[NodePlan, st
     others = [
         (n, i)
         for n in ctx.plan.nodes
-        if n.name != ctx.target.name and running(n)
+        if n.name != ctx.target.name and running(ctx.session, n)
         for i in addressable(n)
         if i.network == iface.network
     ]

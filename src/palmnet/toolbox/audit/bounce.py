@@ -15,13 +15,10 @@ Two link bounces, the way a device meets them:
 from __future__ import annotations
 
 import ipaddress
-import json
-import subprocess
 import time
 from collections.abc import Callable
 
-from palmnet.backends.netns import nsfs
-from palmnet.lab import LabAPI
+from palmnet.kernel.dump import dump_links
 from palmnet.plan.model import InterfacePlan
 from palmnet.toolbox.audit.context import (
     AuditContext,
@@ -56,10 +53,11 @@ def _bounced_interface(ctx: AuditContext) -> InterfacePlan | None:
     return None
 
 
-def _outer_ends(ctx: AuditContext, iface: InterfacePlan) -> list[str]:
-    if iface.kind == "bridge":
-        return [ctx.target.interface(p).outer for p in iface.ports]
-    return [iface.outer]
+def _ports(ctx: AuditContext, iface: InterfacePlan) -> list[str]:
+    """The switch ports behind an interface (a bridge inside the node: its ports')."""
+    switch = ctx.session.switch()
+    names = iface.ports if iface.kind == "bridge" else (iface.name,)
+    return [p for n in names if (p := switch.port(ctx.target.name, n)) is not None]
 
 
 def _show(addresses: set[tuple[str, int]]) -> str:
@@ -74,7 +72,7 @@ def link_bounce(ctx: AuditContext) -> Outcome:
     before = _globals(ctx, name)
     everything = _all_addresses(ctx)
     deadline = ctx.options.deadline
-    outers = _outer_ends(ctx, iface)
+    outers = _ports(ctx, iface)
     parts: list[str] = []
 
     def carrier_down() -> None:
@@ -151,27 +149,25 @@ def _diff(before: set[tuple[str, str]], after: set[tuple[str, str]]) -> str:
     return "; ".join(parts)
 
 
-def _switch_links(ctx: AuditContext) -> set[str]:
-    proc = subprocess.run(
-        ["ip", "-n", ctx.plan.switch_netns, "-j", "link", "show"], capture_output=True, text=True
-    )
-    return {link.get("ifname", "") for link in json.loads(proc.stdout or "[]")}
+def _switch_links(path: str) -> set[str]:
+    return {link.name for link in dump_links(path).values()}
 
 
 def _restart(ctx: AuditContext) -> None:
     """`LabAPI.restart`, with a wait between its stop and its start.
 
-    Deleting a namespace destroys its veth pairs in the kernel's own time (a
-    workqueue): a start right after the stop can find the old outer ends
-    still on the switch and fail to add them again (EEXIST). So: stop, wait
-    on the switch's netlink until the node's outer ends are gone, start.
+    Removing a node destroys its veth pairs in the kernel's own time (a
+    workqueue): a start right after the stop can find the old ports still on
+    the switch and fail to add them again (EEXIST). So: stop, wait on the
+    switch's netlink until the node's ports are gone, start.
     """
-    api = LabAPI()
-    outers = {i.outer for i in ctx.target.interfaces if i.outer}
-    with NetlinkBell(nsfs.netns_path(ctx.plan.switch_netns)) as bell:
-        api.stop(ctx.lab, ctx.target.name)
-        bell.wait(lambda: not outers & _switch_links(ctx), ctx.options.deadline)
-    api.start(ctx.lab, ctx.target.name)
+    switch = ctx.session.switch()
+    ports = {p for (node, _), p in switch.ports.items() if node == ctx.target.name}
+    with NetlinkBell(switch.netns) as bell:
+        ctx.api.stop(ctx.lab, ctx.target.name)
+        bell.wait(lambda: not ports & _switch_links(switch.netns), ctx.options.deadline)
+    ctx.api.start(ctx.lab, ctx.target.name)
+    ctx.forget_handles()
 
 
 def restart_stable(ctx: AuditContext) -> Outcome:

@@ -1,11 +1,12 @@
-"""What every check needs: the lab's plan, the target node, the stimulus node,
-and a few ways to look at a node from outside it.
+"""What every check needs: the lab (a session of the Lab API), the target node,
+the stimulus node, and a few ways to look at a node from outside it.
 
-Commands run inside nodes through the lab's backend with the plan read once
-(`LabAPI.run` re-reads the journal on every call: about 30 ms against 10 ms,
-and an audit runs a few dozen commands). What a node holds is read the way
-a user reads it, `ip -j` inside the node; waits are on the node's own netlink
-events with a deadline (`NetlinkBell`), never a sleep.
+Nodes are reached through their handles (backends/base.py), so the audit works
+on every backend: the host's own tools (ip, rdisc6, ndisc6, ping) run in the
+node's network namespace (`run`), so a container image needs none of them;
+a file the node holds (its resolv.conf) is read as the node sees it. What a
+node holds is read the way a user reads it, `ip -j` in the node; waits are on
+the node's own netlink events with a deadline (`NetlinkBell`), never a sleep.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import os
 import re
 import select
 import socket
@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from palmnet.backends.netns import nsfs
 from palmnet.errors import InputError, LabError
-from palmnet.lab import LabAPI, backend_for
+from palmnet.kernel import nsfs
+from palmnet.kernel.processes import run_in_netns
+from palmnet.lab import LabAPI, LabSession
 from palmnet.plan.model import InterfacePlan, NodePlan, Plan
 from palmnet.toolbox.audit.rdisc import RouterAdvert, parse_rdisc6, unique_routers
 
@@ -114,8 +115,8 @@ def addressable(node: NodePlan) -> list[InterfacePlan]:
     return [i for i in node.interfaces if i.master is None]
 
 
-def running(node: NodePlan) -> bool:
-    return os.path.exists(nsfs.netns_path(node.netns))
+def running(session: LabSession, node: NodePlan) -> bool:
+    return session.node(node.name).running()
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Endpoint:
 
 
 def pick_stimulus(
-    plan: Plan, target: NodePlan, from_node: str | None
+    session: LabSession, target: NodePlan, from_node: str | None
 ) -> tuple[InterfacePlan, Endpoint] | None:
     """The target's interface and the node that sends the stimuli to it.
 
@@ -136,6 +137,7 @@ def pick_stimulus(
     one (a host's traffic is what a LAN sees; a router may be what the target
     depends on), else any node. `from_node` chooses it.
     """
+    plan = session.plan
     if from_node is not None:
         if from_node == target.name:
             raise InputError(f"--from {from_node}: the stimulus must come from another node")
@@ -143,7 +145,7 @@ def pick_stimulus(
             chosen = plan.node(from_node)
         except KeyError:
             raise InputError(f"--from {from_node}: no such node in lab {plan.lab}") from None
-        if not running(chosen):
+        if not running(session, chosen):
             raise InputError(f"--from {from_node}: the node is not running")
     for tif in addressable(target):
         candidates = [
@@ -153,7 +155,7 @@ def pick_stimulus(
             for i in addressable(n)
             if i.network == tif.network
         ]
-        candidates = [c for c in candidates if running(c.node)]
+        candidates = [c for c in candidates if running(session, c.node)]
         candidates.sort(key=lambda c: c.node.kind != "host")  # stable: plan order within
         if candidates:
             return tif, candidates[0]
@@ -217,7 +219,7 @@ class NetlinkBell:
 @dataclass
 class AuditContext:
     api: LabAPI
-    plan: Plan
+    session: LabSession
     target: NodePlan
     options: AuditOptions = field(default_factory=AuditOptions)
     target_if: InterfacePlan | None = None  # the interface shared with the stimulus
@@ -225,11 +227,19 @@ class AuditContext:
     _adverts: dict[str, list[RouterAdvert]] = field(default_factory=dict)
 
     @property
+    def plan(self) -> Plan:
+        return self.session.plan
+
+    @property
     def lab(self) -> str:
         return self.plan.lab
 
     def netns(self, node: NodePlan | None = None) -> str:
-        return nsfs.netns_path((node or self.target).netns)
+        return self.session.node((node or self.target).name).netns
+
+    def forget_handles(self) -> None:
+        """After a restart: a container's init (and so its namespace path) changed."""
+        self.session.forget_nodes()
 
     # -- running things in nodes ---------------------------------------------------
     def run(
@@ -239,8 +249,12 @@ class AuditContext:
         stdin: str | None = None,
         timeout: float = 30,
     ) -> subprocess.CompletedProcess[str]:
-        """A command inside a node (default: the target)."""
-        return backend_for().run(self.plan, (node or self.target).name, argv, stdin, timeout)
+        """A program of the host in a node's network namespace (default: the target)."""
+        return self.session.running_node((node or self.target).name).tool(argv, stdin, timeout)
+
+    def read_file(self, path: str, node: NodePlan | None = None) -> str | None:
+        """A file as the node sees it (its own /etc)."""
+        return self.session.running_node((node or self.target).name).read_file(path)
 
     def ip_json(self, node: NodePlan | None, *args: str) -> list[dict]:
         proc = self.run(node, ["ip", "-j", *args])
@@ -249,10 +263,8 @@ class AuditContext:
         return json.loads(proc.stdout or "[]")
 
     def switch_ip(self, *args: str) -> None:
-        """`ip` in the lab's hidden namespace (bridges and the outer veth ends)."""
-        proc = subprocess.run(
-            ["ip", "-n", self.plan.switch_netns, *args], capture_output=True, text=True
-        )
+        """`ip` in the namespace of the lab's switch (its bridges and ports)."""
+        proc = run_in_netns(self.session.switch().netns, ["ip", *args], timeout=30)
         if proc.returncode != 0:
             raise LabError(f"ip {' '.join(args)} in the lab's switch: {proc.stderr.strip()}")
 

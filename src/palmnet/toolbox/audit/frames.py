@@ -31,7 +31,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from palmnet.addressing.multicast import multicast_mac, solicited_node
-from palmnet.backends.netns import nsfs
+from palmnet.kernel import nsfs
 
 ETH_P_ALL = 0x0003
 ETH_P_IPV6 = 0x86DD

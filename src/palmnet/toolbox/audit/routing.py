@@ -98,8 +98,7 @@ def rdnss_dnssl(ctx: AuditContext) -> Outcome:
 
     deadline = time.monotonic() + RESOLVER_SETTLE
     while True:
-        proc = ctx.api.run(ctx.lab, ctx.target.name, ["cat", "/etc/resolv.conf"])
-        text = proc.stdout if proc.returncode == 0 else ""
+        text = ctx.read_file("/etc/resolv.conf") or ""
         lost_servers, lost_domains = missing(text)
         if not (lost_servers or lost_domains) or time.monotonic() > deadline:
             break

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from palmnet.errors import InputError, LabError, PalmnetError
-from palmnet.lab import LabAPI
+from palmnet.lab import LabAPI, LabSession
 from palmnet.toolbox.audit import addressing, bounce, flood, icmp, routing, scan
 from palmnet.toolbox.audit.context import AuditContext, AuditOptions, pick_stimulus, running
 from palmnet.toolbox.audit.model import CheckResult, Outcome, Scorecard
@@ -113,15 +113,25 @@ def run_audit(
         raise LabError("palmnet audit needs root (it acts inside the lab's namespaces)")
     checks = select_checks(only)
     api = api or LabAPI()
-    plan = api.plan_of(lab)
-    try:
-        target = plan.node(node)
-    except KeyError:
-        raise InputError(f"no node '{node}' in lab {plan.lab}") from None
-    if not running(target):
+    with api.session(lab) as session:
+        return _audit(api, session, node, checks, from_node, options, report)
+
+
+def _audit(
+    api: LabAPI,
+    session: LabSession,
+    node: str,
+    checks: list[Check],
+    from_node: str | None,
+    options: AuditOptions,
+    report: Report | None,
+) -> Scorecard:
+    plan = session.plan
+    target = plan.node(node)
+    if not running(session, target):
         raise InputError(f"node {node} of lab {plan.lab} is not running")
-    picked = pick_stimulus(plan, target, from_node)
-    ctx = AuditContext(api=api, plan=plan, target=target, options=options)
+    picked = pick_stimulus(session, target, from_node)
+    ctx = AuditContext(api=api, session=session, target=target, options=options)
     card = Scorecard(plan.lab, node)
     if picked is not None:
         ctx.target_if, ctx.stimulus = picked

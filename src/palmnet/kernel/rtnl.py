@@ -29,7 +29,7 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from palmnet.backends.netns import nsfs
+from palmnet.kernel import nsfs
 
 # linux/netlink.h
 NLM_F_REQUEST = 0x1

@@ -14,7 +14,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from palmnet.backends.netns import nsfs
+from palmnet.kernel import nsfs
 
 _netns_dir_ready = False
 

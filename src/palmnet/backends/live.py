@@ -1,28 +1,18 @@
-"""Read back what the kernel holds in each node: links, MACs, usable addresses."""
+"""What the kernel holds in a node, as `ls` shows it: shared by every backend,
+since every node, namespace or container, is read through its network namespace."""
 
 from __future__ import annotations
 
 import socket
 
 from palmnet.backends.base import LiveInterface, LiveNode
-from palmnet.backends.netns import namespaces, nsfs
-from palmnet.backends.netns.dump import Link, dump_links
-from palmnet.backends.netns.watch import IFA_F_DADFAILED, IFA_F_TENTATIVE
+from palmnet.kernel.dump import Link, dump_links
+from palmnet.kernel.watch import IFA_F_DADFAILED, IFA_F_TENTATIVE
 from palmnet.plan.model import NodePlan
 
 
-def observe_node(node: NodePlan, stopped: bool) -> LiveNode:
-    if stopped:
-        return LiveNode(node.name, node.kind, "STOPPED", ())
-    if not namespaces.netns_exists(node.netns):
-        return LiveNode(node.name, node.kind, "ERROR", ())
-    links = dump_links(nsfs.netns_path(node.netns))
-    return LiveNode(node.name, node.kind, "RUNNING", live_interfaces(node, links))
-
-
 def live_interfaces(node: NodePlan, links: dict[int, Link]) -> tuple[LiveInterface, ...]:
-    """A node's links as `ls` shows them: usable (non-tentative) addresses, no lo.
-    Shared by every backend that reads a node's namespace (netns, LXD)."""
+    """A node's links: usable (non-tentative) addresses, no lo."""
     network = {i.name: i.network for i in node.interfaces}
     interfaces = []
     for _, link in sorted(links.items()):
@@ -43,3 +33,12 @@ def live_interfaces(node: NodePlan, links: dict[int, Link]) -> tuple[LiveInterfa
             )
         )
     return tuple(interfaces)
+
+
+def observe_netns(node: NodePlan, netns_path: str) -> LiveNode:
+    """A running node read through its network namespace (ERROR if it cannot be read)."""
+    try:
+        links = dump_links(netns_path)
+    except OSError:
+        return LiveNode(node.name, node.kind, "ERROR", ())
+    return LiveNode(node.name, node.kind, "RUNNING", live_interfaces(node, links))

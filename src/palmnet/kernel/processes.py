@@ -15,7 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from palmnet.backends.netns.mountns import enter_node
+from palmnet.kernel import nsfs
+from palmnet.kernel.mountns import enter_node
 
 
 def spawn(
@@ -105,3 +106,32 @@ def kill_all(pids: list[int], timeout: float = 3.0) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             _wait_exit(pid, 1.0)
+
+
+def alive(pid: int) -> bool:
+    """The process exists and has not exited (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def run_in_netns(
+    netns_path: str, argv: list[str], stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """A host program run in a network namespace only (its files stay the host's).
+
+    The child joins the namespace before exec; this process and its threads
+    stay where they are."""
+
+    def enter() -> None:
+        fd = os.open(netns_path, os.O_RDONLY)
+        try:
+            nsfs.setns(fd, nsfs.CLONE_NEWNET)
+        finally:
+            os.close(fd)
+
+    return subprocess.run(
+        argv, input=stdin, capture_output=True, text=True, timeout=timeout, preexec_fn=enter
+    )

@@ -1,7 +1,7 @@
 """`palmnet isp renumber`: an ISP changes its pool, and every level follows.
 
-1. The journal keeps the new pool (meta `pd_pools`), so the lab's plan
-   (`stored_plan`) now allocates every delegation from it: the new prefixes
+1. The journal keeps the new pool (meta `pd_pools`) and the plan re-made with
+   it, which allocates every delegation from the new pool: the new prefixes
    and host addresses are known before anything moves.
 2. The ISP's kea gets the re-rendered pool and reloads it on its control
    socket (the answer comes once the new pool is in use).
@@ -29,12 +29,14 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from palmnet.errors import InputError, LabError
 from palmnet.plan.model import NodePlan, Plan
-from palmnet.state.journal import Journal
-from palmnet.state.paths import node_dir
+
+if TYPE_CHECKING:
+    from palmnet.backends.base import NodeHandle
+    from palmnet.lab.api import LabSession
 
 Report = Callable[[str], None]
 STATE_POLL = 0.005
@@ -116,39 +118,31 @@ def new_addresses(old: Plan, new: Plan, nodes: Iterable[str]) -> dict[str, set[s
 
 
 # -- the parts ---------------------------------------------------------------------------
-def reload_isp(plan: Plan, isp: str) -> None:
+def reload_isp(session: LabSession, plan: Plan, isp: str) -> None:
     """Render the ISP's kea from the plan and make kea use it before returning."""
-    from palmnet.services.kea import Kea, control
+    from palmnet.services.kea import control
 
-    svc = Kea(plan, plan.node(isp), node_dir(plan.lab, isp))
-    for path, text in svc.render().items():
-        Path(path).write_text(text)
+    handle = session.running_node(isp)
+    current = handle.service("kea")
+    svc = type(current)(plan, plan.node(isp), current.dir.parent, current.host_root, current.python)
+    handle.write(svc.render())
+    sock = svc.host(svc.socket_path)
     try:
-        answer = control(svc.socket_path, "config-reload")
+        answer = control(sock, "config-reload")
     except OSError as exc:
-        raise LabError(f"{isp}: kea did not answer on {svc.socket_path}: {exc}") from None
+        raise LabError(f"{isp}: kea did not answer on {sock}: {exc}") from None
     if answer.get("result") != 0:
         raise LabError(f"{isp}: kea refused the new pool: {answer.get('text')}")
 
 
-def dhcpcd_pid(journal: Journal, node: str) -> int | None:
-    from palmnet.backends.netns import processes
-
-    for e in journal.entries("process", node=node):
-        if e.name == f"{node}/dhcpcd" and e.data.get("pid"):
-            pid = int(e.data["pid"])
-            if processes.start_time(pid) == e.data.get("start"):
-                return pid
-    return None
-
-
-def pd_state(lab: str, node: str) -> dict[str, object]:
+def pd_state(handle: NodeHandle) -> dict[str, object]:
     """What the router's PD hook last did (pd/hook.py), {} before its first lease."""
     from palmnet.services.dhcpcd import PD_STATE
 
     try:
-        return dict(json.loads((node_dir(lab, node) / "dhcpcd" / PD_STATE).read_text()))
-    except (OSError, ValueError):
+        svc = handle.service("dhcpcd")
+        return dict(json.loads(svc.host(svc.dir / PD_STATE).read_text()))
+    except (OSError, ValueError, LabError):
         return {}
 
 
@@ -159,7 +153,7 @@ def _serves(state: dict[str, object], prefix: str, downstream: bool) -> bool:
 
 
 def wait_routers(
-    lab: str, routers: list[NodePlan], start: float, deadline: float
+    session: LabSession, routers: list[NodePlan], start: float, deadline: float
 ) -> dict[str, float | None]:
     """When each router holds its planned delegation and its kea serves the shares."""
     waiting = {
@@ -170,7 +164,7 @@ def wait_routers(
     done: dict[str, float | None] = {r.name: None for r in routers}
     while waiting:
         for name, (prefix, downstream) in list(waiting.items()):
-            if _serves(pd_state(lab, name), prefix, downstream):
+            if _serves(pd_state(session.node(name)), prefix, downstream):
                 done[name] = time.monotonic() - start
                 del waiting[name]
         if not waiting or time.monotonic() > deadline:
@@ -182,16 +176,17 @@ def wait_routers(
 class HostWatch:
     """Waits on netlink for addresses in many nodes; records when each node had all."""
 
-    def __init__(self, plan: Plan, expected: dict[str, set[str]]) -> None:
+    def __init__(self, namespaces: dict[str, str], expected: dict[str, set[str]]) -> None:
+        """`namespaces`: each node's network namespace (a path setns() takes)."""
         from pyroute2.netlink.rtnl import RTMGRP_IPV6_IFADDR
 
-        from palmnet.backends.netns import nsfs
+        from palmnet.kernel import nsfs
 
         self.pending = {n: set(a) for n, a in expected.items()}
         self.done: dict[str, float | None] = dict.fromkeys(expected)
         self.socks: dict[int, tuple[str, socket.socket]] = {}
         for name in expected:
-            with nsfs.netns(nsfs.netns_path(plan.node(name).netns)):
+            with nsfs.netns(namespaces[name]):
                 sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
             sock.bind((0, RTMGRP_IPV6_IFADDR))
@@ -254,48 +249,38 @@ class HostWatch:
 
 
 # -- the verb ------------------------------------------------------------------------------
-def _move_pool(name: str, isp: str, pool: ipaddress.IPv6Network) -> tuple[Plan, Plan, str]:
-    """Record the new pool in the journal (under the lab lock); (old plan, new plan,
-    old pool). The new plan is checked first: a pool too small is refused, unchanged."""
-    from palmnet.lab import _locked, open_journal, stored_plan
+def _move_pool(name: str, isp: str, pool: ipaddress.IPv6Network) -> tuple[Plan, str]:
+    """Record the new pool in the journal (under the lab lock) with the plan it makes;
+    (old plan, old pool). A pool too small is refused, nothing changed."""
+    from palmnet.lab import store
+    from palmnet.lab.api import _replan
 
-    with _locked(name):
-        journal = open_journal(name)
-        try:
-            old = stored_plan(journal)
-            node = next((n for n in old.nodes if n.name == isp), None)
-            if node is None or node.kind != "isp" or not node.pd_servers:
-                isps = ", ".join(n.name for n in old.nodes if n.kind == "isp") or "none"
-                raise InputError(
-                    f"no isp node '{isp}' delegating prefixes in lab {name} (isp nodes: {isps})"
-                )
-            if journal.meta("backend", "netns") != "netns":
-                raise LabError("isp renumber works on the netns backend only")
-            pools = dict(journal.meta("pd_pools", {}))
-            previous = dict(pools)
-            pools[isp] = str(pool)
-            journal.set_meta("pd_pools", pools)
-            try:
-                plan = stored_plan(journal)
-            except InputError:
-                journal.set_meta("pd_pools", previous)
-                raise
-            return old, plan, str(node.pd_servers[0].pools[0])
-        finally:
-            journal.close()
+    with store.locked(name), store.journal(name) as j:
+        old = store.stored_plan(j)
+        node = next((n for n in old.nodes if n.name == isp), None)
+        if node is None or node.kind != "isp" or not node.pd_servers:
+            isps = ", ".join(n.name for n in old.nodes if n.kind == "isp") or "none"
+            raise InputError(
+                f"no isp node '{isp}' delegating prefixes in lab {name} (isp nodes: {isps})"
+            )
+        pools = {**j.meta("pd_pools", {}), isp: str(pool)}
+        plan = _replan(j, j.meta("launched", {}), pools)  # InputError: nothing recorded
+        j.set_meta("pd_pools", pools)
+        store.store_plan(j, plan)
+        return old, str(node.pd_servers[0].pools[0])
 
 
 def _nudge(
-    journal: Journal, plan: Plan, isp: str, stopped: set[str], start: float, deadline: float,
+    session: LabSession, isp: str, start: float, deadline: float,
     result: RenumberResult, say: Report,
 ) -> None:  # fmt: skip
     """SIGUSR1 the routers level by level; each level once its upstream serves it."""
-    for level in levels(plan, isp, stopped):
+    for level in levels(session.plan, isp, session.stopped):
         for router in level:
-            pid = dhcpcd_pid(journal, router.name)
+            pid = session.node(router.name).service_pid("dhcpcd")
             if pid is not None:
                 os.kill(pid, signal.SIGUSR1)
-        times = wait_routers(plan.lab, level, start, deadline)
+        times = wait_routers(session, level, start, deadline)
         for router in level:
             seconds = times.get(router.name)
             delegated = router.pd_client.delegated if router.pd_client else None
@@ -318,20 +303,18 @@ def pools_of(plan: Plan) -> dict[str, str]:
 
 
 def follow(
-    journal: Journal,
+    session: LabSession,
     old: Plan,
-    plan: Plan,
     *,
     nudge: bool = True,
     wait: bool | None = None,
     timeout: float = 60.0,
     report: Report | None = None,
 ) -> RenumberResult:
-    """Make a running lab follow its new plan's ISP pools (`plan` is already the lab's
-    plan in the journal). Takes no lock: `renumber` holds none while it waits, and a
+    """Make a running lab follow its new plan's ISP pools (the session's plan, already
+    stored in the journal). Takes no lock: `renumber` holds none while it waits, and a
     reconciling `up` already holds the lab's."""
-    from palmnet.lab import _backend_of
-
+    plan = session.plan
     say = report or (lambda _m: None)
     wait = nudge if wait is None else wait
     before, after = pools_of(old), pools_of(plan)
@@ -342,22 +325,23 @@ def follow(
     result = RenumberResult(plan.lab, first, before.get(first, ""), after.get(first, ""), nudge)
     watch: HostWatch | None = None
     try:
-        stopped = set(journal.meta("stopped", []))
+        stopped = session.stopped
         if wait:
             hosts = [n.name for n in plan.nodes if n.kind == "host" and n.name not in stopped]
-            watch = HostWatch(plan, new_addresses(old, plan, hosts))
+            expected = new_addresses(old, plan, hosts)
+            watch = HostWatch({h: session.running_node(h).netns for h in expected}, expected)
             watch.dump()
         for isp in moved:
-            reload_isp(plan, isp)
+            reload_isp(session, plan, isp)
             say(f"{isp}: kea delegates from {after[isp]} ({time.monotonic() - start:.3f} s)")
         result.isp_seconds = time.monotonic() - start
         if not wait:
-            _backend_of(journal).refresh(plan, journal)
+            session.backend.refresh(plan, session.journal)
             result.dns_seconds = time.monotonic() - start
             say("DNS answers the new addresses; routers renew at their T1")
         if nudge:
             for isp in moved:
-                _nudge(journal, plan, isp, stopped, start, deadline, result, say)
+                _nudge(session, isp, start, deadline, result, say)
         if watch is not None:
             result.hosts = watch.wait(start, deadline)
             for host, seconds in result.hosts.items():
@@ -365,7 +349,7 @@ def follow(
                     say(f"{host}: new addresses missing at the deadline")
                 else:
                     say(f"{host}: new addresses ({seconds:.3f} s)")
-            _backend_of(journal).refresh(plan, journal)
+            session.backend.refresh(plan, session.journal)
             result.dns_seconds = time.monotonic() - start
             say(f"DNS answers the new addresses ({result.dns_seconds:.3f} s)")
     finally:
@@ -382,7 +366,7 @@ def follow(
 
 
 def renumber(
-    lab: str | None,
+    lab: str,
     isp: str,
     prefix: str,
     *,
@@ -395,18 +379,14 @@ def renumber(
     addresses. `wait` defaults to `nudge`: without nudging the routers move at their
     own T1, and the verb returns at once unless asked to wait. Times count from the
     moment the new pool is recorded (after the lab lock, which other verbs may hold)."""
-    from palmnet.lab import open_journal, resolve_lab
+    from palmnet.lab.api import LabAPI
 
-    name = resolve_lab(lab)
     try:
         pool = ipaddress.IPv6Network(prefix)
     except ValueError as exc:
         raise InputError(f"{prefix!r} is not an IPv6 prefix ({exc})") from None
-    old, plan, old_pool = _move_pool(name, isp, pool)
-    journal = open_journal(name)
-    try:
-        result = follow(journal, old, plan, nudge=nudge, wait=wait, timeout=timeout, report=report)
-    finally:
-        journal.close()
+    old, old_pool = _move_pool(lab, isp, pool)
+    with LabAPI().session(lab) as session:
+        result = follow(session, old, nudge=nudge, wait=wait, timeout=timeout, report=report)
     result.isp, result.old_pool, result.new_pool = isp, old_pool, str(pool)
     return result

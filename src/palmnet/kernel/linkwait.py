@@ -13,10 +13,10 @@ import socket
 import time
 from collections.abc import Iterable
 
-from palmnet.backends.netns import nsfs
-from palmnet.backends.netns.dump import dump_links
-from palmnet.backends.netns.rtnl import RTMGRP_LINK
 from palmnet.errors import LabError
+from palmnet.kernel import nsfs
+from palmnet.kernel.dump import dump_links
+from palmnet.kernel.rtnl import RTMGRP_LINK
 
 
 def subscribe_links(netns_path: str) -> socket.socket:

@@ -20,8 +20,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from palmnet.backends.netns import nsfs
-from palmnet.backends.netns.rtnl import (
+from palmnet.errors import LabError
+from palmnet.kernel import nsfs
+from palmnet.kernel.rtnl import (
     IFA_ADDRESS,
     IFA_FLAGS,
     IFA_LOCAL,
@@ -36,7 +37,6 @@ from palmnet.backends.netns.rtnl import (
     iter_attrs,
     iter_messages,
 )
-from palmnet.errors import LabError
 
 IFA_F_DADFAILED = 0x08
 IFA_F_OPTIMISTIC = 0x04

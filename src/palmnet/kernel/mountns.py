@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from palmnet.backends.netns import nsfs
+from palmnet.kernel import nsfs
 
 _OCTAL = re.compile(r"\\([0-7]{3})")
 

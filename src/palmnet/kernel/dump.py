@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from palmnet.backends.netns.rtnl import Rtnl
+from palmnet.kernel.rtnl import Rtnl
 
 
 @dataclass

@@ -1,0 +1,52 @@
+"""The IPv6 neighbour table limit, shared by every namespace of the machine.
+
+`net.ipv6.neigh.default.gc_thresh1/2/3` (gc_thresh3 is 1024 by default) cap the
+entries of all namespaces together; a 500-host lab needs about 2,500 (each
+host's router and multicast groups, and the router's entry per host). These
+are host-level settings: the Lab API raises them only when asked and puts
+them back at `down`, whatever backend runs the lab.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+GC = Path("/proc/sys/net/ipv6/neigh/default")
+KEYS = ("gc_thresh1", "gc_thresh2", "gc_thresh3")
+
+
+def current_entries() -> int:
+    """Entries in the machine's IPv6 neighbour table, all namespaces together."""
+    try:
+        lines = Path("/proc/net/stat/ndisc_cache").read_text().splitlines()
+        return int(lines[1].split()[0], 16)
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def read(key: str) -> int:
+    return int((GC / key).read_text())
+
+
+def limit() -> int:
+    return read("gc_thresh3")
+
+
+def values_for(need: int) -> dict[str, int]:
+    """gc_thresh1/2/3 for a table that must hold `need` entries with room to spare."""
+    return {"gc_thresh1": need // 4, "gc_thresh2": need // 2, "gc_thresh3": need * 2}
+
+
+def write(key: str, value: int) -> None:
+    (GC / key).write_text(str(value))
+
+
+def restore(key: str, old: int, new: int) -> bool:
+    """Put `key` back to `old` unless someone changed it since we set `new`."""
+    try:
+        if read(key) != new:
+            return False
+        write(key, old)
+    except (OSError, ValueError):
+        return False
+    return True

@@ -1,0 +1,411 @@
+"""The Lab API: the only door to a running lab, for the CLI, the web UI, links and
+the toolbox (DESIGN.md §1).
+
+It ties the layers together in one direction: topology -> plan -> backend.
+`up` reads the lab file once and plans it once; the plan goes into the lab's
+journal (lab/store.py), and every later verb works from that stored plan and
+the backend the journal names. Verbs that change a lab hold that lab's lock;
+verbs that only look (ls, exec, the toolbox) take none. A running lab is
+reached through a `LabSession`: its plan, and handles on its nodes and on
+its switch (backends/base.py), the same whatever backend built it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch
+from palmnet.diagnostics.crash import checkpoint
+from palmnet.errors import InputError, LabError
+from palmnet.lab import host, store
+from palmnet.lab.backends import backend_for, backend_of
+from palmnet.plan.model import Plan
+from palmnet.state.journal import Journal
+
+if TYPE_CHECKING:
+    from palmnet.topology.model import Lab
+
+Report = Callable[[str], None]
+
+
+def require_root(verb: str) -> None:
+    if os.geteuid() != 0:
+        raise LabError(f"palmnet {verb} needs root (network namespaces): run it with sudo")
+
+
+def check_daemon_configs(plan: Plan) -> None:
+    """What a daemon would refuse, reported as bad input before anything is made."""
+    from palmnet.services.bird import routing_problems
+
+    for node in plan.nodes:
+        if node.routing is not None:
+            problems = routing_problems(node.routing)
+            if problems:
+                raise InputError(
+                    "; ".join(problems), file=plan.source, key=f"nodes.{node.name}.routing"
+                )
+
+
+def plan_model(lab: Lab) -> Plan:
+    from palmnet.plan.build import plan_lab
+
+    plan = plan_lab(lab)
+    check_daemon_configs(plan)
+    return plan
+
+
+def plan_file(path: str | Path) -> Plan:
+    """The plan of a lab file (`palmnet plan`): read once, planned once, no root."""
+    from palmnet.topology.loader import load_lab_text, read_lab_file
+
+    return plan_model(load_lab_text(read_lab_file(path), str(path)))
+
+
+def _replan(j: Journal, launched: dict[str, str], pools: dict[str, str]) -> Plan:
+    """The plan of the lab's stored file text with `launch`'s copies and `isp renumber`'s
+    pools (a verb that changes the lab; uci: folders resolve against the stored
+    absolute path of the file)."""
+    from palmnet.topology.copies import with_copies, with_pools
+    from palmnet.topology.loader import load_lab_text
+
+    lab = with_copies(load_lab_text(j.meta("topology"), j.meta("source")), launched)
+    plan = plan_model(with_pools(lab, pools))
+    return dataclasses.replace(plan, backend=j.meta("backend", plan.backend))
+
+
+@dataclass(frozen=True)
+class UpResult:
+    plan: Plan
+    action: str  # created, reconciled, unchanged
+    detail: str = ""
+
+
+@dataclass
+class LabSession:
+    """A running lab as the verbs see it: its plan, its backend, handles on its nodes
+    (made on first use) and its switch. The journal stays open for the session."""
+
+    name: str
+    journal: Journal
+    backend: Backend
+    plan: Plan
+    _nodes: dict[str, NodeHandle] = field(default_factory=dict)
+
+    @property
+    def stopped(self) -> set[str]:
+        return set(self.journal.meta("stopped", []))
+
+    def node(self, name: str) -> NodeHandle:
+        if name not in self._nodes:
+            self._nodes[name] = self.backend.node(self.plan, self.journal, name)
+        return self._nodes[name]
+
+    def forget_nodes(self) -> None:
+        """Drop the handles made so far (a node restarted: a container's init changed)."""
+        self._nodes.clear()
+
+    def running_node(self, name: str) -> NodeHandle:
+        handle = self.node(name)
+        handle.require_running()
+        return handle
+
+    def switch(self) -> Switch:
+        return self.backend.switch(self.plan, self.journal)
+
+    def observe(self) -> list[LiveNode]:
+        return self.backend.observe(self.plan, self.journal)
+
+
+class LabAPI:
+    def __init__(self, report: Report | None = None) -> None:
+        self.report = report or (lambda _msg: None)
+
+    # -- looking ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self, lab: str | None) -> Iterator[LabSession]:
+        """The running lab named (or the only one) for the length of a block."""
+        name = store.resolve_lab(lab)
+        with store.journal(name) as j:
+            yield LabSession(name, j, backend_of(j), store.stored_plan(j))
+
+    def plan_of(self, lab: str | None) -> Plan:
+        return store.plan_of(lab)
+
+    def locate(self, lab: str | None, node: str) -> str:
+        """The lab a node is in: the one named, else the only running lab that has a
+        node by that name (InputError naming the labs when several have one)."""
+        if lab is not None or len(store.running_labs()) <= 1:
+            return store.resolve_lab(lab)
+        having = []
+        for name in store.running_labs():
+            with contextlib.suppress(LabError), store.journal(name) as j:
+                if store.stored_plan(j).has_node(node):
+                    having.append(name)
+        if not having:
+            raise InputError(f"no running node named {node}")
+        if len(having) > 1:
+            raise InputError(
+                f"node {node} runs in several labs ({', '.join(having)}): choose one with --lab"
+            )
+        return having[0]
+
+    def ls(self, lab: str | None) -> tuple[Plan, list[LiveNode]]:
+        """What the kernel holds in every node of the lab."""
+        with self.session(lab) as s:
+            return s.plan, s.observe()
+
+    def exec(self, lab: str | None, node: str, argv: list[str]) -> NoReturn:
+        require_root("exec")
+        with self.session(lab) as s:
+            handle = s.node(node)
+        handle.exec(argv)
+
+    def run(
+        self,
+        lab: str | None,
+        node: str,
+        argv: list[str],
+        stdin: str | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command of the node inside it and collect its output."""
+        require_root("exec")
+        with self.session(lab) as s:
+            return s.running_node(node).run(argv, stdin, timeout)
+
+    # -- up ------------------------------------------------------------------------------
+    def up(
+        self, path: str | Path, raise_neigh_limit: bool = False, backend_name: str | None = None
+    ) -> UpResult:
+        from palmnet.topology.loader import load_lab_text, read_lab_file
+
+        text = read_lab_file(path)
+        model = load_lab_text(text, str(path))
+        source = str(Path(path).resolve())
+        backend = backend_for(backend_name or model.backend)
+        require_root("up")
+        with store.locked(model.name):
+            if store.has_journal(model.name):
+                with store.journal(model.name) as j:
+                    if j.meta("status") == "running":
+                        return self._reconcile(model, text, source, j, backend)
+                    self.report(f"lab {model.name}: an earlier `up` did not finish; cleaning it")
+                    host.restore(j)
+                    backend_of(j).destroy(model.name, j)
+            elif backend.leftovers(model.name):
+                self.report(f"lab {model.name}: removing leftovers of a lost lab first")
+                backend.destroy(model.name, None)
+            plan = dataclasses.replace(plan_model(model), source=source, backend=backend.name)
+            self._create(plan, text, backend, raise_neigh_limit)
+        return UpResult(plan, "created")
+
+    def _create(self, plan: Plan, text: str, backend: Backend, raise_limit: bool) -> None:
+        backend.prepare(plan.lab)
+        with store.journal(plan.lab) as j:
+            j.set_meta("status", "building")
+            j.set_meta("topology", text)
+            j.set_meta("source", plan.source)
+            j.set_meta("backend", backend.name)
+            store.store_plan(j, plan)
+            checkpoint("journal")
+            for note in plan.notes:
+                self.report(note)
+            if not plan.dad:
+                self.report("DAD is off (topology `dad: false`): duplicates would go unnoticed")
+            if raise_limit:
+                self.report(host.raise_neigh_limit(plan, j))
+            else:
+                warning = host.neigh_warning(plan)
+                if warning:
+                    self.report("warning: " + warning)
+            try:
+                backend.apply(plan, j)
+            except BaseException as exc:
+                host.restore(j)
+                backend.destroy(plan.lab, j)
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                raise LabError(f"up failed, removed what it made: {exc}") from exc
+            j.set_meta("status", "running")
+
+    def _reconcile(
+        self, model: Lab, text: str, source: str, j: Journal, backend: Backend
+    ) -> UpResult:
+        running = j.meta("backend", "netns")
+        if running != backend.name:
+            raise InputError(
+                f"lab {model.name} runs on the {running} backend, not {backend.name}: "
+                "run `palmnet down` first"
+            )
+        from palmnet.plan.diff import diff_plans
+        from palmnet.topology.copies import with_copies
+
+        old = store.stored_plan(j)
+        launched = j.meta("launched", {})
+        plan = plan_model(with_copies(model, launched))
+        plan = dataclasses.replace(plan, source=source, backend=backend.name)
+        renumbered = self._renumbered_in_file(j, old, plan, text, source)
+        if renumbered is not None:
+            return renumbered
+        diff = diff_plans(old, plan)
+        if diff.empty:
+            return UpResult(plan, "unchanged", "no change: the running lab matches the file")
+        if diff.refused:
+            raise InputError(
+                "cannot change a running lab this way (run `palmnet down` first):\n"
+                + "\n".join(diff.refused)
+            )
+        j.set_meta("pd_pools", {})  # the file's pools win again
+        stopped = set(j.meta("stopped", []))
+        if diff.removed:
+            backend.remove_nodes(old, j, diff.removed)
+        j.set_meta("stopped", sorted(stopped - set(diff.removed)))
+        self._store(j, plan, text, source)
+        backend.refresh(plan, j)
+        if diff.added:
+            backend.apply(plan, j, diff.added)
+        return UpResult(plan, "reconciled", diff.summary())
+
+    @staticmethod
+    def _store(j: Journal, plan: Plan, text: str, source: str) -> None:
+        j.set_meta("topology", text)
+        j.set_meta("source", source)
+        store.store_plan(j, plan)
+
+    def _renumbered_in_file(
+        self, j: Journal, old: Plan, plan: Plan, text: str, source: str
+    ) -> UpResult | None:
+        """An ISP pool edited in the file: renumber the running lab (nothing else changed)."""
+        from palmnet.lab.renumber import follow, pools_of
+        from palmnet.plan.diff import diff_plans
+
+        moved = {i: p for i, p in pools_of(plan).items() if pools_of(old).get(i) != p}
+        if not moved:
+            return None
+        pools = {**j.meta("pd_pools", {}), **moved}
+        same = _replan(j, j.meta("launched", {}), pools)
+        if not diff_plans(same, plan).empty:
+            return None
+        self._store(j, plan, text, source)
+        j.set_meta("pd_pools", {})
+        session = LabSession(plan.lab, j, backend_of(j), plan)
+        done = follow(session, old, report=self.report)
+        return UpResult(plan, "reconciled", f"renumbered {', '.join(moved)} ({done.seconds:.3f} s)")
+
+    # -- down ----------------------------------------------------------------------------
+    def down(self, lab: str | None) -> str:
+        require_root("down")
+        name = lab if lab is not None else store.resolve_lab(None)
+        with store.locked(name):
+            if store.has_journal(name):
+                with store.journal(name) as j:
+                    host.restore(j)
+                    backend_of(j).destroy(name, j)
+                return name
+            from palmnet.lab.backends import present_backends
+
+            found = False
+            for backend in present_backends():
+                if backend.leftovers(name):
+                    backend.destroy(name, None)
+                    found = True
+            if not found:
+                running = ", ".join(store.running_labs()) or "none"
+                raise InputError(f"no lab named '{name}' (running: {running})")
+        return name
+
+    # -- nodes of a running lab ------------------------------------------------------------
+    @contextlib.contextmanager
+    def _changing(self, verb: str, lab: str | None) -> Iterator[LabSession]:
+        """A session under the lab's lock, for verbs that change the lab."""
+        require_root(verb)
+        name = store.resolve_lab(lab)
+        with store.locked(name), self.session(name) as s:
+            yield s
+
+    def stop(self, lab: str | None, node: str) -> bool:
+        """Stop a node; False if it was stopped already."""
+        with self._changing("stop", lab) as s:
+            s.plan.node(node)
+            stopped = s.stopped
+            if node in stopped:
+                return False
+            s.backend.stop_nodes(s.plan, s.journal, [node])
+            s.journal.set_meta("stopped", sorted(stopped | {node}))
+            return True
+
+    def start(self, lab: str | None, node: str) -> bool:
+        """Start a stopped node with the same addresses; False if it was running."""
+        with self._changing("start", lab) as s:
+            s.plan.node(node)
+            stopped = s.stopped
+            if node not in stopped:
+                return False
+            try:
+                s.backend.apply(s.plan, s.journal, [node])
+            except BaseException as exc:
+                s.backend.remove_nodes(s.plan, s.journal, [node])  # stays STOPPED, clean
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                raise LabError(f"start of {node} failed, it stays stopped: {exc}") from exc
+            s.journal.set_meta("stopped", sorted(stopped - {node}))
+            return True
+
+    def restart(self, lab: str | None, node: str) -> None:
+        self.stop(lab, node)
+        self.start(lab, node)
+
+    def launch(self, lab: str | None, template: str, names: list[str]) -> Plan:
+        """Add copies of a node to a running lab; DNS learns their names."""
+        with self._changing("launch", lab) as s:
+            j = s.journal
+            launched = dict(j.meta("launched", {}))
+            launched.update(dict.fromkeys(names, template))
+            plan = _replan(j, launched, j.meta("pd_pools", {}))
+            fresh = [n for n in names if not s.plan.has_node(n)]
+            j.set_meta("launched", launched)
+            store.store_plan(j, plan)
+            try:
+                s.backend.refresh(plan, j)  # DHCP reservations before they ask
+                s.backend.apply(plan, j, fresh)
+            except BaseException:
+                s.backend.remove_nodes(plan, j, fresh)
+                kept = {k: v for k, v in launched.items() if k not in fresh}
+                j.set_meta("launched", kept)
+                store.store_plan(j, _replan(j, kept, j.meta("pd_pools", {})))
+                raise
+            return plan
+
+    def renumber(
+        self,
+        lab: str | None,
+        isp: str,
+        prefix: str,
+        *,
+        nudge: bool = True,
+        wait: bool | None = None,
+        timeout: float = 60.0,
+    ) -> object:
+        """`palmnet isp renumber` (lab/renumber.py)."""
+        from palmnet.lab.renumber import renumber
+
+        require_root("isp renumber")
+        return renumber(
+            store.resolve_lab(lab),
+            isp,
+            prefix,
+            nudge=nudge,
+            wait=wait,
+            timeout=timeout,
+            report=self.report,
+        )
+
+
+__all__ = ["LabAPI", "LabSession", "UpResult", "plan_file"]

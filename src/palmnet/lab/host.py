@@ -1,0 +1,56 @@
+"""Settings of the machine itself that a lab may change, and puts back at `down`.
+
+Only one: the IPv6 neighbour table limit (gc_thresh1/2/3), shared by every
+namespace of the machine and by every backend's nodes. `up` warns when a lab
+would come near it and raises it only with `--raise-neigh-limit`; the old
+values go into the lab's journal first, and `down` restores them unless
+someone changed them since, whatever backend ran the lab.
+"""
+
+from __future__ import annotations
+
+from palmnet.kernel import neigh_limit
+from palmnet.plan.model import Plan
+from palmnet.state.journal import Journal
+
+# Measured (benchmarks/bringup.py): 4-5 per host interface: the router's link-local,
+# the multicast groups it speaks to (ff02::2, ff02::16, its solicited-node group),
+# and the router's entry for the host.
+ENTRIES_PER_INTERFACE = 5
+KIND = "host-sysctl"
+
+
+def lab_need(plan: Plan) -> int:
+    return ENTRIES_PER_INTERFACE * sum(len(n.interfaces) for n in plan.nodes)
+
+
+def neigh_warning(plan: Plan) -> str | None:
+    """A warning when the lab would bring the table within 80 % of its limit."""
+    need, have, cap = lab_need(plan), neigh_limit.current_entries(), neigh_limit.limit()
+    if have + need <= 0.8 * cap:
+        return None
+    return (
+        f"this lab needs about {need} IPv6 neighbour entries; the machine has {have} of "
+        f"gc_thresh3={cap} in use (shared by all namespaces). Entries may be dropped; "
+        f"`palmnet up --raise-neigh-limit` raises the limit until `down`."
+    )
+
+
+def raise_neigh_limit(plan: Plan, journal: Journal) -> str:
+    wanted = neigh_limit.values_for(neigh_limit.current_entries() + lab_need(plan))
+    changed = []
+    for key, new in wanted.items():
+        old = neigh_limit.read(key)
+        if new <= old:
+            continue
+        journal.record(KIND, key, None, old=old, new=new)
+        neigh_limit.write(key, new)
+        changed.append(f"{key} {old} -> {new}")
+    return "raised " + ", ".join(changed) if changed else "neighbour limits already high enough"
+
+
+def restore(journal: Journal) -> None:
+    """Put back what the lab raised (unless changed since), and forget it."""
+    for e in journal.entries(KIND):
+        neigh_limit.restore(e.name, int(e.data["old"]), int(e.data["new"]))
+        journal.forget(KIND, e.name)

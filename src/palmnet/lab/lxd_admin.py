@@ -1,0 +1,68 @@
+"""LXD itself, as palmnet's verbs manage it: start and inspect the daemon, build,
+import and list images, snapshot and publish a node of an LXD lab.
+
+The CLI reaches these through the Lab API like everything else; they act on
+LXD, not on a lab's plan, so they are the LXD backend's own functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from palmnet.errors import InputError
+from palmnet.lab import store
+
+Report = Callable[[str], None]
+
+
+def init(report: Report) -> str:
+    from palmnet.backends.lxd import daemon
+
+    return daemon.init(report)
+
+
+def status() -> Any:
+    from palmnet.backends.lxd import daemon
+
+    return daemon.status()
+
+
+def build_image(name: str, report: Report, force: bool = False) -> str:
+    from palmnet.backends.lxd import client, images
+
+    return images.build(client.connect(), name, report, force=force)
+
+
+def import_image(rootfs: Path, alias: str, arch: str | None, description: str | None) -> str:
+    from palmnet.backends.lxd import client, images
+
+    return images.import_rootfs(client.connect(), rootfs, alias, arch, description)
+
+
+def list_images() -> list[Any]:
+    from palmnet.backends.lxd import client, images
+
+    return images.list_images(client.connect())
+
+
+def _lxd_lab(lab: str | None, node: str) -> str:
+    plan = store.plan_of(lab)
+    if plan.backend != "lxd":
+        raise InputError(f"lab {plan.lab} runs on the {plan.backend} backend, not lxd")
+    plan.node(node)
+    return plan.lab
+
+
+def snapshot(lab: str | None, node: str, name: str) -> str:
+    from palmnet.backends.lxd import client, snapshots
+
+    return snapshots.snapshot(client.connect(), _lxd_lab(lab, node), node, name)
+
+
+def publish(lab: str | None, target: str, alias: str, keep: bool) -> str:
+    from palmnet.backends.lxd import client, snapshots
+
+    lab_name = _lxd_lab(lab, target.partition("/")[0])
+    return snapshots.publish(client.connect(), lab_name, target, alias, keep)

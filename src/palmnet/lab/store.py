@@ -1,0 +1,83 @@
+"""Running labs as the Lab API keeps them: which labs run, one lock per lab, the
+journal (opened and closed by whoever needs it, as a context manager), and the
+plan each lab was built from.
+
+`up` plans the lab file once and stores the plan (JSON) in the journal with the
+file's text and absolute path; every later verb reads that plan back instead of
+re-reading and re-planning the file, and works from any directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from palmnet.errors import InputError, LabError
+from palmnet.plan.codec import plan_from_json, plan_to_json
+from palmnet.plan.model import Plan
+from palmnet.state.journal import Journal
+from palmnet.state.paths import lab_dir, running_labs, state_root
+
+
+def resolve_lab(name: str | None) -> str:
+    """The lab a verb acts on: the one named, or the only running one."""
+    labs = running_labs()
+    if name is not None:
+        if name not in labs:
+            known = ", ".join(labs) or "none"
+            raise InputError(f"no running lab named '{name}' (running: {known})")
+        return name
+    if not labs:
+        raise InputError("no lab is running (start one with `palmnet up LAB.yaml`)")
+    if len(labs) > 1:
+        raise InputError(f"several labs are running ({', '.join(labs)}): say which with --lab")
+    return labs[0]
+
+
+def journal_path(lab: str) -> Path:
+    return lab_dir(lab) / "journal.sqlite"
+
+
+def has_journal(lab: str) -> bool:
+    return journal_path(lab).exists()
+
+
+@contextlib.contextmanager
+def journal(lab: str) -> Iterator[Journal]:
+    """The lab's journal, closed when the block ends (even on an error)."""
+    with Journal.open(journal_path(lab)) as j:
+        yield j
+
+
+@contextlib.contextmanager
+def locked(lab: str) -> Iterator[None]:
+    """One verb at a time changes a lab; other labs go on. A lock file per lab under
+    the state root (not in the lab's dir, which `down` removes while it holds it)."""
+    locks = state_root() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    fd = os.open(locks / lab, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def stored_plan(j: Journal) -> Plan:
+    """The plan the lab runs (what `up`, `launch` or a renumbering last stored)."""
+    text = j.meta("plan")
+    if text is None:
+        raise LabError("the lab's journal holds no plan (a crashed `up`?): run `palmnet down`")
+    return plan_from_json(text)
+
+
+def store_plan(j: Journal, plan: Plan) -> None:
+    j.set_meta("plan", plan_to_json(plan))
+
+
+def plan_of(lab: str | None) -> Plan:
+    with journal(resolve_lab(lab)) as j:
+        return stored_plan(j)

@@ -1,0 +1,74 @@
+"""The kernel settings every node gets (DESIGN.md §2), decided once for all backends.
+
+Keys are paths under /proc/sys (`net/ipv6/conf/all/accept_dad`). The netns
+backend writes them from inside each node's namespace before its interfaces
+exist; the LXD backend turns them into `linux.sysctl.*` keys, which LXC writes
+before the container's init runs. Either way a node gets the same values.
+
+The DAD profile ("fastdad" in reference/node-notes.md): router solicitations
+without delay, one per second at most, and a neighbour retransmit time of
+100 ms per interface, so DAD takes 100 ms instead of 1 s and still detects a
+duplicate. With `dad: false` in the topology, DAD is off (accept_dad=0).
+
+MLD: nodes speak MLDv1 (`all.force_mld_version=1`): a lab bridge snoops MLD,
+and a v1 report goes to the multicast routers only, where an MLDv2 report
+(sent to ff02::16) is flooded to every port (O(ports) packets per host on a
+big LAN).
+"""
+
+from __future__ import annotations
+
+from palmnet.plan.model import InterfacePlan, NodePlan
+
+DAD_RETRANS_MS = 100
+MLD_VERSION = 1
+MAX_ADDRESSES = 16
+
+
+def conf_values(*, forwarding: bool, dad: bool) -> dict[str, int]:
+    """net.ipv6.conf.SCOPE.* of a node (the same for all, default and each NIC)."""
+    return {
+        "forwarding": 1 if forwarding else 0,
+        "accept_ra": 0 if forwarding else 1,
+        "autoconf": 0 if forwarding else 1,
+        "addr_gen_mode": 0,
+        "use_tempaddr": 0,
+        "max_addresses": MAX_ADDRESSES,
+        "accept_dad": 1 if dad else 0,
+        "dad_transmits": 1,
+        "router_solicitation_delay": 0,
+        "router_solicitation_interval": 1,
+        "router_solicitation_max_interval": 1,
+        "router_solicitations": -1,
+        "accept_redirects": 0 if forwarding else 1,
+    }
+
+
+def node_sysctls(node: NodePlan) -> dict[str, int]:
+    """The node-wide settings, `all` and `default` alike (new interfaces copy `default`)."""
+    conf = conf_values(forwarding=node.forwarding, dad=node.dad)
+    out = {f"net/ipv6/conf/{scope}/{k}": v for scope in ("all", "default") for k, v in conf.items()}
+    out["net/ipv6/conf/all/force_mld_version"] = MLD_VERSION  # `all` wins over interfaces
+    out["net/ipv4/ip_forward"] = 1 if node.forwarding else 0
+    return out
+
+
+def interface_sysctls(iface: InterfacePlan) -> dict[str, int]:
+    """What one interface gets beyond the node's defaults.
+
+    A bridge port carries no IPv6 of its own (no link-local, no DAD, no MLD);
+    an interface that takes its address and default route from the upstream's
+    RA on a forwarding node needs accept_ra 2 (as odhcp6c makes OpenWrt do).
+    """
+    conf = f"net/ipv6/conf/{iface.name}"
+    if iface.master is not None:
+        return {f"{conf}/disable_ipv6": 1}
+    if iface.accept_ra:
+        return {f"{conf}/accept_ra": 2, f"{conf}/autoconf": 1}
+    return {}
+
+
+def needs_dad_timer(iface: InterfacePlan) -> bool:
+    """Interfaces with IPv6 of their own get the DAD retransmit time (there is no
+    per-namespace default for it: net.ipv6.neigh.IFACE.retrans_time_ms)."""
+    return iface.master is None

@@ -1,0 +1,121 @@
+"""Start a node's daemons and wait until they do their job: one place, every backend.
+
+A backend says how a file gets where the node sees it and how a process starts
+inside the node (a `Spawner`); the rest is the same whatever runs the node:
+the adapter renders its files, the start is journalled before it happens and
+again with the pid (so `down` finds it after any crash), and readiness is the
+adapter's own test, polled with a deadline (these daemons give no readiness
+notification). A daemon that exits while it is awaited fails at once, with the
+last lines of its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from palmnet.errors import LabError
+from palmnet.kernel import processes
+from palmnet.plan.model import NodePlan
+from palmnet.services.base import Service
+from palmnet.state.journal import Journal
+
+READY_TIMEOUT = float(os.environ.get("PALMNET_READY_TIMEOUT", "30"))
+READY_POLL = 0.005  # seconds between readiness tests
+
+
+class Spawner(Protocol):
+    """How one backend puts files into a node and starts a process there."""
+
+    def write(self, files: dict[Path, str]) -> None:
+        """Write files (paths as the node sees them); `#!` files become executable."""
+
+    def spawn(self, svc: Service) -> int:
+        """Start the daemon in the node, its own session, output to its log; its host pid."""
+
+
+@dataclass(frozen=True)
+class Started:
+    key: str  # NODE/SERVICE, as the journal names it
+    svc: Service
+    pid: int
+
+
+def key_of(node: str, service: str) -> str:
+    return f"{node}/{service}"
+
+
+def start(journal: Journal, node: NodePlan, svc: Service, spawner: Spawner) -> Started:
+    """Render, journal, spawn: the daemon runs (it may not be ready yet)."""
+    key = key_of(node.name, svc.name)
+    spawner.write(svc.render())
+    journal.record("process", key, node.name, pid=None)
+    pid = spawner.spawn(svc)
+    journal.record("process", key, node.name, pid=pid, start=processes.start_time(pid))
+    return Started(key, svc, pid)
+
+
+def start_all(
+    journal: Journal, node: NodePlan, services: Iterable[Service], spawner: Spawner
+) -> list[Started]:
+    return [start(journal, node, svc, spawner) for svc in services]
+
+
+def wait_ready(started: Sequence[Started], timeout: float = READY_TIMEOUT) -> None:
+    """Poll each daemon's own readiness test until all pass; fail naming the laggards."""
+    deadline = time.monotonic() + timeout
+    waiting = list(started)
+    while waiting:
+        still = []
+        for s in waiting:
+            if not processes.alive(s.pid):
+                tail = log_tail(s.svc.host_log)
+                raise LabError(f"{s.key} exited at start{': ' + tail if tail else ''}")
+            if not s.svc.ready(s.pid):
+                still.append(s)
+        waiting = still
+        if waiting:
+            if time.monotonic() > deadline:
+                names = ", ".join(s.key for s in waiting)
+                raise LabError(f"daemons not ready after {timeout:g} s: {names}")
+            time.sleep(READY_POLL)  # poll: these daemons give no readiness notification
+
+
+def running_pid(pid: int, started: int | None) -> int | None:
+    """`pid` if it is still the process the journal recorded (same start time)."""
+    if not processes.alive(pid):
+        return None
+    if started is not None and processes.start_time(pid) != started:
+        return None
+    return pid
+
+
+def recorded_pid(journal: Journal, node: str, service: str) -> int | None:
+    """The running pid of a node's daemon, from the journal."""
+    for e in journal.entries("process", node=node):
+        if e.name == key_of(node, service) and e.data.get("pid"):
+            return running_pid(int(e.data["pid"]), e.data.get("start"))
+    return None
+
+
+def reload(journal: Journal, node: NodePlan, svc: Service, spawner: Spawner) -> bool:
+    """Re-render a daemon that re-reads its files on SIGHUP and signal it; whether it
+    was running to be told."""
+    pid = recorded_pid(journal, node.name, svc.name)
+    if pid is None:
+        return False
+    spawner.write(svc.render())
+    os.kill(pid, signal.SIGHUP)
+    return True
+
+
+def log_tail(path: Path, lines: int = 3) -> str:
+    with contextlib.suppress(OSError):
+        return " | ".join(path.read_text().strip().splitlines()[-lines:])
+    return ""
