@@ -12,11 +12,15 @@ PALMNET = [sys.executable, "-m", "palmnet"]
 
 
 def run(
-    *args: str, check: bool = True, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    cwd: str | Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
-        [*PALMNET, *args], capture_output=True, text=True, env=full_env, timeout=timeout
+        [*PALMNET, *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd
     )
     if check and proc.returncode != 0:
         raise AssertionError(

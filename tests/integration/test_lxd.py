@@ -390,9 +390,13 @@ def test_launch_firewall_and_dns_on_lxd(lab_name, tmp_path: Path) -> None:
     gua = _gua(w2, "2001:db8:78:")
     answer = node_exec(name, "w1", "nslookup", "w2.gw.example", "2001:db8:78::1").stdout
     assert gua in answer, answer
-    before = _addresses(run_json("ls", name))
+
+    def planned(nodes: object) -> object:  # DHCPv6 leases (/128) are not planned yet
+        return {k: {a for a in v if not a.endswith("/128")} for k, v in _addresses(nodes).items()}
+
+    before = planned(run_json("ls", name))
     run("restart", "--lab", name, "w2")
-    assert _addresses(run_json("ls", name)) == before
+    assert planned(run_json("ls", name)) == before
 
 
 @needs_lxd

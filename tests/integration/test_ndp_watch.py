@@ -137,9 +137,17 @@ def start_watch(lab: str, node: str, *args: str) -> subprocess.Popen:
 
 
 def stop_watch(proc: subprocess.Popen) -> int:
+    """SIGTERM, then read what it still writes until it exits (a full pipe would
+    block its last writes and its exit)."""
     if proc.poll() is None:
         proc.terminate()
-    return proc.wait(timeout=DEADLINE)
+    try:
+        proc.communicate(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate(timeout=DEADLINE)
+        raise
+    return proc.returncode
 
 
 def _lines(stream, seconds: float) -> Iterator[str]:

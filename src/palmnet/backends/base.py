@@ -51,11 +51,23 @@ class LiveInterface:
 
 
 @dataclass(frozen=True)
+class LiveService:
+    """One of a node's daemons as it is now (lab/health.py fills these in)."""
+
+    name: str
+    state: str  # running, restarting, failed, dead
+    pid: int | None = None
+    restarts: int = 0  # by the lab's supervisor
+    last_exit: str = ""
+
+
+@dataclass(frozen=True)
 class LiveNode:
     name: str
     kind: str
-    state: str  # RUNNING, STOPPED, ERROR
+    state: str  # RUNNING, DEGRADED (a daemon is down), STOPPED, ERROR
     interfaces: tuple[LiveInterface, ...] = field(default=())
+    services: tuple[LiveService, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -185,6 +197,11 @@ class Backend(ABC):
         """Stop nodes; `apply` on them starts them again with the same addresses.
         A namespace node is removed (nothing of it is kept); a container is kept."""
         self.remove_nodes(plan, journal, nodes)
+
+    @abstractmethod
+    def start_service(self, plan: Plan, journal: Journal, node: str, name: str) -> int:
+        """Start one daemon of a running node again (its files rendered anew from the
+        plan) and wait until it does its job; its host pid. The supervisor's restart."""
 
     @abstractmethod
     def observe(self, plan: Plan, journal: Journal) -> list[LiveNode]:

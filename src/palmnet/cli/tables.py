@@ -36,8 +36,14 @@ def ls_table(nodes: Sequence[LiveNode]) -> Table:
     for node in nodes:
         v4 = [(a, i.name) for i in node.interfaces for a in i.ipv4]
         v6 = [(a, i.name) for i in node.interfaces for a in i.ipv6 if not a.startswith("fe80:")]
-        t.add_row(node.name, node.state, _lines(v4), _lines(v6), node.kind)
+        t.add_row(node.name, _state(node), _lines(v4), _lines(v6), node.kind)
     return t
+
+
+def _state(node: LiveNode) -> str:
+    """The node's state, and under it each daemon that is not running."""
+    down = [f"{s.name} {s.state}" for s in node.services if s.state != "running"]
+    return "\n".join([node.state, *down])
 
 
 def live_json(nodes: Sequence[LiveNode]) -> list[dict[str, object]]:
@@ -55,6 +61,16 @@ def live_json(nodes: Sequence[LiveNode]) -> list[dict[str, object]]:
                     "ipv6": list(i.ipv6),
                 }
                 for i in n.interfaces
+            ],
+            "services": [
+                {
+                    "name": s.name,
+                    "state": s.state,
+                    "pid": s.pid,
+                    "restarts": s.restarts,
+                    "last_exit": s.last_exit,
+                }
+                for s in n.services
             ],
         }
         for n in nodes

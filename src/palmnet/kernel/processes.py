@@ -135,3 +135,32 @@ def run_in_netns(
     return subprocess.run(
         argv, input=stdin, capture_output=True, text=True, timeout=timeout, preexec_fn=enter
     )
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (field 3 onwards)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def kill_group_leftovers(pgid: int, started: int | None) -> list[int]:
+    """SIGKILL what is left of a dead daemon's process group (its privsep helpers:
+    dhcpcd's network proxy keeps the DHCP socket when the manager dies, and a new
+    dhcpcd then hears nothing). Only processes of that group that started no earlier
+    than its leader did (a reused pid number is not the group). The killed pids."""
+    killed = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = stat_fields(int(entry.name))
+        if fields is None or int(fields[2]) != pgid or fields[0] == "Z":
+            continue
+        if started is not None and int(fields[19]) < started:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed.append(int(entry.name))
+    return killed

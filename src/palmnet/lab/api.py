@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, NoReturn
 from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch
 from palmnet.diagnostics.crash import checkpoint
 from palmnet.errors import InputError, LabError
-from palmnet.lab import host, store
+from palmnet.lab import host, store, supervisor
 from palmnet.lab.backends import backend_for, backend_of
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
@@ -157,9 +157,11 @@ class LabAPI:
         return having[0]
 
     def ls(self, lab: str | None) -> tuple[Plan, list[LiveNode]]:
-        """What the kernel holds in every node of the lab."""
+        """What the kernel holds in every node of the lab, and how its daemons are."""
+        from palmnet.lab.health import with_services
+
         with self.session(lab) as s:
-            return s.plan, s.observe()
+            return s.plan, with_services(s.plan, s.journal, s.observe())
 
     def exec(self, lab: str | None, node: str, argv: list[str]) -> NoReturn:
         require_root("exec")
@@ -189,14 +191,20 @@ class LabAPI:
         text = read_lab_file(path)
         model = load_lab_text(text, str(path))
         source = str(Path(path).resolve())
-        backend = backend_for(backend_name or model.backend)
         require_root("up")
         with store.locked(model.name):
+            # A file that names no backend follows the running lab's (else netns).
+            running = None
+            if store.has_journal(model.name):
+                with store.journal(model.name) as j:
+                    running = j.meta("backend") if j.meta("status") == "running" else None
+            backend = backend_for(backend_name or model.backend or running or "netns")
             if store.has_journal(model.name):
                 with store.journal(model.name) as j:
                     if j.meta("status") == "running":
                         return self._reconcile(model, text, source, j, backend)
                     self.report(f"lab {model.name}: an earlier `up` did not finish; cleaning it")
+                    supervisor.stop(j)
                     host.restore(j)
                     backend_of(j).destroy(model.name, j)
             elif backend.leftovers(model.name):
@@ -234,6 +242,7 @@ class LabAPI:
                     raise
                 raise LabError(f"up failed, removed what it made: {exc}") from exc
             j.set_meta("status", "running")
+            supervisor.start(plan.lab, j)
 
     def _reconcile(
         self, model: Lab, text: str, source: str, j: Journal, backend: Backend
@@ -251,11 +260,14 @@ class LabAPI:
         launched = j.meta("launched", {})
         plan = plan_model(with_copies(model, launched))
         plan = dataclasses.replace(plan, source=source, backend=backend.name)
+        repaired = self._repair(j, old, backend)
         renumbered = self._renumbered_in_file(j, old, plan, text, source)
         if renumbered is not None:
             return renumbered
         diff = diff_plans(old, plan)
         if diff.empty:
+            if repaired:
+                return UpResult(plan, "reconciled", "the file matches; " + repaired)
             return UpResult(plan, "unchanged", "no change: the running lab matches the file")
         if diff.refused:
             raise InputError(
@@ -271,7 +283,23 @@ class LabAPI:
         backend.refresh(plan, j)
         if diff.added:
             backend.apply(plan, j, diff.added)
-        return UpResult(plan, "reconciled", diff.summary())
+        supervisor.notify(j)
+        return UpResult(plan, "reconciled", "; ".join(filter(None, [diff.summary(), repaired])))
+
+    def _repair(self, j: Journal, plan: Plan, backend: Backend) -> str:
+        """Start again every daemon of a running node that is not running (also the ones
+        the supervisor gave up on), and the supervisor if it is gone; what was done."""
+        from palmnet.lab.health import dead_services
+
+        done = []
+        for node, service in dead_services(plan, j, set(j.meta("stopped", []))):
+            backend.start_service(plan, j, node, service)
+            supervisor.forget(j, f"{node}/{service}")
+            done.append(f"{node}/{service}")
+        if supervisor.pid_of(j) is None:
+            supervisor.start(plan.lab, j)
+            done.append("the supervisor")
+        return f"repaired {', '.join(done)}" if done else ""
 
     @staticmethod
     def _store(j: Journal, plan: Plan, text: str, source: str) -> None:
@@ -306,6 +334,7 @@ class LabAPI:
         with store.locked(name):
             if store.has_journal(name):
                 with store.journal(name) as j:
+                    supervisor.stop(j)
                     host.restore(j)
                     backend_of(j).destroy(name, j)
                 return name
@@ -339,6 +368,7 @@ class LabAPI:
                 return False
             s.backend.stop_nodes(s.plan, s.journal, [node])
             s.journal.set_meta("stopped", sorted(stopped | {node}))
+            supervisor.notify(s.journal)
             return True
 
     def start(self, lab: str | None, node: str) -> bool:
@@ -356,6 +386,8 @@ class LabAPI:
                     raise
                 raise LabError(f"start of {node} failed, it stays stopped: {exc}") from exc
             s.journal.set_meta("stopped", sorted(stopped - {node}))
+            supervisor.forget_node(s.journal, node)
+            supervisor.notify(s.journal)
             return True
 
     def restart(self, lab: str | None, node: str) -> None:
@@ -381,6 +413,7 @@ class LabAPI:
                 j.set_meta("launched", kept)
                 store.store_plan(j, _replan(j, kept, j.meta("pd_pools", {})))
                 raise
+            supervisor.notify(j)
             return plan
 
     def renumber(

@@ -168,7 +168,7 @@ def plan_lab(lab: Lab) -> Plan:
         nodes=tuple(resolve_routes(lab, nodes)),
         dad=lab.dad,
         notes=tuple(notes),
-        backend=lab.backend,
+        backend=lab.backend or "netns",
     )
     return _with_dns(plan, {d.node.name: d for d in drafts})
 

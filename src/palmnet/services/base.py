@@ -100,6 +100,11 @@ class Service(ABC):
         return {}
 
     @property
+    def pid_file(self) -> Path | None:
+        """The pid file the daemon writes (as the node sees it), if it writes one."""
+        return None
+
+    @property
     def log(self) -> Path:
         return self.dir / f"{self.name}.log"
 

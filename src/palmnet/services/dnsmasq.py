@@ -196,6 +196,10 @@ class Dnsmasq(Service):
         return self.dir / "dnsmasq.conf"
 
     @property
+    def pid_file(self) -> Path:
+        return self.dir / "dnsmasq.pid"
+
+    @property
     def leases(self) -> Path:
         return self.dir / "dnsmasq.leases"
 

@@ -54,11 +54,38 @@ def key_of(node: str, service: str) -> str:
 def start(journal: Journal, node: NodePlan, svc: Service, spawner: Spawner) -> Started:
     """Render, journal, spawn: the daemon runs (it may not be ready yet)."""
     key = key_of(node.name, svc.name)
+    _clear_remains(journal, node.name, key)
+    clear_stale_pid_file(svc)
     spawner.write(svc.render())
     journal.record("process", key, node.name, pid=None)
     pid = spawner.spawn(svc)
     journal.record("process", key, node.name, pid=pid, start=processes.start_time(pid))
     return Started(key, svc, pid)
+
+
+def _clear_remains(journal: Journal, node: str, key: str) -> None:
+    """A daemon started again: what is left of its dead predecessor's process group
+    goes first (it was started in a session of its own)."""
+    for e in journal.entries("process", node=node):
+        if e.name == key and e.data.get("pid"):
+            pid = int(e.data["pid"])
+            if not processes.alive(pid):
+                processes.kill_group_leftovers(pid, e.data.get("start"))
+
+
+def clear_stale_pid_file(svc: Service) -> None:
+    """A daemon that was killed leaves its pid file; kea (and dhcpcd) refuse to start
+    while the pid in it exists, and a killed process may still be a zombie for a
+    moment (its reaper is not palmnet). A file naming no live process goes."""
+    if svc.pid_file is None:
+        return
+    path = svc.host(svc.pid_file)
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    if not processes.alive(pid):
+        path.unlink(missing_ok=True)
 
 
 def start_all(

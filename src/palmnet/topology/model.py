@@ -146,7 +146,7 @@ class LabHeader(Strict):
     name: str
     domain: str | None = None
     dad: bool = True
-    backend: Literal["netns", "lxd"] = "netns"
+    backend: Literal["netns", "lxd"] | None = None  # None: netns, or the running lab's
     networks: dict[str, Any] | None = None
     profiles: dict[str, Any] | None = None
     nodes: dict[str, Any] | None = None
@@ -178,6 +178,6 @@ class Lab(Strict):
     domain: str
     source: Path
     dad: bool = True
-    backend: Literal["netns", "lxd"] = "netns"
+    backend: Literal["netns", "lxd"] | None = None  # None: netns, or the running lab's
     networks: dict[str, NetworkSpec]
     nodes: dict[str, Node]  # file order, copies of `count:` in 1..N order

@@ -257,6 +257,22 @@ class LxdBackend(Backend):
             for e in journal.entries("process", node=node):
                 journal.forget("process", e.name)
 
+    def start_service(self, plan: Plan, journal: Journal, node: str, name: str) -> int:
+        n = plan.node(node)
+        inst = instance_name(plan.lab, node)
+        init = instances.init_pid(self.lxd, inst) if self.lxd.exists(f"instances/{inst}") else 0
+        if not init:
+            raise LabError(f"node {node} is not running")
+        cls = service_named(name)
+        if not cls.wanted(n):
+            raise LabError(f"node {node} runs no {name}")
+        svc = inside.adapter(cls, plan, n, init)
+        if svc.name in inside.PYTHON_SERVICES:
+            inside.push_runtime(self.lxd, inst)
+        started = runner.start(journal, n, svc, inside.LxdSpawner(self.lxd, n, inst, init))
+        runner.wait_ready([started])
+        return started.pid
+
     def observe(self, plan: Plan, journal: Journal) -> list[LiveNode]:
         mine = instances.lab_instances(self.lxd, plan.lab)
         out = []

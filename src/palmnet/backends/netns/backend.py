@@ -11,7 +11,7 @@ from typing import NoReturn
 from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process_pids
 from palmnet.backends.live import observe_netns
 from palmnet.backends.netns.build import apply_plan
-from palmnet.backends.netns.daemons import NetnsSpawner, refresh_daemons
+from palmnet.backends.netns.daemons import NetnsSpawner, adapters, refresh_daemons
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import (
     IMPAIR_TABLE,
@@ -25,6 +25,7 @@ from palmnet.kernel import namespaces, nsfs
 from palmnet.kernel.linkwait import subscribe_links, wait_links_gone
 from palmnet.kernel.mountns import enter_node, mount_state_tmpfs
 from palmnet.plan.model import Plan
+from palmnet.services import runner
 from palmnet.services.base import Service
 from palmnet.services.registry import service_named
 from palmnet.state.journal import Journal
@@ -118,6 +119,17 @@ class NetnsBackend(Backend):
         finally:
             if sock is not None:
                 sock.close()
+
+    def start_service(self, plan: Plan, journal: Journal, node: str, name: str) -> int:
+        n = plan.node(node)
+        if not namespaces.netns_exists(node_netns(plan.lab, node)):
+            raise LabError(f"node {node} is not running")
+        svc = next((s for s in adapters(plan, n) if s.name == name), None)
+        if svc is None:
+            raise LabError(f"node {node} runs no {name}")
+        started = runner.start(journal, n, svc, NetnsSpawner(plan.lab, node))
+        runner.wait_ready([started])
+        return started.pid
 
     def observe(self, plan: Plan, journal: Journal) -> list[LiveNode]:
         stopped = set(journal.meta("stopped", []))
