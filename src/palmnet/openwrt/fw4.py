@@ -12,7 +12,7 @@ on OpenWrt. An option the section type does not know is reported but does
 not invalidate the section (fw4's behaviour too). With strict=True the first
 such report is raised instead, as an InputError with file and line.
 
-The semantics are firewall4's as shipped with OpenWrt 24.10, written for
+The semantics are those of firewall4 at FIREWALL4_COMMIT, written for
 palmnet in its own words from firewall4's code, templates and test cases
 (openwrt/firewall4: root/usr/share/ucode/fw4.uc, root/usr/share/firewall4/
 templates/*.uc, tests/*) and the OpenWrt firewall configuration wiki. The
@@ -41,7 +41,18 @@ from palmnet.openwrt.fw4_ruleset import render_ruleset
 from palmnet.openwrt.fw4_sections import read_defaults, read_forwarding, read_zone
 from palmnet.openwrt.uci import UciPackage
 
-__all__ = ["FirewallResult", "FirewallWarning", "compile_firewall"]
+__all__ = ["FIREWALL4_COMMIT", "FirewallResult", "FirewallWarning", "compile_firewall"]
+
+FIREWALL4_COMMIT = "b6e5157527d361f99ad52eaa6da273cb0f2dfd59"
+"""The firewall4 commit this compiler follows ("fw4: fix reading kernel version",
+March 2025): the one OpenWrt's firewall4 package pins. The goldens were
+compared with the real fw4 at this commit on the same input, so its changes
+up to there are in, among them:
+
+- 698a533: egress MSS clamping (`mtu_fix`) in mangle_postrouting.
+
+When OpenWrt moves the pin, move this and review the golden diffs against
+the new fw4."""
 
 # Section types fw4 knows that palmnet does not compile (reported, then skipped).
 _NOT_IN_PALMNET = ("include", "ipset", "nat")

@@ -8,7 +8,8 @@ The statement forms are those of firewall4 in OpenWrt 24.10 and its test
 cases: `iif "lo"` / `oif "lo"`, `ct state vmap { established : accept,
 related : accept }` (plus `invalid : drop` with drop_invalid), a REJECT
 default policy written as policy drop plus a final `jump handle_reject`,
-MSS clamping of both directions in mangle_forward. Base chains always state
+MSS clamping of outgoing SYNs in mangle_postrouting and of incoming ones in
+mangle_forward. Base chains always state
 their policy (`policy accept;` too), as ruleset.uc writes them.
 
 Left out compared with fw4 on OpenWrt: the `include "/etc/nftables.d/*.nft"`
@@ -230,20 +231,33 @@ def _nat_chains(out: _Text, rs: Ruleset) -> None:
 
 
 def _mangle_chains(out: _Text, rs: Ruleset) -> None:
+    """The mangle chains; `mtu_fix` clamps the MSS of TCP SYNs in two places.
+
+    Egress clamping is in mangle_postrouting (firewall4 698a533): after
+    routing, the route MTU is final, and the SYNs the router sends itself
+    (its own connections out of the zone) pass there too, which they never
+    do in mangle_forward. Ingress clamping stays in mangle_forward.
+    """
     for hook in ("prerouting", "postrouting", "input"):
+        body = [t.rule_line(r) for r in rs.rules_of(f"mangle_{hook}")]
+        if hook == "postrouting":
+            body += _mssfix(rs, egress=True)
         hook_line = f"type filter hook {hook} priority mangle; policy accept;"
-        out.chain(
-            f"mangle_{hook}", [t.rule_line(r) for r in rs.rules_of(f"mangle_{hook}")], hook_line
-        )
+        out.chain(f"mangle_{hook}", body, hook_line)
     out.chain(
         "mangle_output",
         [t.rule_line(r) for r in rs.rules_of("mangle_output")],
         "type route hook output priority mangle; policy accept;",
     )
-    body = [t.rule_line(r) for r in rs.rules_of("mangle_forward")]
-    for zone in rs.zones:
-        if zone.mtu_fix:
-            for rule in zone.match_rules:
-                body.append(t.zone_mssfix(zone, rule, False))
-                body.append(t.zone_mssfix(zone, rule, True))
+    body = [t.rule_line(r) for r in rs.rules_of("mangle_forward")] + _mssfix(rs, egress=False)
     out.chain("mangle_forward", body, "type filter hook forward priority mangle; policy accept;")
+
+
+def _mssfix(rs: Ruleset, egress: bool) -> list[str]:
+    """The MSS clamping rules of every `mtu_fix` zone in one direction."""
+    return [
+        t.zone_mssfix(zone, rule, egress)
+        for zone in rs.zones
+        if zone.mtu_fix
+        for rule in zone.match_rules
+    ]
