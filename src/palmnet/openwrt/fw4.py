@@ -50,6 +50,7 @@ compared with the real fw4 at this commit on the same input, so its changes
 up to there are in, among them:
 
 - 698a533: egress MSS clamping (`mtu_fix`) in mangle_postrouting.
+- 7392792: no "Prevent NAT leakage" rules when drop_invalid is on.
 
 When OpenWrt moves the pin, move this and review the golden diffs against
 the new fw4."""

@@ -192,14 +192,21 @@ def _zone_chains(out: _Text, rs: Ruleset, zone: Zone) -> None:
         if verdict in zone.dflags:
             body = []
             for rule in zone.match_rules:
-                if (
-                    verdict == "accept"
-                    and (zone.masq or zone.masq6)
-                    and not zone.masq_allow_invalid
-                ):
+                if verdict == "accept" and _prevents_nat_leakage(rs, zone):
                     body.append(t.zone_drop_invalid(zone, rule))
                 body.append(t.zone_verdict(zone, rule, verdict, True))
             out.chain(f"{verdict}_to_{name}", body)
+
+
+def _prevents_nat_leakage(rs: Ruleset, zone: Zone) -> bool:
+    """Whether accept_to_<zone> first drops `ct state invalid` ("Prevent NAT leakage").
+
+    A masquerading zone must not let untracked packets out with their inner
+    source address. With drop_invalid the ct state vmap of every base chain
+    already drops them, so fw4 leaves the rule out (firewall4 7392792).
+    """
+    masq = zone.masq or zone.masq6
+    return masq and not zone.masq_allow_invalid and not rs.defaults.drop_invalid
 
 
 def _nat_chains(out: _Text, rs: Ruleset) -> None:
