@@ -51,6 +51,8 @@ up to there are in, among them:
 
 - 698a533: egress MSS clamping (`mtu_fix`) in mangle_postrouting.
 - 7392792: no "Prevent NAT leakage" rules when drop_invalid is on.
+- 597dc90, 1874050: `log_limit` of zones (a named nft limit per zone),
+  rules and redirects.
 
 When OpenWrt moves the pin, move this and review the golden diffs against
 the new fw4."""

@@ -36,7 +36,7 @@ from palmnet.openwrt.uci import UciSection
 
 _NOT_PALMNET = (
     *("ipset", "helper", "start_date", "stop_date", "start_time", "stop_time"),
-    *("weekdays", "mark", "log_limit"),
+    *("weekdays", "mark"),
 )
 
 
@@ -67,6 +67,7 @@ def redirect_spec(ruleset: Ruleset, default_name: str) -> dict[str, Spec]:
         "reflection_zone": Spec(zone_ref, None, PARSE_LIST),
         "counter": Spec(v.parse_bool, "1"),
         "log": Spec(v.parse_string),
+        "log_limit": Spec(v.parse_limit),
         "target": Spec(v.parse_target, "dnat"),
     }
     for key in _NOT_PALMNET:
@@ -230,6 +231,7 @@ def _add(
         limit_burst=opts.get("limit_burst"),
         counter=opts["counter"],
         log=opts.get("log"),
+        log_limit=opts.get("log_limit"),
         target=opts["target"],
         raddr=raddr,
         rport=rport,

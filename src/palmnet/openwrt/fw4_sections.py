@@ -114,7 +114,7 @@ def _zone_spec(defaults: Defaults) -> dict[str, Spec]:
         "mtu_fix": Spec(v.parse_bool),
         "custom_chains": Spec(v.parse_bool, None, UNSUPPORTED),
         "log": Spec(v.parse_int),
-        "log_limit": Spec(v.parse_limit, None, UNSUPPORTED),
+        "log_limit": Spec(v.parse_limit),
         "auto_helper": Spec(v.parse_bool, "1"),
         "helper": Spec(v.parse_string, None, PARSE_LIST | NOT_IN_PALMNET),
         "counter": Spec(v.parse_bool, "1"),
@@ -169,6 +169,7 @@ def read_zone(
         masq_allow_invalid=bool(opts.get("masq_allow_invalid")),
         mtu_fix=bool(opts.get("mtu_fix")),
         log=opts.get("log") or 0,
+        log_limit=opts.get("log_limit"),
         counter=opts["counter"],
     )
     groups, matched = _device_groups(devices)
