@@ -150,6 +150,7 @@ class Zone:
     match_rules: list[MatchRule] = field(default_factory=list)
     match_devices: list[str] = field(default_factory=list)
     match_subnets: list[str] = field(default_factory=list)
+    related_subnets: list[Addr] = field(default_factory=list)  # its networks' and subnets
     masq4_src: list[AddrGroup] = field(default_factory=list)
     masq4_dest: list[AddrGroup] = field(default_factory=list)
     masq6_src: list[AddrGroup] = field(default_factory=list)
