@@ -25,18 +25,30 @@ UPDATE = os.environ.get("PALMNET_UPDATE_GOLDEN") == "1"
 STOCK_DEVICES = {"lan": ["br-lan"], "wan": ["eth1"], "wan6": ["eth1"]}
 
 
+def _header(text: str, key: str) -> dict[str, list[str]] | None:
+    """A `# key: net=a,b net=c` header line of a golden as a map, if it has one."""
+    for line in text.splitlines():
+        if line.startswith(f"# {key}:"):
+            pairs = (item.split("=", 1) for item in line.split(":", 1)[1].split())
+            return {net: values.split(",") for net, values in pairs}
+    return None
+
+
 def devices_of(text: str) -> dict[str, list[str]]:
     """The `# devices: net=dev,dev ...` header of a golden, or the stock map."""
-    for line in text.splitlines():
-        if line.startswith("# devices:"):
-            pairs = (item.split("=", 1) for item in line.split(":", 1)[1].split())
-            return {net: devs.split(",") for net, devs in pairs}
-    return STOCK_DEVICES
+    return _header(text, "devices") or STOCK_DEVICES
+
+
+def addresses_of(text: str) -> dict[str, list[str]]:
+    """The `# addresses: net=addr/len,... ...` header of a golden (netifd's
+    addresses of each network), or none at all."""
+    return _header(text, "addresses") or {}
 
 
 def compile_text(text: str, devices=None, strict: bool = False):
     package = parse(text, "firewall", file="/etc/config/firewall")
-    return compile_firewall(package, devices or devices_of(text), strict=strict)
+    devices = devices or devices_of(text)
+    return compile_firewall(package, devices, strict=strict, network_addresses=addresses_of(text))
 
 
 def check_golden(path: Path, actual: str) -> None:

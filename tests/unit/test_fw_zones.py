@@ -114,3 +114,83 @@ config interface
 
 def test_empty_network():
     assert devices("") == {}
+
+
+def addresses(text: str) -> dict[str, list[str]]:
+    return zone_devices(parse(text, "network")).addresses
+
+
+def test_static_addresses_as_netifd_reports_them():
+    text = """
+config globals 'globals'
+\toption ula_prefix 'fd12:3456:789a::/48'
+config interface 'lan'
+\toption device 'br-lan'
+\toption proto 'static'
+\toption ipaddr '198.51.100.1'
+\toption netmask '255.255.255.128'
+\toption ip6addr '2001:db8:1::1'
+\toption ip6assign '60'
+\toption ip6hint '20'
+config interface 'wan'
+\toption device 'eth1'
+\toption proto 'static'
+\tlist ipaddr '203.0.113.2/24'
+\tlist ipaddr '203.0.113.3'
+config interface 'wan6'
+\toption device '@wan'
+\toption proto 'dhcpv6'
+config interface 'bad'
+\toption device 'eth2'
+\toption proto 'static'
+\toption ipaddr '192.0.2.1'
+\toption netmask 'nonsense'
+"""
+    # no netmask: /32; no ip6addr length: /128; the ULA share is ip6assign long
+    # and its ::1 (hint 20 in a /60 share: the share at 20); dhcpv6 learns its
+    # addresses at run time; netifd refuses a bad netmask and sets no IPv4.
+    assert addresses(text) == {
+        "lan": ["198.51.100.1/25", "2001:db8:1::1/128", "fd12:3456:789a:20::1/60"],
+        "wan": ["203.0.113.2/24", "203.0.113.3/32"],
+    }
+
+
+def test_ula_auto_has_no_address_in_any_file():
+    text = """
+config globals 'globals'
+\toption ula_prefix 'auto'
+config interface 'lan'
+\toption device 'br-lan'
+\toption proto 'static'
+\toption ip6assign '64'
+"""
+    assert addresses(text) == {}
+
+
+def test_zone_devices_give_the_compiler_the_addresses_for_reflection():
+    """The path a lab takes: compile_firewall(firewall, zone_devices(network))."""
+    forward = """
+config redirect
+\toption name 'web'
+\toption src 'wan'
+\toption dest 'lan'
+\toption proto 'tcp'
+\toption src_dport '8080'
+\toption dest_ip '192.168.1.10'
+\toption dest_port '80'
+"""
+    dhcp, static = "\toption proto 'dhcp'\n", "\toption proto 'static'\n"
+    network = defaults.network_text(ULA).replace(
+        dhcp, f"{static}\toption ipaddr '203.0.113.2/24'\n"
+    )
+    firewall = parse(defaults.FIREWALL + forward, "firewall")
+    text = compile_firewall(firewall, zone_devices(parse(network, "network"))).nft_text
+    assert "define lan_subnets = { 192.168.1.0/24, fd12:3456:789a::/60 }" in text
+    assert (
+        "ip saddr 192.168.1.0/24 ip daddr 203.0.113.2 tcp dport 8080 dnat 192.168.1.10:80"
+        ' comment "!fw4: web (reflection)"'
+    ) in text
+    assert (
+        "ip saddr 192.168.1.0/24 ip daddr 192.168.1.10 tcp dport 80 snat 192.168.1.1"
+        ' comment "!fw4: web (reflection)"'
+    ) in text

@@ -145,10 +145,12 @@ class Zone:
     masq_allow_invalid: bool = False
     mtu_fix: bool = False
     log: int = 0
+    log_limit: Limit | None = None  # rate of the zone's log lines (a named nft limit)
     counter: bool = True
     match_rules: list[MatchRule] = field(default_factory=list)
     match_devices: list[str] = field(default_factory=list)
     match_subnets: list[str] = field(default_factory=list)
+    related_subnets: list[Addr] = field(default_factory=list)  # its networks' and subnets
     masq4_src: list[AddrGroup] = field(default_factory=list)
     masq4_dest: list[AddrGroup] = field(default_factory=list)
     masq6_src: list[AddrGroup] = field(default_factory=list)
@@ -198,8 +200,11 @@ class Rule:
     limit_burst: int | None = None
     counter: bool = False
     log: str | None = None
+    log_limit: Limit | None = None  # the rule's own rate for its log lines
     target: str | None = None
     jump_chain: str | None = None
+    src_zone: Zone | None = None  # which zone's log_limit applies in the forward chain
+    dest_zone: Zone | None = None
 
 
 @dataclass

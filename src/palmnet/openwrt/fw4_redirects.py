@@ -8,19 +8,27 @@ IPv4 only (its backward-compatible reading of fw3 files); `family any`
 makes it both. The source zone then accepts `ct status dnat` in its input_
 and forward_ chains, so the forwarded flow passes the filter.
 
-NAT reflection (hairpin NAT, on by default) needs the router's own addresses
-in each zone, which fw4 takes from netifd; palmnet compiles without them, so
-no reflection rules are written. The zone flags fw4 sets for reflection are
-kept, so the chains are the same as fw4's on a router whose LAN has no
-address yet.
+A DNAT redirect with a rewrite address also gets NAT reflection rules (on
+by default, from the zones' addresses), and one without `dest` takes the
+zone of its `dest_ip`: see fw4_reflection.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from palmnet.openwrt import fw4_values as v
-from palmnet.openwrt.fw4_model import Addr, AddrGroup, Network, Port, Proto, Redirect, Ruleset
+from palmnet.openwrt.fw4_model import (
+    Addr,
+    AddrGroup,
+    Network,
+    Port,
+    Proto,
+    Redirect,
+    Ruleset,
+    ZoneRef,
+)
 from palmnet.openwrt.fw4_options import (
     DEPRECATED,
     FLATTEN_LIST,
@@ -31,12 +39,13 @@ from palmnet.openwrt.fw4_options import (
     Spec,
     parse_options,
 )
+from palmnet.openwrt.fw4_reflection import Addresses, reflection_rules, zone_of
 from palmnet.openwrt.fw4_sections import zone_ref_parser
 from palmnet.openwrt.uci import UciSection
 
 _NOT_PALMNET = (
     *("ipset", "helper", "start_date", "stop_date", "start_time", "stop_time"),
-    *("weekdays", "mark", "log_limit"),
+    *("weekdays", "mark"),
 )
 
 
@@ -67,6 +76,7 @@ def redirect_spec(ruleset: Ruleset, default_name: str) -> dict[str, Spec]:
         "reflection_zone": Spec(zone_ref, None, PARSE_LIST),
         "counter": Spec(v.parse_bool, "1"),
         "log": Spec(v.parse_string),
+        "log_limit": Spec(v.parse_limit),
         "target": Spec(v.parse_target, "dnat"),
     }
     for key in _NOT_PALMNET:
@@ -95,7 +105,10 @@ def read_redirect(report: Reporter, section: UciSection, ruleset: Ruleset, secti
     if log is not None:
         flag = v.parse_bool(log)
         opts["log"] = f"{opts['name']}: " if flag else None if flag is False else log
-    problem = _check_dnat(opts) if opts["target"] == "dnat" else _check_snat(opts)
+    if opts["target"] == "dnat":
+        problem = _check_dnat(opts, ruleset, lambda text: report.warn(section, text))
+    else:
+        problem = _check_snat(opts)
     if problem:
         report.warn(section, problem)
         return
@@ -103,7 +116,12 @@ def read_redirect(report: Reporter, section: UciSection, ruleset: Ruleset, secti
         _expand(report, section, ruleset, opts, proto)
 
 
-def _check_dnat(opts: dict[str, Any]) -> str | None:
+def _check_dnat(opts: dict[str, Any], ruleset: Ruleset, warn: Callable[[str], None]) -> str | None:
+    """Why a DNAT redirect cannot be used, or None; fills in what fw4 infers.
+
+    Without `dest`, the zone whose addresses hold `dest_ip` is taken (said
+    in a warning); without `dest_port`, `src_dport`.
+    """
     src, dest, dest_ip = opts.get("src"), opts.get("dest"), opts.get("dest_ip")
     if src is None:
         return "has no source specified"
@@ -113,6 +131,10 @@ def _check_dnat(opts: dict[str, Any]) -> str | None:
         return "must not specify a negated 'dest_ip' value"
     if dest_ip is not None and any(a.bits == -1 and a.addr2 is None for a in dest_ip.addrs):
         return "must not use non-contiguous masks in 'dest_ip'"
+    zone = zone_of(ruleset, dest_ip.addrs) if dest is None and dest_ip is not None else None
+    if zone is not None:
+        dest = opts["dest"] = ZoneRef(zone)
+        warn(f"does not specify a destination, assuming '{zone.name}'")
     if opts.get("dest_port") is None:
         opts["dest_port"] = opts.get("src_dport")
     if opts["reflection"] and dest is not None and dest.zone and src.zone.masq:
@@ -166,6 +188,9 @@ def _expand(
     if isinstance(family, str):
         report.warn(section, f"{family}, skipping")
         return
+    if dnat:
+        addrs = Addresses((dip4, dip6), (rip4, rip6))
+        _add_reflection(report, section, ruleset, opts, proto, addrs, (sport, dport, rport))
     if len(rip4) > 1 or len(rip6) > 1:
         report.warn(section, "specifies multiple rewrite addresses, using only first one")
     has = {4: bool(sip4 or dip4 or rip4), 6: bool(sip6 or dip6 or rip6)}
@@ -189,6 +214,24 @@ def _expand(
             for daddrs in v.group_by_masking(dip):
                 raddr = rip[0] if rip else None
                 _add(ruleset, opts, fam, proto, saddrs, daddrs, raddr, (sport, dport, rport))
+
+
+def _add_reflection(
+    report: Reporter,
+    section: UciSection,
+    ruleset: Ruleset,
+    opts: dict[str, Any],
+    proto: Proto,
+    addrs: Addresses,
+    ports: tuple[Port | None, Port | None, Port | None],
+) -> None:
+    """The reflection rules of one protocol, before the redirect's own, as fw4 orders them."""
+
+    def notice(text: str) -> None:
+        report.warn(section, text, notice=True)
+
+    for r in reflection_rules(opts, addrs, ports, notice):
+        _add(ruleset, r.opts, r.family, proto, r.saddrs, r.daddrs, r.raddr, r.ports)
 
 
 def _one(network: Network | None) -> list[Network] | None:
@@ -230,14 +273,17 @@ def _add(
         limit_burst=opts.get("limit_burst"),
         counter=opts["counter"],
         log=opts.get("log"),
+        log_limit=opts.get("log_limit"),
         target=opts["target"],
         raddr=raddr,
         rport=rport,
     )
     if redirect.target == "dnat":
         redirect.chain = f"dstnat_{opts['src'].zone.name}"
+        opts["src"].zone.dflags.add("dnat")
         if raddr is None:
             redirect.target = "redirect"
     else:
         redirect.chain = f"srcnat_{opts['dest'].zone.name}"
+        opts["dest"].zone.dflags.add("snat")
     ruleset.redirects.append(redirect)

@@ -5,6 +5,9 @@ the same statements in the same order with the same `!fw4: ...` comments,
 so a ruleset reads like the one on an OpenWrt router and counters can be
 matched to sections the same way. `fw4_ruleset` arranges them into chains.
 
+A rule or zone verdict whose log is rate limited (`log_limit`) becomes two
+statements, as in fw4: the log with its limit first, then the rule itself.
+
 Differences on purpose: device names are always quoted (fw4 leaves a name
 like `ae` bare, which nft would misread), and comments and log prefixes are
 cut to nft's length limits with double quotes replaced, as nft has no
@@ -14,6 +17,7 @@ escape for a quote inside a string.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from palmnet.openwrt.fw4_model import Addr, AddrGroup, MatchRule, Proto, Redirect, Rule, Zone
 from palmnet.openwrt.fw4_values import cidr, host
@@ -100,20 +104,63 @@ def _matches(r: Rule) -> list[str]:
     return out
 
 
-def _tail(r: Rule) -> list[str]:
-    out = []
-    if r.limit:
-        burst = f" burst {r.limit_burst} packets" if r.limit_burst else ""
-        out.append(f"limit rate {r.limit.rate}/{r.limit.unit}{burst}")
-    if r.counter:
-        out.append("counter")
+def _limit(r: Rule) -> list[str]:
+    if not r.limit:
+        return []
+    burst = f" burst {r.limit_burst} packets" if r.limit_burst else ""
+    return [f"limit rate {r.limit.rate}/{r.limit.unit}{burst}"]
+
+
+def _counter_log(r: Rule) -> list[str]:
+    out = ["counter"] if r.counter else []
     if r.log:
-        out.append(f'log prefix "{_clean(r.log)[:_PREFIX_MAX]}"')
+        out.append(log_prefix(r.log))
     return out
 
 
-def rule_line(r: Rule) -> str:
-    """rule.uc: one filter rule."""
+def log_prefix(text: str) -> str:
+    return f'log prefix "{_clean(text)[:_PREFIX_MAX]}"'
+
+
+def zone_log_limit(zone: Zone) -> str:
+    """The reference to a zone's named limit (see `limit_object`)."""
+    return f'limit name "{zone.name}.log_limit"'
+
+
+def limit_object(zone: Zone) -> list[str]:
+    """ruleset.uc's Limits section: the named limit a zone's log lines share."""
+    assert zone.log_limit is not None
+    rate = zone.log_limit
+    return [
+        f"limit {zone.name}.log_limit {{",
+        f'\tcomment "{_clean(zone.name)} log limit"',
+        f"\trate {rate.rate}/{rate.unit}",
+        "}",
+    ]
+
+
+def _rule_log_limit(r: Rule, zone: Zone | None) -> str | None:
+    """The limit on a rule's log lines: its own log_limit, else its zone's."""
+    if not r.log:
+        return None
+    if r.log_limit:
+        return f"limit rate {r.log_limit.rate}/{r.log_limit.unit}"
+    return zone_log_limit(zone) if zone and zone.log_limit else None
+
+
+def _log_line(head: list[str], limit: str, text: str) -> str:
+    """A rule of its own that only logs, at a limited rate.
+
+    fw4 writes a rule whose log is rate limited as two: this one in front,
+    with the same matches and no verdict, then the rule without its log. The
+    limit then throttles the log lines only, never what happens to the
+    packets (a limit in the rule itself would let the excess fall through).
+    """
+    return " ".join([*head, limit, log_prefix(text)])
+
+
+def _rule_head(r: Rule) -> list[str]:
+    """rule.uc up to the counter: everything a rule matches on."""
     out = []
     if r.family and not r.has_addrs:
         out.append(f"meta nfproto {nfproto(r.family)}")
@@ -129,25 +176,41 @@ def rule_line(r: Rule) -> str:
         out.append(f"{icmp} type {nft_set([str(t) for t in r.icmp_types])}")
     if r.icmp_codes:
         out.append(f"{icmp} type . {icmp} code {nft_set(r.icmp_codes, force=True)}")
-    out += _tail(r)
+    return out + _limit(r)
+
+
+def rule_lines(r: Rule, zone: Zone | None = None) -> list[str]:
+    """rule.uc: one filter rule (two with a limited log); `zone` lends its log_limit."""
+    head = _rule_head(r)
+    limit = _rule_log_limit(r, zone)
+    if limit and r.log:
+        return [_log_line(head, limit, r.log), *rule_lines(replace(r, log=None), zone)]
+    out = head + _counter_log(r)
     if r.jump_chain:
         out.append(f"jump {r.jump_chain}")
     elif r.target:
         out.append(r.target)
     out.append(comment(f"!fw4: {r.name}"))
-    return " ".join(out)
+    return [" ".join(out)]
 
 
-def redirect_line(r: Redirect) -> str:
-    """redirect.uc: one dnat, redirect or snat rule."""
+def _redirect_head(r: Redirect) -> list[str]:
     out = []
     if r.family and not r.has_addrs:
         out.append(f"meta nfproto {nfproto(r.family)}")
     if not r.proto.any and not r.has_ports:
         name = "ipv6-icmp" if r.proto.name == "icmp" and r.family == 6 else r.proto.name
         out.append(f"meta l4proto {name}")
-    out += _matches(r)
-    out += _tail(r)
+    return out + _matches(r) + _limit(r)
+
+
+def redirect_lines(r: Redirect, zone: Zone | None = None) -> list[str]:
+    """redirect.uc: one dnat, redirect or snat rule (two with a limited log)."""
+    head = _redirect_head(r)
+    limit = _rule_log_limit(r, zone)
+    if limit and r.log:
+        return [_log_line(head, limit, r.log), *redirect_lines(replace(r, log=None), zone)]
+    out = head + _counter_log(r)
     port = r.rport.text() if r.rport else None
     if r.target == "redirect":
         out.append(f"redirect to {port}" if port else "redirect")
@@ -155,7 +218,7 @@ def redirect_line(r: Redirect) -> str:
         where = host(r.raddr, port is not None) if r.raddr else ""
         out.append(f"{r.target} {where}{':' + port if port else ''}")
     out.append(comment(f"!fw4: {r.name}"))
-    return " ".join(out)
+    return [" ".join(out)]
 
 
 def zone_match(rule: MatchRule, egress: bool) -> list[str]:
@@ -187,30 +250,41 @@ def zone_jump(zone: Zone, rule: MatchRule, direction: str) -> str:
     return " ".join(out)
 
 
-def zone_verdict(zone: Zone, rule: MatchRule, verdict: str, egress: bool) -> str:
-    out = _family_prefix(rule.family) + zone_match(rule, egress)
-    if zone.counter:
-        out.append("counter")
-    if verdict != "accept" and zone.log & 1:
-        out.append(f'log prefix "{verdict} {zone.name} {"out" if egress else "in"}: "')
-    text = f"{zone.name} {nfproto(rule.family, True)} traffic"
+def zone_verdict(zone: Zone, rule: MatchRule, verdict: str, egress: bool) -> list[str]:
+    """zone-verdict.uc: a zone's accept/reject/drop for one match rule.
+
+    A zone that logs refused packets with a log_limit logs them in a rule
+    of its own in front, through the zone's named limit (see _log_line).
+    """
+    head = _family_prefix(rule.family) + zone_match(rule, egress)
+    text = f'log prefix "{verdict} {zone.name} {"out" if egress else "in"}: "'
+    logs = verdict != "accept" and bool(zone.log & 1)
+    out = []
+    if logs and zone.log_limit:
+        out.append(" ".join([*head, zone_log_limit(zone), text]))
+        logs = False
+    line = head + (["counter"] if zone.counter else []) + ([text] if logs else [])
+    what = f"{zone.name} {nfproto(rule.family, True)} traffic"
     if verdict == "reject":
-        out.append(f"jump handle_reject {comment(f'!fw4: reject {text}')}")
+        line.append(f"jump handle_reject {comment(f'!fw4: reject {what}')}")
     else:
-        out.append(f"{verdict} {comment(f'!fw4: {verdict} {text}')}")
-    return " ".join(out)
+        line.append(f"{verdict} {comment(f'!fw4: {verdict} {what}')}")
+    return [*out, " ".join(line)]
 
 
-def zone_drop_invalid(zone: Zone, rule: MatchRule) -> str:
-    out = _family_prefix(4 if zone.masq else 6) if zone.masq != zone.masq6 else []
-    out += zone_match(rule, True)
-    out.append("ct state invalid")
-    if zone.counter:
-        out.append("counter")
-    if zone.log & 1:
-        out.append(f'log prefix "drop {zone.name} invalid ct state: "')
-    out.append('drop comment "!fw4: Prevent NAT leakage"')
-    return " ".join(out)
+def zone_drop_invalid(zone: Zone, rule: MatchRule) -> list[str]:
+    """zone-drop-invalid.uc: "Prevent NAT leakage", its log limited like a verdict's."""
+    head = _family_prefix(4 if zone.masq else 6) if zone.masq != zone.masq6 else []
+    head += [*zone_match(rule, True), "ct state invalid"]
+    text = f'log prefix "drop {zone.name} invalid ct state: "'
+    logs = bool(zone.log & 1)
+    out = []
+    if logs and zone.log_limit:
+        out.append(" ".join([*head, zone_log_limit(zone), text]))
+        logs = False
+    line = head + (["counter"] if zone.counter else []) + ([text] if logs else [])
+    line.append('drop comment "!fw4: Prevent NAT leakage"')
+    return [*out, " ".join(line)]
 
 
 def zone_mssfix(zone: Zone, rule: MatchRule, egress: bool) -> str:

@@ -39,7 +39,7 @@ from palmnet.openwrt.uci import UciSection
 _UNIMPLEMENTED_TARGETS = ("notrack", "helper", "mark", "dscp")
 _NOT_PALMNET = (
     *("ipset", "helper", "set_helper", "start_date", "stop_date", "start_time", "stop_time"),
-    *("weekdays", "mark", "set_mark", "set_xmark", "dscp", "set_dscp", "log_limit"),
+    *("weekdays", "mark", "set_mark", "set_xmark", "dscp", "set_dscp"),
 )
 
 
@@ -68,6 +68,7 @@ def rule_spec(ruleset: Ruleset, default_name: str) -> dict[str, Spec]:
         "monthdays": Spec(v.parse_string, None, UNSUPPORTED),
         "counter": Spec(v.parse_bool, "1"),
         "log": Spec(v.parse_string),
+        "log_limit": Spec(v.parse_limit),
         "target": Spec(v.parse_target),
     }
     for key in _NOT_PALMNET:
@@ -223,9 +224,12 @@ def _add(
         limit_burst=opts.get("limit_burst"),
         counter=opts["counter"],
         log=opts.get("log"),
+        log_limit=opts.get("log_limit"),
         target=opts.get("target"),
     )
     src, dest = opts.get("src"), opts.get("dest")
+    rule.src_zone = src.zone if src is not None else None
+    rule.dest_zone = dest.zone if dest is not None else None
     if src is not None:
         direction = "forward" if dest is not None else "input"
         rule.chain = f"{direction}_{src.zone.name}" if src.zone else direction

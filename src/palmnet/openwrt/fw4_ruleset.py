@@ -8,7 +8,8 @@ The statement forms are those of firewall4 in OpenWrt 24.10 and its test
 cases: `iif "lo"` / `oif "lo"`, `ct state vmap { established : accept,
 related : accept }` (plus `invalid : drop` with drop_invalid), a REJECT
 default policy written as policy drop plus a final `jump handle_reject`,
-MSS clamping of both directions in mangle_forward. Base chains always state
+MSS clamping of outgoing SYNs in mangle_postrouting and of incoming ones in
+mangle_forward. Base chains always state
 their policy (`policy accept;` too), as ruleset.uc writes them.
 
 Left out compared with fw4 on OpenWrt: the `include "/etc/nftables.d/*.nft"`
@@ -24,7 +25,7 @@ import re
 from dataclasses import replace
 
 from palmnet.openwrt import fw4_render as t
-from palmnet.openwrt.fw4_model import MatchRule, Ruleset, Zone
+from palmnet.openwrt.fw4_model import MatchRule, Rule, Ruleset, Zone
 
 _VERDICTS = ("accept", "reject", "drop")
 
@@ -67,6 +68,7 @@ def render_ruleset(rs: Ruleset) -> str:
         out.add(f"define {name}_subnets = {t.nft_set(zone.match_subnets, force=True)}")
         out.add()
     out.add()
+    _limits(out, rs)
     out.heading("Filter rules")
     _filter_chains(out, rs)
     out.add()
@@ -82,6 +84,35 @@ def render_ruleset(rs: Ruleset) -> str:
     out.lines.pop()  # no blank line before the table's closing brace
     out.add("}", 0)
     return "\n".join(out.lines) + "\n"
+
+
+def _rules(rs: Ruleset, chain: str, zone: Zone | None = None) -> list[str]:
+    """The rules of a chain; `zone` (the chain's own) lends them its log_limit."""
+    return [line for r in rs.rules_of(chain) for line in t.rule_lines(r, zone)]
+
+
+def _redirects(rs: Ruleset, chain: str, zone: Zone | None = None) -> list[str]:
+    return [line for r in rs.redirects_of(chain) for line in t.redirect_lines(r, zone)]
+
+
+def _forward_log_zone(rule: Rule) -> Zone | None:
+    """Whose log_limit a rule of the forward base chain uses, as ruleset.uc picks it:
+    its source zone's if that has one, else its destination zone's."""
+    src = rule.src_zone
+    return src if src is not None and src.log_limit else rule.dest_zone
+
+
+def _limits(out: _Text, rs: Ruleset) -> None:
+    """The named limits zones with a log_limit share between their log rules."""
+    zones = [zone for zone in rs.zones if zone.log_limit]
+    if not zones:
+        return
+    out.heading("Limits")
+    for zone in zones:
+        for line in t.limit_object(zone):
+            out.add(line)
+        out.add()
+    out.add()
 
 
 def _policy(policy: str) -> str:
@@ -105,20 +136,21 @@ def _filter_chains(out: _Text, rs: Ruleset) -> None:
             "tcp flags & (fin | syn | rst | ack) == syn jump syn_flood "
             'comment "!fw4: Rate limit TCP syn packets"'
         )
-    body += [t.rule_line(r) for r in rs.rules_of("input")]
+    body += _rules(rs, "input")
     body += [t.zone_jump(zone, rule, "input") for zone, rule in matched]
     body += ["jump handle_reject"] if d.input == "reject" else []
     out.chain("input", body, _base_hook("input", d.input))
 
     body = ["", f'{states} comment "!fw4: Handle forwarded flows"']
-    body += [t.rule_line(r) for r in rs.rules_of("forward")]
+    for r in rs.rules_of("forward"):
+        body += t.rule_lines(r, _forward_log_zone(r))
     body += [t.zone_jump(zone, rule, "forward") for zone, rule in matched]
     body += ["jump handle_reject"] if d.forward == "reject" else []
     out.chain("forward", body, _base_hook("forward", d.forward))
 
     body = ["", 'oif "lo" accept comment "!fw4: Accept traffic towards loopback"', ""]
     body.append(f'{states} comment "!fw4: Handle outbound flows"')
-    body += [t.rule_line(r) for r in rs.rules_of("output")]
+    body += _rules(rs, "output")
     for zone, rule in matched:
         if "helper" in zone.dflags and rule.devices_pos and "lo" in rule.devices_pos:
             body.append(t.zone_jump(zone, _only(rule, ["lo"]), "helper"))
@@ -165,40 +197,50 @@ def _only(rule: MatchRule, devices: list[str] | None) -> MatchRule:
 def _zone_chains(out: _Text, rs: Ruleset, zone: Zone) -> None:
     name = zone.name
     dnat = "dnat" in zone.dflags
-    body = [t.rule_line(r) for r in rs.rules_of(f"input_{name}")]
+    body = _rules(rs, f"input_{name}", zone)
     body += ['ct status dnat accept comment "!fw4: Accept port redirections"'] if dnat else []
     body.append(f"jump {zone.input}_from_{name}")
     out.chain(f"input_{name}", body)
 
-    body = [t.rule_line(r) for r in rs.rules_of(f"output_{name}")]
+    body = _rules(rs, f"output_{name}", zone)
     body.append(f"jump {zone.output}_to_{name}")
     out.chain(f"output_{name}", body)
 
-    body = [t.rule_line(r) for r in rs.rules_of(f"forward_{name}")]
+    body = _rules(rs, f"forward_{name}", zone)
     body += ['ct status dnat accept comment "!fw4: Accept port forwards"'] if dnat else []
     body.append(f"jump {zone.forward}_to_{name}")
     if rs.defaults.forward != "accept" and zone.log & 1:
-        body.append(f'log prefix "{rs.defaults.forward} {name} forward: "')
+        limit = [t.zone_log_limit(zone)] if zone.log_limit else []
+        body.append(" ".join([*limit, f'log prefix "{rs.defaults.forward} {name} forward: "']))
     out.chain(f"forward_{name}", body)
 
     if "helper" in zone.dflags:
-        out.chain(f"helper_{name}", [t.rule_line(r) for r in rs.rules_of(f"helper_{name}")])
+        out.chain(f"helper_{name}", _rules(rs, f"helper_{name}", zone))
 
     for verdict in _VERDICTS:
         if verdict in zone.sflags:
-            body = [t.zone_verdict(zone, rule, verdict, False) for rule in zone.match_rules]
+            body = [
+                x for rule in zone.match_rules for x in t.zone_verdict(zone, rule, verdict, False)
+            ]
             out.chain(f"{verdict}_from_{name}", body)
         if verdict in zone.dflags:
             body = []
             for rule in zone.match_rules:
-                if (
-                    verdict == "accept"
-                    and (zone.masq or zone.masq6)
-                    and not zone.masq_allow_invalid
-                ):
-                    body.append(t.zone_drop_invalid(zone, rule))
-                body.append(t.zone_verdict(zone, rule, verdict, True))
+                if verdict == "accept" and _prevents_nat_leakage(rs, zone):
+                    body += t.zone_drop_invalid(zone, rule)
+                body += t.zone_verdict(zone, rule, verdict, True)
             out.chain(f"{verdict}_to_{name}", body)
+
+
+def _prevents_nat_leakage(rs: Ruleset, zone: Zone) -> bool:
+    """Whether accept_to_<zone> first drops `ct state invalid` ("Prevent NAT leakage").
+
+    A masquerading zone must not let untracked packets out with their inner
+    source address. With drop_invalid the ct state vmap of every base chain
+    already drops them, so fw4 leaves the rule out (firewall4 7392792).
+    """
+    masq = zone.masq or zone.masq6
+    return masq and not zone.masq_allow_invalid and not rs.defaults.drop_invalid
 
 
 def _nat_chains(out: _Text, rs: Ruleset) -> None:
@@ -208,7 +250,7 @@ def _nat_chains(out: _Text, rs: Ruleset) -> None:
             body += [t.zone_jump(zone, rule, "dstnat") for rule in zone.match_rules]
     out.chain("dstnat", body, "type nat hook prerouting priority dstnat; policy accept;")
 
-    body = [t.redirect_line(r) for r in rs.redirects_of("srcnat")]
+    body = _redirects(rs, "srcnat")
     for zone in rs.zones:
         if "snat" in zone.dflags:
             body += [t.zone_jump(zone, rule, "srcnat") for rule in zone.match_rules]
@@ -216,10 +258,10 @@ def _nat_chains(out: _Text, rs: Ruleset) -> None:
 
     for zone in rs.zones:
         if "dnat" in zone.dflags:
-            body = [t.redirect_line(r) for r in rs.redirects_of(f"dstnat_{zone.name}")]
+            body = _redirects(rs, f"dstnat_{zone.name}", zone)
             out.chain(f"dstnat_{zone.name}", body)
         if "snat" in zone.dflags:
-            body = [t.redirect_line(r) for r in rs.redirects_of(f"srcnat_{zone.name}")]
+            body = _redirects(rs, f"srcnat_{zone.name}", zone)
             for family, on, sources, dests in (
                 (4, zone.masq, zone.masq4_src, zone.masq4_dest),
                 (6, zone.masq6, zone.masq6_src, zone.masq6_dest),
@@ -230,20 +272,33 @@ def _nat_chains(out: _Text, rs: Ruleset) -> None:
 
 
 def _mangle_chains(out: _Text, rs: Ruleset) -> None:
+    """The mangle chains; `mtu_fix` clamps the MSS of TCP SYNs in two places.
+
+    Egress clamping is in mangle_postrouting (firewall4 698a533): after
+    routing, the route MTU is final, and the SYNs the router sends itself
+    (its own connections out of the zone) pass there too, which they never
+    do in mangle_forward. Ingress clamping stays in mangle_forward.
+    """
     for hook in ("prerouting", "postrouting", "input"):
+        body = _rules(rs, f"mangle_{hook}")
+        if hook == "postrouting":
+            body += _mssfix(rs, egress=True)
         hook_line = f"type filter hook {hook} priority mangle; policy accept;"
-        out.chain(
-            f"mangle_{hook}", [t.rule_line(r) for r in rs.rules_of(f"mangle_{hook}")], hook_line
-        )
+        out.chain(f"mangle_{hook}", body, hook_line)
     out.chain(
         "mangle_output",
-        [t.rule_line(r) for r in rs.rules_of("mangle_output")],
+        _rules(rs, "mangle_output"),
         "type route hook output priority mangle; policy accept;",
     )
-    body = [t.rule_line(r) for r in rs.rules_of("mangle_forward")]
-    for zone in rs.zones:
-        if zone.mtu_fix:
-            for rule in zone.match_rules:
-                body.append(t.zone_mssfix(zone, rule, False))
-                body.append(t.zone_mssfix(zone, rule, True))
+    body = _rules(rs, "mangle_forward") + _mssfix(rs, egress=False)
     out.chain("mangle_forward", body, "type filter hook forward priority mangle; policy accept;")
+
+
+def _mssfix(rs: Ruleset, egress: bool) -> list[str]:
+    """The MSS clamping rules of every `mtu_fix` zone in one direction."""
+    return [
+        t.zone_mssfix(zone, rule, egress)
+        for zone in rs.zones
+        if zone.mtu_fix
+        for rule in zone.match_rules
+    ]

@@ -7,16 +7,31 @@ zone gets "match rules" (one per device group and address family) that every
 jump into and verdict of the zone repeats, as fw4's zone-match template does.
 A network the map does not know is left out without a word, as fw4 leaves
 out a network that is not up.
+
+A zone's "related subnets" are the addresses of its networks (what netifd
+reports, negated networks included, as fw4 does) followed by its `subnet`
+list: the `_subnets` define lists them, NAT reflection and redirects
+without `dest` look zones up by them (fw4_reflection).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from palmnet.openwrt import fw4_values as v
-from palmnet.openwrt.fw4_model import Defaults, Device, MatchRule, Rule, Ruleset, Zone, ZoneRef
+from palmnet.openwrt.fw4_model import (
+    Addr,
+    Defaults,
+    Device,
+    MatchRule,
+    Rule,
+    Ruleset,
+    Zone,
+    ZoneRef,
+)
 from palmnet.openwrt.fw4_options import (
     NOT_IN_PALMNET,
     PARSE_LIST,
@@ -27,6 +42,22 @@ from palmnet.openwrt.fw4_options import (
     parse_options,
 )
 from palmnet.openwrt.uci import UciSection
+
+
+@dataclass(frozen=True)
+class Networks:
+    """What fw4 asks netifd: each network's devices and addresses ("addr/len")."""
+
+    devices: Mapping[str, Sequence[str]]
+    addresses: Mapping[str, Sequence[str]]
+
+    def addrs(self, name: str) -> list[Addr]:
+        """A network's addresses as fw4 keeps them (address, mask and length)."""
+        out: list[Addr] = []
+        for text in self.addresses.get(name, ()):
+            out += v.parse_subnet(text) or []
+        return out
+
 
 # Zone names become parts of nft chain and define names.
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
@@ -114,19 +145,14 @@ def _zone_spec(defaults: Defaults) -> dict[str, Spec]:
         "mtu_fix": Spec(v.parse_bool),
         "custom_chains": Spec(v.parse_bool, None, UNSUPPORTED),
         "log": Spec(v.parse_int),
-        "log_limit": Spec(v.parse_limit, None, UNSUPPORTED),
+        "log_limit": Spec(v.parse_limit),
         "auto_helper": Spec(v.parse_bool, "1"),
         "helper": Spec(v.parse_string, None, PARSE_LIST | NOT_IN_PALMNET),
         "counter": Spec(v.parse_bool, "1"),
     }
 
 
-def read_zone(
-    report: Reporter,
-    section: UciSection,
-    ruleset: Ruleset,
-    zone_devices: Mapping[str, Sequence[str]],
-) -> None:
+def read_zone(report: Reporter, section: UciSection, ruleset: Ruleset, networks: Networks) -> None:
     """Parse one zone and append it to the ruleset (or report why not)."""
     opts = parse_options(report, section, _zone_spec(ruleset.defaults))
     if opts is None:
@@ -147,9 +173,11 @@ def read_zone(
         return
 
     devices: list[Device] = []
+    related: list[Addr] = []
     for net in opts.get("network") or []:
-        for dev in zone_devices.get(net.name, ()) if net.name else ():
+        for dev in networks.devices.get(net.name, ()) if net.name else ():
             devices.append(Device(dev, invert=net.invert))
+        related += networks.addrs(net.name) if net.name else []
     devices.extend(opts.get("device") or [])
     subnet4, subnet6, subnet_family = v.split_af(opts.get("subnet"))
 
@@ -169,6 +197,7 @@ def read_zone(
         masq_allow_invalid=bool(opts.get("masq_allow_invalid")),
         mtu_fix=bool(opts.get("mtu_fix")),
         log=opts.get("log") or 0,
+        log_limit=opts.get("log_limit"),
         counter=opts["counter"],
     )
     groups, matched = _device_groups(devices)
@@ -187,7 +216,8 @@ def read_zone(
     zone.masq4_src, zone.masq4_dest = v.group_by_masking(masq_src4), v.group_by_masking(masq_dest4)
     zone.masq6_src, zone.masq6_dest = v.group_by_masking(masq_src6), v.group_by_masking(masq_dest6)
     zone.match_devices = matched
-    zone.match_subnets = [v.cidr(a) for a in subnet4 + subnet6 if not a.invert and a.bits != -1]
+    zone.related_subnets = related + subnet4 + subnet6
+    zone.match_subnets = [v.cidr(a) for a in zone.related_subnets if not a.invert and a.bits != -1]
     zone.sflags = {zone.input}
     zone.dflags = {zone.output, zone.forward}
     if zone.masq or zone.masq6:
