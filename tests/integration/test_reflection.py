@@ -15,10 +15,8 @@ frames the router's br-lan bridges pass the IP hooks; OpenWrt has no
 br_netfilter. A reflected connection is then bridged right after its DNAT
 (br_netfilter's "DNAT to the same bridge" shortcut) and never meets the SNAT
 in postrouting: the server answers the client directly and the client
-resets. palmnet's node setup does not turn it off yet (a backend change,
-outside the firewall compiler), so the fixture does it in the router's own
-namespace, and test_lan_bridge_skips_the_ip_hooks_as_on_openwrt (strict
-xfail) turns into a failure the day the backend does, to drop this again.
+resets. So every node turns it off (plan/sysctls.py), and
+test_lan_bridge_skips_the_ip_hooks_as_on_openwrt checks that it did.
 """
 
 from __future__ import annotations
@@ -150,10 +148,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     server = _ipv4(run_json("plan", str(path)), "srv")  # type: ignore[arg-type]
     (folder / "router" / "firewall").write_text(_firewall(server))
     run("up", str(path))
-    bridge_nf = _bridge_nf(name)
-    if bridge_nf == "1":  # see the module docstring: br_netfilter on this host
-        node_exec(name, "router", "sysctl", "-qw", f"{BRIDGE_NF}=0")
-    yield name, server, bridge_nf
+    yield name, server, _bridge_nf(name)
     run("down", name, check=False)
     assert lab_traces(name) == []
 
@@ -210,9 +205,6 @@ def test_reflection_0_leaves_the_lan_host_at_the_router(lab) -> None:
     assert _get(name, "client", f"http://{WAN_ADDRESS}:{PORT}/").returncode == 0
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the netns backend leaves bridge-nf-call-iptables on (module docstring)"
-)
 def test_lan_bridge_skips_the_ip_hooks_as_on_openwrt(lab) -> None:
     _, _, bridge_nf = lab
     if bridge_nf is None:

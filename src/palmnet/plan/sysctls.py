@@ -10,6 +10,14 @@ without delay, one per second at most, and a neighbour retransmit time of
 100 ms per interface, so DAD takes 100 ms instead of 1 s and still detects a
 duplicate. With `dad: false` in the topology, DAD is off (accept_dad=0).
 
+Bridging: a node's bridges (OpenWrt's br-lan) switch frames as a switch does.
+On a machine where br_netfilter is loaded (Docker hosts) every new namespace
+starts with net.bridge.bridge-nf-call-{iptables,ip6tables,arptables} = 1, and
+the frames a router bridges then pass its IP firewall hooks, which OpenWrt
+never does: a reflected (hairpin) connection was bridged right after its DNAT
+and never met its SNAT. Every node turns them off (the keys are skipped where
+br_netfilter is not loaded).
+
 MLD: nodes speak MLDv1 (`all.force_mld_version=1`): a lab bridge snoops MLD,
 and a v1 report goes to the multicast routers only, where an MLDv2 report
 (sent to ff02::16) is flooded to every port (O(ports) packets per host on a
@@ -50,7 +58,12 @@ def node_sysctls(node: NodePlan) -> dict[str, int]:
     out = {f"net/ipv6/conf/{scope}/{k}": v for scope in ("all", "default") for k, v in conf.items()}
     out["net/ipv6/conf/all/force_mld_version"] = MLD_VERSION  # `all` wins over interfaces
     out["net/ipv4/ip_forward"] = 1 if node.forwarding else 0
+    out.update(BRIDGE_NF)
     return out
+
+
+# br_netfilter's per-namespace switches: bridged frames never meet the IP hooks
+BRIDGE_NF = {f"net/bridge/bridge-nf-call-{t}": 0 for t in ("iptables", "ip6tables", "arptables")}
 
 
 def interface_sysctls(iface: InterfacePlan) -> dict[str, int]:

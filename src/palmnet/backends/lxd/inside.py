@@ -57,8 +57,17 @@ def _iproute(pid: int) -> Any:
         return IPRoute()
 
 
+def bridge_nf_off(pid: int) -> None:
+    """br_netfilter's switches, off as on every node (plan/sysctls.py). Written from
+    the host: LXC's linux.sysctl would fail the start where br_netfilter is not
+    loaded, and a container's root may not write them."""
+    with nsfs.netns(netns_path(pid)):
+        sysctl.apply_sysctls(sysctls.BRIDGE_NF)
+
+
 def configure_links(node: NodePlan, pid: int) -> None:
     """Bridges inside the node with their ports, then static addresses."""
+    bridge_nf_off(pid)
     ipr = _iproute(pid)
     try:
         for iface in node.interfaces:

@@ -74,6 +74,7 @@ def node_sysctls(node: NodePlan) -> dict[str, str]:
     out = {
         "linux.sysctl." + key.replace("/", "."): str(value)
         for key, value in sysctls.node_sysctls(node).items()
+        if key not in sysctls.BRIDGE_NF  # written from the host after start (inside.py)
     }
     conf = sysctls.conf_values(forwarding=node.forwarding, dad=node.dad)
     for iface in node.veths:

@@ -53,8 +53,13 @@ from palmnet.services.base import Service
 from palmnet.state.journal import Journal
 
 READY_TIMEOUT = runner.READY_TIMEOUT
-# The lab's hidden namespace: bridges and ports carry no IPv6 of their own.
-SWITCH_SYSCTLS = {"net/ipv6/conf/all/disable_ipv6": 1, "net/ipv6/conf/default/disable_ipv6": 1}
+# The lab's hidden namespace: bridges and ports carry no IPv6 of their own, and
+# frames the lab's bridges switch never go up into its IP hooks (br_netfilter).
+SWITCH_SYSCTLS: dict[str, int] = {
+    "net/ipv6/conf/all/disable_ipv6": 1,
+    "net/ipv6/conf/default/disable_ipv6": 1,
+    **sysctls.BRIDGE_NF,
+}
 MCAST_HASH_MAX = 1 << 16  # multicast groups a lab bridge may learn (kernel default 4096)
 FDS_PER_NODE = 3  # request socket, event socket, namespace fd while links are made
 
