@@ -99,6 +99,12 @@ PROFILES = [
         _rip(update=1, timeout=3, garbage=2),
     ),
     Profile("babel-wired-1s", "Babel wired, hello 1 s", _babel("wired", 1)),
+    Profile(
+        "babel-wired-4s",
+        "Babel wired, hello 4 s (BIRD's default)",
+        _babel("wired", 4),
+        period=4,
+    ),
     Profile("babel-wired-5s", "Babel wired, hello 5 s", _babel("wired", 5), period=5),
     Profile("babel-wireless", "Babel wireless, hello 1 s", _babel("wireless", 1)),
     Profile(
@@ -348,6 +354,103 @@ def run_profile(
     return cells
 
 
+# -- the reproduction without palmnet (benchmarks/babel_reference.py) ------------------
+REFERENCE = ROOT / "benchmarks" / "babel_reference.py"
+REFERENCE_ROWS = ("babel-wired-1s", "babel-wired-4s", "babel-wired-5s", "babel-wireless")
+REFERENCE_ROWS += ("ripng-tuned", "bfd")  # its row names are this script's profile names
+
+
+def run_reference(names: list[str], trials: int, interval: float, runs: Path) -> None:
+    """babel_reference.py on the same machine in the same run: its rows for `names`,
+    pinging as often as the probes here, results in runs/reference.json (read back by
+    --render-only)."""
+    rows = [n for n in names if n in REFERENCE_ROWS]
+    if not rows:
+        return
+    say(f"== reference without palmnet: {', '.join(rows)}")
+    out = runs / "reference.json"
+    cmd = [sys.executable, str(REFERENCE), "--rows", ",".join(rows), "--trials", str(trials)]
+    cmd += ["--interval", f"{interval:g}"]
+    proc = subprocess.run([*cmd, "--json", str(out)], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0 or not out.exists():
+        say(f"  reference FAILED (exit {proc.returncode})")
+
+
+def reply_gap(result: dict[str, Any]) -> float | None:
+    """The outage as the reference measures it: from the last reply before the first
+    lost probe to the first reply after the outage (one interval more than ours)."""
+    if not result["loss_periods"] or result["outage_to"] is None:
+        return 0.0 if result["outage"] == 0 else None
+    lost, back = result["loss_periods"][0]
+    replies = [(t, t + rtt / 1000) for t, rtt in result["samples"] if rtt is not None]
+    before = [at for t, at in replies if t < lost]
+    after = [at for t, at in replies if t >= back]
+    return round(min(after) - max(before), 4) if before and after else None
+
+
+def reference_section(cells: list[Cell], runs: Path | None) -> list[str]:
+    """Silent failures, palmnet's table beside the reproduction without palmnet."""
+    path = runs / "reference.json" if runs else None
+    if path is None or not path.exists():
+        return []
+    ref = json.loads(path.read_text())
+    by_row = {r["row"]: r for r in ref["rows"]}
+    lines = [
+        "## Against a reproduction without palmnet",
+        "",
+        "`benchmarks/babel_reference.py`, run in the same run on the same machine: four "
+        "namespaces in a ring with veths, bird.conf by hand, a ping every "
+        f"{ref['meta']['args'].get('interval', '0.1')} s, the link "
+        "of r1's forward path (its transmit counters) dropped by nftables on the routers' "
+        "own interfaces, outage from the last reply before to the first reply after. It "
+        "fails a link only once every Babel neighbour has heard 16 of the last 16 hellos "
+        "(a full k-out-of-j window, as on a link that has been up a while). BIRD 2.0.12 "
+        "judges a wired link over the hellos it has counted so far (dead when received x "
+        "16 < 12 x counted, counted at most 16), so a neighbour that has heard n < 16 "
+        "hellos is dropped after n/3 + 1 missed ones (integer division), not 5: the "
+        "independent reproduction's 3.1-3.4 hello intervals at hello 4-5 s match such young "
+        "neighbours, 6-8 hellos old (`babel_reference.py --history routes --age 30` "
+        "repeats it); at hello 1 s, 30 s is already a full window. "
+        "palmnet's trials above start once the path and the other way are back, not on "
+        "full windows: a trial that follows another one within 16 hellos fails over "
+        "sooner (its lowest values). "
+        f"Load {ref['meta']['load']:.2f} -> {ref['meta'].get('load_end', 0):.2f}.",
+        "",
+        "Both columns measure from the last reply before the failure to the first reply "
+        "after it (palmnet's from its probes' send and reply times; its own outage, in the "
+        "table above, starts at the first lost probe and is one probe interval shorter).",
+        "",
+        "| silent failure | palmnet median (s) | min-max | reference median (s) | min-max "
+        "| palmnet / reference | link failed (palmnet) | link failed (reference) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for cell in cells:
+        res = by_row.get(cell.profile.name)
+        if cell.mode != "silent" or res is None:
+            continue
+        st = stats(cell)
+        gaps = [g for g in (reply_gap(r) for r in cell.results) if g is not None]
+        med = statistics.median(gaps) if gaps else None
+        o = [t["outage"] for t in res["trials"] if t["outage"] is not None]
+        rmed = statistics.median(o) if o else None
+        ratio = f"{med / rmed:.2f}" if med and rmed else "–"
+        used = sorted({" ".join(r["path_before"]["used"]) for r in cell.results})
+        ways = sorted(
+            {
+                f"{t['failed']}, replies {'also' if t['replies_cross'] else 'not'} over it"
+                for t in res["trials"]
+            }
+        )
+        lines.append(
+            f"| {cell.profile.title} | {_s(med)} "
+            f"| {_s(min(gaps) if gaps else None)}-{_s(max(gaps) if gaps else None)} "
+            f"| {_s(rmed)} | {_s(min(o) if o else None)}-{_s(max(o) if o else None)} "
+            f"| {ratio} | {' and '.join(st['links'])} (forward path {'; '.join(used)}) "
+            f"| {'; '.join(ways)} |"
+        )
+    return [*lines, ""]
+
+
 # -- the document --------------------------------------------------------------------
 def _s(x: float | None) -> str:
     if x is None:
@@ -573,6 +676,7 @@ def render_doc(cells: list[Cell], meta: dict[str, Any], runs: Path) -> str:
         ]
         for err in cell.errors:
             lines += [f"(a trial failed: {err})", ""]
+    lines += reference_section(cells, runs)
     lines += ["## Against the field notes and the targets", ""]
     by = {(c.profile.name, c.mode): st for c, st in table_stats}
 
@@ -623,6 +727,11 @@ def main() -> int:
     parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown file to write")
     parser.add_argument("--runs", type=Path, default=None, help="folder for every run's JSON")
     parser.add_argument("--plots", action="store_true", help="a timeline.png per run too")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also run benchmarks/babel_reference.py (no palmnet) for the same rows",
+    )
     parser.add_argument(
         "--render-only",
         action="store_true",
@@ -693,6 +802,8 @@ def measure(
             args.runs,
             args.plots,
         )
+    if args.reference:
+        run_reference(names, args.trials, args.interval, args.runs)
     meta["took"] = time.monotonic() - t0
     meta["errors"] = {f"{c.profile.name}/{c.mode}": c.errors for c in cells if c.errors}
     (args.runs / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
