@@ -173,11 +173,49 @@ def chains_now() -> list[list[str]]:
     from palmnet.toolbox.converge import destination_of
     from palmnet.toolbox.fib import trace_live
 
-    plan = LabAPI().plan_of(LAB)
-    dest = destination_of(plan.node(TARGET))
-    assert dest is not None
-    path = trace_live(plan, SOURCE, dest)
+    with LabAPI().session(LAB) as session:
+        dest = destination_of(session.plan.node(TARGET))
+        assert dest is not None
+        path = trace_live(session, SOURCE, dest)
     return sorted(list(c) for c in path.chains) if path.complete else []
+
+
+def _bird(router: str, command: str) -> list[tuple[str, str]] | None:
+    """A reply of the router's BIRD (over its control socket, through the Lab API's
+    node handle), None when it does not answer."""
+    from palmnet.lab import LabAPI
+    from palmnet.services.bird import BirdControlError, control
+
+    with LabAPI().session(LAB) as session:
+        svc = session.node(router).service("bird")
+    try:
+        return control(svc.host(svc.socket), command)  # type: ignore[attr-defined]
+    except BirdControlError:
+        return None
+
+
+NOMINAL = {"wired": 96, "wireless": 256}  # BIRD's Babel rxcost of a clean link
+
+
+def _babel_full_windows(profile: Profile) -> bool:
+    """Every router hears both ring neighbours at the nominal cost with all 16 hellos
+    of its window: BIRD's wired k-out-of-j rule (12 of 16) then needs 5 missed hellos
+    to declare a link down, whatever happened to the link before. Trials that start
+    with a younger history fail over faster (after n/3 + 1 misses with n heard)
+    and would make the rows depend on when a trial started."""
+    kind = profile.routing.get("defaults", {}).get("type", "wired")
+    for router in ("r1", "r2", "r3", "r4"):
+        reply = _bird(router, "show babel neighbors")
+        if reply is None:
+            return False
+        full = 0
+        for _code, text in reply:
+            cols = text.split()  # address interface metric routes hellos expires
+            if len(cols) >= 5 and cols[0].startswith("fe80:") and cols[4].isdigit():
+                full += cols[2] == str(NOMINAL[kind]) and int(cols[4]) == 16
+        if full < 2:
+            return False
+    return True
 
 
 def _babel_alternatives() -> bool:
@@ -185,15 +223,12 @@ def _babel_alternatives() -> bool:
     too: ready when r1 has a finite route to the dmz prefix from both its ring
     neighbours, and r3 to the home prefix (`birdc show babel routes`)."""
     from palmnet.lab import LabAPI
-    from palmnet.services.bird import BirdControlError, control
-    from palmnet.state.paths import node_dir
 
     plan = LabAPI().plan_of(LAB)
     for router, far_router in (("r1", "r3"), ("r3", "r1")):
         prefix = str(plan.node(far_router).interface("eth2").ipv6_static[0].network)
-        try:
-            reply = control(node_dir(LAB, router) / "bird" / "bird.ctl", "show babel routes")
-        except BirdControlError:
+        reply = _bird(router, "show babel routes")
+        if reply is None:
             return False
         finite = 0
         for _code, text in reply:
@@ -207,13 +242,9 @@ def _babel_alternatives() -> bool:
 
 def _ospf_full() -> bool:
     """Every router has its two ring neighbours in state Full (`show ospf neighbors`)."""
-    from palmnet.services.bird import BirdControlError, control
-    from palmnet.state.paths import node_dir
-
     for router in ("r1", "r2", "r3", "r4"):
-        try:
-            reply = control(node_dir(LAB, router) / "bird" / "bird.ctl", "show ospf neighbors")
-        except BirdControlError:
+        reply = _bird(router, "show ospf neighbors")
+        if reply is None:
             return False
         if sum("Full" in text for _code, text in reply) < 2:
             return False
@@ -236,6 +267,8 @@ def wait_ready(profile: Profile, want: list[list[str]] | None, deadline: float) 
         good = bool(now) and (not ecmp or now == want)
         if good and protocol in ("babel", "ospf3"):
             good = other_way = _babel_alternatives() if protocol == "babel" else _ospf_full()
+        if good and protocol == "babel":
+            good = _babel_full_windows(profile)
         if not good:
             stable_since = None
         elif now != last or stable_since is None:
@@ -411,9 +444,10 @@ def reference_section(cells: list[Cell], runs: Path | None) -> list[str]:
         "independent reproduction's 3.1-3.4 hello intervals at hello 4-5 s match such young "
         "neighbours, 6-8 hellos old (`babel_reference.py --history routes --age 30` "
         "repeats it); at hello 1 s, 30 s is already a full window. "
-        "palmnet's trials above start once the path and the other way are back, not on "
-        "full windows: a trial that follows another one within 16 hellos fails over "
-        "sooner (its lowest values). "
+        "palmnet's trials above start the same way: for Babel, `wait_ready` waits until "
+        "every router hears both ring neighbours at the nominal cost with 16 of 16 hellos "
+        "(without that wait, a trial that followed another within 16 hellos failed over "
+        "sooner). "
         f"Load {ref['meta']['load']:.2f} -> {ref['meta'].get('load_end', 0):.2f}.",
         "",
         "Both columns measure from the last reply before the failure to the first reply "

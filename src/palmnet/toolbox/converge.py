@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
+import itertools
 import json
 import os
 import signal
@@ -291,8 +292,46 @@ def _path_json(path: Any, used: Sequence[str]) -> dict[str, object]:
     return out
 
 
+@dataclass
+class _Setup:
+    """What the experiment knows before anything is probed."""
+
+    session: LabSession
+    dest: ipaddress.IPv6Address  # the target's address the probes go to
+    back: ipaddress.IPv6Address | None  # the source's address the replies go to
+    control: Any  # links.control.LinkControl
+    link: Any  # links.names.Link, or None until `pick` chooses it
+    routers: dict[str, str]  # router -> its network namespace
+    prober: Any  # probe.EchoProber
+    watch: Any  # routewatch.RouteWatch
+
+
+@dataclass
+class _Timeline:
+    start: float = 0.0
+    fail_start: float = 0.0
+    fail_at: float = 0.0  # time 0: when the failure starts (the call that makes it)
+    fail_done: float = 0.0  # when that call returned
+    end: float = 0.0
+
+
+@dataclass
+class _Paths:
+    """Where the probes went (forward) and where the replies came back, traced and
+    read from the routers' transmit counters."""
+
+    before: Any = None  # fib.Path
+    used_before: tuple[str, ...] = ()
+    back: Any = None  # fib.Path, target -> source
+    used_back: tuple[str, ...] = ()
+    after: Any = None
+    used_after: tuple[str, ...] = ()
+
+
 class ConvergeRun:
-    """One experiment; `run()` returns the result dict (see module doc)."""
+    """One experiment; `run()` returns the result dict (see module doc). Passes:
+    setup (resolve, trace, subscribe), baseline (probes answered; the path traced
+    again at its end, both ways, from the counters), fail, watch, restore, result."""
 
     def __init__(self, req: ConvergeRequest, report: Report | None = None) -> None:
         self.req = req
@@ -304,17 +343,36 @@ class ConvergeRun:
         if os.geteuid() != 0:
             raise LabError("palmnet converge needs root (network namespaces): run it with sudo")
         with LabAPI().session(self.req.lab) as session:
-            return self._run(session)
+            setup = self._setup(session)
+            paths, t = _Paths(), _Timeline()
+            failed: Any = None  # the link, once its failure was attempted
+            interrupted, restored, restore_error = "", False, ""
+            with _terminate_is_interrupt():
+                try:
+                    try:
+                        setup.watch.start()
+                        self._first_answers(setup, t)
+                        self._baseline(setup, paths)
+                        failed = self._fail(setup, t, paths)
+                        self._watch(setup.prober, setup.watch, t.fail_at)
+                        self._after(setup, paths)
+                    except KeyboardInterrupt as exc:
+                        interrupted = str(exc) or "SIGINT"
+                finally:
+                    t.end = time.monotonic()
+                    restored, restore_error, interrupted = self._restore(setup, failed, interrupted)
+            self._check_ending(failed, restored, restore_error, interrupted)
+            return self._result(setup, failed, paths, t)
 
-    def _run(self, session: LabSession) -> dict[str, Any]:
+    # -- passes ----------------------------------------------------------------------
+    def _setup(self, session: LabSession) -> _Setup:
         from palmnet.links.control import LinkControl
-        from palmnet.links.names import Link, resolve_link
+        from palmnet.links.names import resolve_link
         from palmnet.toolbox import fib
         from palmnet.toolbox.probe import EchoProber
         from palmnet.toolbox.routewatch import RouteWatch
 
-        req = self.req
-        plan = session.plan
+        req, plan = self.req, session.plan
         check_request(plan, req)
         link = resolve_link(plan, req.fail) if req.pick is None else None
         dest = destination_of(plan.node(req.target))
@@ -323,8 +381,7 @@ class ConvergeRun:
         control = LinkControl(plan, session.switch())
         if link is not None:
             self._check_whole(control, link)
-        src_path = session.running_node(req.source).netns
-
+        src = session.running_node(req.source).netns
         before = fib.trace_live(session, req.source, dest)
         if not before.complete:
             raise CheckFailed(
@@ -339,73 +396,107 @@ class ConvergeRun:
             f"probing {req.target} ({dest}) from {req.source} every {req.interval} s; "
             f"path {' | '.join(' '.join(c) for c in before.chains)}"
         )
+        return _Setup(
+            session,
+            dest,
+            destination_of(plan.node(req.source)),
+            control,
+            link,
+            routers,
+            EchoProber(src, str(dest), req.interval),
+            RouteWatch(routers),
+        )
 
-        watch = RouteWatch(routers)
-        prober = EchoProber(src_path, str(dest), req.interval)
-        failed: Link | None = None  # the link, once its failure was attempted
-        restored = False
-        restore_error = ""
-        interrupted = ""
-        t = {"start": 0.0, "fail_start": 0.0, "fail_at": 0.0, "end": 0.0}
-        used_before: tuple[str, ...] = ()
-        used_after: tuple[str, ...] = ()
-        after = before
-        with _terminate_is_interrupt():
-            try:
-                watch.start()
-                t["start"] = time.monotonic()
-                prober.start()
-                if not prober.wait_answers(t["start"], FIRST_ANSWER):
-                    raise CheckFailed(
-                        f"no answer from {req.target} ({dest}) to {req.source}'s probes in "
-                        f"{FIRST_ANSWER:g} s, before any failure: the path is "
-                        f"{' | '.join(' '.join(c) for c in before.chains)}"
-                    )
-                tx_a = _counters(routers)
-                threading.Event().wait(req.fail_after)  # the baseline: a fixed time, no event
-                tx_b = _counters(routers)
-                used_before = fib.used_chain(before, plan, _delta(tx_a, tx_b))
-                if link is None and req.pick is not None:
-                    link = resolve_link(plan, req.pick(used_before))
-                    self._check_whole(control, link)
-                assert link is not None
-                how = f"{req.mode}, {req.loss}% loss" if req.loss is not None else req.mode
-                self.report(f"failing {link.describe()} ({how})")
-                failed = link
-                t["fail_start"] = time.monotonic()
-                if req.mode == "down":
-                    control.set_carrier(link, False)
-                else:
-                    control.impair(link, req.loss)
-                t["fail_at"] = time.monotonic()
-                self._watch(prober, watch, t["fail_at"])
-                after = fib.trace_live(session, req.source, dest)
-                tx_c = _counters(routers)
-                window = time.monotonic()
-                prober.wait_answers(window, 3.0, count=max(10, int(1 / req.interval)))
-                used_after = fib.used_chain(after, plan, _delta(tx_c, _counters(routers)))
-            except KeyboardInterrupt as exc:
-                interrupted = str(exc) or "SIGINT"
-            finally:
-                t["end"] = time.monotonic()
-                with _shielded() as pending:
-                    if failed is not None:
-                        try:
-                            control.clear(failed)
-                            restored = not control.status_of(failed).failed
-                        except PalmnetError as exc:
-                            restore_error = str(exc)
-                    prober.stop(grace=1.0)
-                    watch.stop()
-                if pending and not interrupted:
-                    interrupted = signal.Signals(pending[0]).name
-                if failed is not None:
-                    self.report(
-                        f"link {failed.name} restored"
-                        if restored
-                        else f"link {failed.name} NOT restored: {restore_error}; "
-                        f"run `palmnet link clear {failed.name}`"
-                    )
+    def _first_answers(self, setup: _Setup, t: _Timeline) -> None:
+        t.start = time.monotonic()
+        setup.prober.start()
+        if not setup.prober.wait_answers(t.start, FIRST_ANSWER):
+            raise CheckFailed(
+                f"no answer from {self.req.target} ({setup.dest}) to {self.req.source}'s "
+                f"probes in {FIRST_ANSWER:g} s, before any failure"
+            )
+
+    def _baseline(self, setup: _Setup, paths: _Paths) -> None:
+        """Probes answered for --fail-after seconds; the path traced at the end of it,
+        both ways (the link to fail is chosen from this, not from a trace made before
+        the routes had settled: a Babel cost that kept moving once picked a link off
+        the path). If the way changed during the baseline, one more baseline."""
+        from palmnet.toolbox import fib
+
+        session, req = setup.session, self.req
+        first = fib.trace_live(session, req.source, setup.dest)
+        for _ in range(2):
+            tx_a = _counters(setup.routers)
+            threading.Event().wait(req.fail_after)  # the baseline: a fixed time, no event
+            sent = _delta(tx_a, _counters(setup.routers))
+            paths.before = fib.trace_live(session, req.source, setup.dest)
+            paths.used_before = fib.used_chain(paths.before, session.plan, sent)
+            if setup.back is not None:
+                paths.back = fib.trace_live(session, req.target, setup.back)
+                paths.used_back = fib.used_chain(paths.back, session.plan, sent)
+            if paths.before.chains == first.chains:
+                return
+            self.report("the path changed during the baseline: one more baseline")
+            first = paths.before
+
+    def _fail(self, setup: _Setup, t: _Timeline, paths: _Paths) -> Any:
+        from palmnet.links.names import resolve_link
+
+        req = self.req
+        link = setup.link
+        if link is None and req.pick is not None:
+            link = resolve_link(setup.session.plan, req.pick(paths.used_before))
+            self._check_whole(setup.control, link)
+        assert link is not None
+        how = f"{req.mode}, {req.loss}% loss" if req.loss is not None else req.mode
+        self.report(f"failing {link.describe()} ({how})")
+        # Time 0 is when the failure starts: the kernel may act on it (carrier loss)
+        # before the call that makes it returns.
+        t.fail_start = t.fail_at = time.monotonic()
+        if req.mode == "down":
+            setup.control.set_carrier(link, False)
+        else:
+            setup.control.impair(link, req.loss)
+        t.fail_done = time.monotonic()
+        return link
+
+    def _after(self, setup: _Setup, paths: _Paths) -> None:
+        from palmnet.toolbox import fib
+
+        session, req = setup.session, self.req
+        paths.after = fib.trace_live(session, req.source, setup.dest)
+        tx_c = _counters(setup.routers)
+        window = time.monotonic()
+        setup.prober.wait_answers(window, 3.0, count=max(10, int(1 / req.interval)))
+        sent = _delta(tx_c, _counters(setup.routers))
+        paths.used_after = fib.used_chain(paths.after, session.plan, sent)
+
+    def _restore(self, setup: _Setup, failed: Any, interrupted: str) -> tuple[bool, str, str]:
+        """The link whole again in every case; then the probes and the watch stop.
+        (restored, why not, the interruption)."""
+        restored, restore_error = False, ""
+        with _shielded() as pending:
+            if failed is not None:
+                try:
+                    setup.control.clear(failed)
+                    restored = not setup.control.status_of(failed).failed
+                except PalmnetError as exc:
+                    restore_error = str(exc)
+            setup.prober.stop(grace=1.0)
+            setup.watch.stop()
+        if pending and not interrupted:
+            interrupted = signal.Signals(pending[0]).name
+        if failed is not None:
+            self.report(
+                f"link {failed.name} restored"
+                if restored
+                else f"link {failed.name} NOT restored: {restore_error}; "
+                f"run `palmnet link clear {failed.name}`"
+            )
+        return restored, restore_error, interrupted
+
+    @staticmethod
+    def _check_ending(failed: Any, restored: bool, restore_error: str, interrupted: str) -> None:
         if interrupted:
             raise Interrupted(
                 f"interrupted ({interrupted})"
@@ -415,15 +506,16 @@ class ConvergeRun:
             raise LabError("the link was never failed")  # not reached: an error came first
         if not restored:
             raise LabError(f"link {failed.name} could not be restored: {restore_error}")
-        link = failed
 
-        zero = t["fail_at"]
-        probes = prober.snapshot()
+    def _result(self, setup: _Setup, link: Any, paths: _Paths, t: _Timeline) -> dict[str, Any]:
+        req = self.req
+        zero = t.fail_at
+        probes = setup.prober.snapshot()
         result: dict[str, Any] = {
-            "lab": plan.lab,
+            "lab": setup.session.plan.lab,
             "from": req.source,
             "to": req.target,
-            "destination": str(dest),
+            "destination": str(setup.dest),
             "link": link.name,
             "network": link.network,
             "mode": req.mode,
@@ -434,22 +526,25 @@ class ConvergeRun:
             .isoformat(),
             "failure": {
                 "at": 0.0,
-                "took": round(t["fail_at"] - t["fail_start"], 4),
-                "probing_from": _rel(t["start"], zero),
-                "watched_until": _rel(t["end"], zero),
+                "took": round(t.fail_done - t.fail_start, 4),
+                "probing_from": _rel(t.start, zero),
+                "watched_until": _rel(t.end, zero),
             },
         }
-        result.update(analyze(probes, t["fail_start"], zero, req.interval))
-        events = [e for e in watch.snapshot() if e.at <= t["end"]]  # not the restore's
-        changes = churn(events, list(routers), zero, watch.initial)
-        result["path_before"] = _path_json(before, used_before)
-        result["path_after"] = _path_json(after, used_after)
+        result.update(analyze(probes, t.fail_start, zero, req.interval))
+        events = [e for e in setup.watch.snapshot() if e.at <= t.end]  # not the restore's
+        changes = churn(events, list(setup.routers), zero, setup.watch.initial)
+        result["path_before"] = _path_json(paths.before, paths.used_before)
+        result["path_after"] = _path_json(paths.after, paths.used_after)
+        if paths.back is not None:
+            result["path_back"] = _path_json(paths.back, paths.used_back)
+        result["replies_cross_the_link"] = _crosses(paths.used_back, link)
         result["route_changes"] = changes
         times = [e["t"] for e in changes["events"] if e["t"] >= 0]
         result["settled_at"] = max(times) if times else None
-        result["restored"] = restored
-        if watch.overruns:
-            result["route_changes"]["overruns"] = sorted(set(watch.overruns))
+        result["restored"] = True
+        if setup.watch.overruns:
+            result["route_changes"]["overruns"] = sorted(set(setup.watch.overruns))
         result["samples"] = [
             [_rel(p.sent, zero), round((p.replied - p.sent) * 1000, 3) if p.replied else None]
             for p in probes
@@ -483,6 +578,12 @@ class ConvergeRun:
             ):
                 return
             tick.wait(min(0.1, end - now))
+
+
+def _crosses(chain: Sequence[str], link: Any) -> bool:
+    """Whether a chain of nodes goes across the link (two of its nodes in a row)."""
+    nodes = set(link.nodes)
+    return any(a in nodes and b in nodes for a, b in itertools.pairwise(chain))
 
 
 def converge(req: ConvergeRequest, report: Report | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ is the red dashed line at 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,15 @@ def plot_timeline(result: Mapping[str, Any], path: Path) -> None:
             label=f"answered ({len(answered)})",
         )
         top.set_yscale("log")
-        top.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        # Round trips on veths fall inside one decade (0.1-0.5 ms): the default log
+        # axis then has no major tick and no label. Ticks at 1, 2 and 5 of each
+        # decade, the axis spanning whole decades, labelled in ms.
+        rtts = [max(r, 0.001) for _, r in answered]
+        low = 10 ** math.floor(math.log10(min(rtts)))
+        high = 10 ** math.ceil(math.log10(max(rtts)))
+        top.set_ylim(low, high if high > low else low * 10)
+        top.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        top.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
         top.yaxis.set_minor_formatter(ticker.NullFormatter())
     if lost:
         top.plot(
