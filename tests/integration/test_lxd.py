@@ -402,13 +402,16 @@ def test_launch_firewall_and_dns_on_lxd(lab_name, tmp_path: Path) -> None:
 @needs_lxd
 def test_raised_neighbour_limit_is_restored_after_down_on_lxd(lab_name, tmp_path: Path) -> None:
     """`up --raise-neigh-limit` raises the machine's gc_thresh1/2/3 on LXD too, and `down`
-    puts them back. The limits are lowered first (and restored after) so the small
-    lab has something to raise."""
+    puts them back. The limits are lowered first (and restored after) below what `up`
+    raises them to even on an empty table (2 x the lab's need), so the small lab has
+    something to raise whatever other labs come and go meanwhile; they stay that low
+    only until `up` starts, well under a second."""
     from palmnet.kernel import neigh_limit
+    from palmnet.lab.host import ENTRIES_PER_INTERFACE
 
     original = {k: neigh_limit.read(k) for k in neigh_limit.KEYS}
-    low = neigh_limit.current_entries() + 40
-    lowered = {"gc_thresh1": low // 4, "gc_thresh2": low // 2, "gc_thresh3": low}
+    floor = neigh_limit.values_for(ENTRIES_PER_INTERFACE * 2)  # SMALL: 2 interfaces
+    lowered = {k: max(v - 1, 1) for k, v in floor.items()}
     name = lab_name("n")
     path = write_lab(tmp_path / "lab.yaml", SMALL.format(name=name))
     try:
