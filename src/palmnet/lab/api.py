@@ -188,6 +188,7 @@ class LabAPI:
 
         text = read_lab_file(path)
         model = load_lab_text(text, str(path))
+        planned = plan_model(model)  # every input problem, before anything is made
         source = str(Path(path).resolve())
         backend = backend_for(backend_name or model.backend)
         require_root("up")
@@ -195,14 +196,14 @@ class LabAPI:
             if store.has_journal(model.name):
                 with store.journal(model.name) as j:
                     if j.meta("status") == "running":
-                        return self._reconcile(model, text, source, j, backend)
+                        return self._reconcile(model, text, source, j, backend, planned)
                     self.report(f"lab {model.name}: an earlier `up` did not finish; cleaning it")
                     host.restore(j)
                     backend_of(j).destroy(model.name, j)
             elif backend.leftovers(model.name):
                 self.report(f"lab {model.name}: removing leftovers of a lost lab first")
                 backend.destroy(model.name, None)
-            plan = dataclasses.replace(plan_model(model), source=source, backend=backend.name)
+            plan = dataclasses.replace(planned, source=source, backend=backend.name)
             self._create(plan, text, backend, raise_neigh_limit)
         return UpResult(plan, "created")
 
@@ -236,7 +237,7 @@ class LabAPI:
             j.set_meta("status", "running")
 
     def _reconcile(
-        self, model: Lab, text: str, source: str, j: Journal, backend: Backend
+        self, model: Lab, text: str, source: str, j: Journal, backend: Backend, planned: Plan
     ) -> UpResult:
         running = j.meta("backend", "netns")
         if running != backend.name:
@@ -249,7 +250,7 @@ class LabAPI:
 
         old = store.stored_plan(j)
         launched = j.meta("launched", {})
-        plan = plan_model(with_copies(model, launched))
+        plan = plan_model(with_copies(model, launched)) if launched else planned
         plan = dataclasses.replace(plan, source=source, backend=backend.name)
         renumbered = self._renumbered_in_file(j, old, plan, text, source)
         if renumbered is not None:
