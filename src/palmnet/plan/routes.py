@@ -50,7 +50,8 @@ def _on_link(
 
 def _own(node: NodePlan, addr: IPAddr) -> str | None:
     for iface in node.interfaces:
-        if any(a.ip == addr for a in (*iface.ipv6, *iface.ipv4)):
+        held: list[IPAddr] = [a.ip for a in iface.ipv6] + [a.ip for a in iface.ipv4]
+        if addr in held:
             return iface.name
     return None
 

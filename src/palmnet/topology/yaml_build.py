@@ -79,8 +79,9 @@ class _Node:
     first: dict[str, int] = field(default_factory=dict)  # a mapping's keys -> line
 
 
-def _tag(tag: str) -> str:
+def _tag(tag: str | None) -> str:
     """A tag as the file wrote it: `!!omap`, `!foo` (cut if long)."""
+    tag = tag or "!"
     short = "!!" + tag.removeprefix(CORE_TAG) if tag.startswith(CORE_TAG) else tag
     return repr(short if len(short) <= 40 else short[:37] + "...")
 
@@ -238,10 +239,12 @@ class YamlBuilder:
             assert top.key is not None
             name, key_line = top.key
             top.value[name] = node.value
-            self.lines[(*top.path, name)] = key_line
+            here: Path_ = (*top.path, name)
+            self.lines[here] = key_line
             top.key = None
         else:
-            self.lines[(*top.path, len(top.value))] = line
+            here = (*top.path, len(top.value))
+            self.lines[here] = line
             top.value.append(node.value)
 
     def _done(self, node: _Node) -> None:
