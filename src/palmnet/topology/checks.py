@@ -134,6 +134,9 @@ def check_node(merged: Any, path: Path_, report: Report) -> None:
         rpath = (*path, "routing")
         if merged.kind == "host":
             report(rpath, "routing: is for kind router or openwrt, not host")
+        if routing.interfaces == {} or (routing.interfaces is None and not merged.interfaces):
+            where = (*rpath, "interfaces") if routing.interfaces is not None else rpath
+            report(where, "no interface to run the protocol on")
         for name in routing.interfaces or {}:
             if name not in merged.interfaces and name != "br-lan":
                 known = ", ".join(merged.interfaces) or "none"

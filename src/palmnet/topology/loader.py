@@ -47,6 +47,7 @@ _NODE_NAME_RULE = (
     "a node name is a DNS label: up to 32 lowercase letters, digits and '-', "
     "starting with a letter and not ending with '-'"
 )
+DNS_NAME_MAX = 253  # RFC 1035, written without the final dot
 # What every node name made from an entry starts with, whatever its count.
 _NODE_PREFIX = re.compile(r"[a-z][a-z0-9-]*")
 
@@ -116,6 +117,7 @@ class _Loader:
 
         self.networks = self.load_networks(_section(data, "networks"))
         self.profiles = self.load_profiles(_section(data, "profiles"))
+        self.domain = domain.rstrip(".") if isinstance(domain, str) else ""
         nodes = self.load_nodes(_section(data, "nodes"), lab_dad)
         if self.problems or header is None or domain is None:
             raise self.fail()
@@ -168,7 +170,7 @@ class _Loader:
         # copy name -> (entry name, count, line) of the entry that made it first
         owners: dict[str, tuple[str, int | None, int]] = {}
         entries: list[Entry] = []
-        items = 0
+        items = len(self.networks)  # each a bridge
         for entry, body in raw.items():
             path = ("nodes", entry)
             line = self.source.line(path)
@@ -291,6 +293,14 @@ class _Loader:
     def copy_names(self, entry: str, count: int | None, path: Path_) -> list[str]:
         """The node names an entry makes; an invalid name is reported once per entry."""
         names = [entry] if count is None else [f"{entry}{i}" for i in range(1, count + 1)]
+        longest = max(names, key=len, default="")
+        fqdn = len(longest) + 1 + len(self.domain)
+        if self.domain and fqdn > DNS_NAME_MAX:
+            self.problem(
+                path,
+                f"{longest}.DOMAIN is a {fqdn}-character DNS name: at most {DNS_NAME_MAX} "
+                "(shorten the domain or the name)",
+            )
         bad = [n for n in names if not NODE_NAME.fullmatch(n)]
         if (bad and count is None) or not _NODE_PREFIX.fullmatch(entry):
             self.problem(path, f"invalid node name {shown(entry)}: {_NODE_NAME_RULE}")
