@@ -24,7 +24,7 @@ MAX_NODES = 10_000
 """Nodes of a lab after `count:` (issue 15: 5,000 hosts must be possible)."""
 
 MAX_ITEMS = 100_000
-"""Nodes, interfaces, static addresses and routes of a lab after `count:` together:
+"""Networks, nodes, interfaces, static addresses and routes of a lab after `count:`:
 what the plan computes and `up` creates one by one."""
 
 MAX_NUMBER_DIGITS = 30

@@ -190,8 +190,8 @@ class _Loader:
             if items > MAX_ITEMS:
                 self.problem(
                     path,
-                    f"the lab would have more than {MAX_ITEMS:,} nodes, interfaces, static "
-                    f"addresses and routes after count: (the limit); this entry makes "
+                    f"the lab would have more than {MAX_ITEMS:,} networks, nodes, interfaces, "
+                    f"static addresses and routes after count: (the limit); this entry makes "
                     f"{len(names) * _items(merged):,}",
                 )
                 break
