@@ -28,6 +28,7 @@ from palmnet.topology.model import (
     IFNAME,
     LAB_NAME,
     NODE_NAME,
+    PROFILE_NAME,
     SUPPORTED_KINDS,
     Lab,
     LabHeader,
@@ -153,6 +154,12 @@ class _Loader:
         profiles: dict[str, ProfileSpec | None] = {}
         for name, body in raw.items():
             path = ("profiles", name)
+            if not PROFILE_NAME.fullmatch(name):
+                self.problem(
+                    path,
+                    f"invalid profile name {shown(name)}: 1-64 printable characters, "
+                    "no spaces or '/'",
+                )
             spec = validate(ProfileSpec, body, path, self.source, self.problems)
             if spec is not None:
                 self.check_entry(spec, path)

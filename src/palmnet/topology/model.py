@@ -38,6 +38,9 @@ DOMAIN = re.compile(
     r"(?=.{1,253}\Z|.{1,253}\.\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
     r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
 )
+# A profile name (only ever a reference, but shown in messages and LXD-like): no
+# whitespace, no control characters, no '/'.
+PROFILE_NAME = re.compile(r"[^\x00-\x20\x7f/]{1,64}")
 # A folder name or an LXD image alias: printable, no whitespace, not too long.
 PLAIN_TEXT = re.compile(r"[^\x00-\x20\x7f]{1,255}")
 
