@@ -285,3 +285,22 @@ def test_static_link_local_in_fe80_64_is_a_routers_choice() -> None:
     assert lab(text).nodes["r2"].interfaces["eth0"].ipv6[0].ip == ipaddress.ip_address("fe80::1")
     with pytest.raises(InputError, match="fe80::1 is also node r1's"):
         lab(text.replace("network: b", "network: a"))  # on one link: a DAD conflict
+
+
+def test_renumber_and_launch_take_the_files_rules() -> None:
+    """`isp renumber` and `launch` change a running lab's model: the same checks apply."""
+    from palmnet.topology.copies import with_copies, with_pools
+
+    cascade = load_lab(Path(__file__).resolve().parents[2] / "examples" / "cascade.yaml")
+    assert with_pools(cascade, {"isp": "2001:db8:beef::/48"}).nodes["isp"].delegate is not None
+    for pool, words in (
+        ("::/0", "not inside global unicast"),
+        ("2001:db8:eb00::/40", "of isp's own link"),
+        ("2000::/8", "too large a pool"),
+    ):
+        with pytest.raises(InputError, match=words):
+            with_pools(cascade, {"isp": pool})
+    with pytest.raises(InputError, match="invalid node name 'h9\\\\n'"):
+        with_copies(cascade, {"h9\n": "h1"})
+    with pytest.raises(InputError, match="more than 10,000"):
+        with_copies(cascade, {f"h{i}x": "h1" for i in range(10_000)})

@@ -121,7 +121,7 @@ def _ipv6_network(value: Any) -> ipaddress.IPv6Network:
         raise ValueError(f"{shown(text)} is not an IPv6 prefix ({exc})") from None
 
 
-def _delegation_pool(value: Any) -> ipaddress.IPv6Network:
+def delegation_pool(value: Any) -> ipaddress.IPv6Network:
     """A pool kea can delegate from: global unicast or ULA, at most a /16.
 
     ::/0 (or any pool outside 2000::/3 and fc00::/7) would hand out multicast,
@@ -158,5 +158,5 @@ _DELEGABLE = (ipaddress.IPv6Network("2000::/3"), ipaddress.IPv6Network("fc00::/7
 IPv6Iface = Annotated[ipaddress.IPv6Interface, BeforeValidator(_ipv6_interface)]
 IPv4Iface = Annotated[ipaddress.IPv4Interface, BeforeValidator(_ipv4_interface)]
 IPv6Prefix = Annotated[ipaddress.IPv6Network, BeforeValidator(_ipv6_network)]
-DelegationPool = Annotated[ipaddress.IPv6Network, BeforeValidator(_delegation_pool)]
+DelegationPool = Annotated[ipaddress.IPv6Network, BeforeValidator(delegation_pool)]
 Lifetime = Annotated[int, Field(ge=1), AfterValidator(_lifetime)]
