@@ -196,7 +196,7 @@ class LabAPI:
             if store.has_journal(model.name):
                 with store.journal(model.name) as j:
                     if j.meta("status") == "running":
-                        return self._reconcile(model, text, source, j, backend, planned)
+                        return self._reconcile(model, text, source, j, backend)
                     self.report(f"lab {model.name}: an earlier `up` did not finish; cleaning it")
                     host.restore(j)
                     backend_of(j).destroy(model.name, j)
@@ -237,7 +237,7 @@ class LabAPI:
             j.set_meta("status", "running")
 
     def _reconcile(
-        self, model: Lab, text: str, source: str, j: Journal, backend: Backend, planned: Plan
+        self, model: Lab, text: str, source: str, j: Journal, backend: Backend
     ) -> UpResult:
         running = j.meta("backend", "netns")
         if running != backend.name:
@@ -250,7 +250,7 @@ class LabAPI:
 
         old = store.stored_plan(j)
         launched = j.meta("launched", {})
-        plan = plan_model(with_copies(model, launched)) if launched else planned
+        plan = plan_model(with_copies(model, launched))
         plan = dataclasses.replace(plan, source=source, backend=backend.name)
         renumbered = self._renumbered_in_file(j, old, plan, text, source)
         if renumbered is not None:
