@@ -118,7 +118,8 @@ class _Loader:
 
         self.networks = self.load_networks(_section(data, "networks"))
         self.profiles = self.load_profiles(_section(data, "profiles"))
-        self.domain = domain.rstrip(".") if isinstance(domain, str) else ""
+        valid = isinstance(domain, str) and DOMAIN.fullmatch(domain)
+        self.domain = domain.rstrip(".") if valid and domain else ""  # for names' length
         nodes = self.load_nodes(_section(data, "nodes"), lab_dad)
         if self.problems or header is None or domain is None:
             raise self.fail()

@@ -143,12 +143,9 @@ class YamlBuilder:
                 f"aliases repeated (the limit is {MAX_YAML_NODES:,})",
             )
         if len(self.stack) + depth > MAX_DEPTH:
-            here = self._here()
-            shown = here if len(here) <= 6 else here[:6]
+            here = self._here()[:6]  # the path of 33 levels would be a line of [0]s
             raise self.fail(
-                line,
-                f"lists and mappings nested more than {MAX_DEPTH} deep (the limit)",
-                shown,
+                line, f"lists and mappings nested more than {MAX_DEPTH} deep (the limit)", here
             )
 
     def _scalar(self, event: ScalarEvent, line: int) -> None:
