@@ -19,6 +19,7 @@ from palmnet.topology.model import (
     RESERVED_IFNAMES,
     SUPPORTED_KINDS,
     BfdSpec,
+    DelegateSpec,
     ProfileSpec,
     RoutingSpec,
 )
@@ -47,16 +48,7 @@ def check_layer(spec: ProfileSpec, path: Path_, networks: Collection[str], repor
     if spec.routing is not None:
         _check_routing(spec.routing, (*path, "routing"), report)
     if spec.delegate is not None:
-        dpath = (*path, "delegate")
-        pool, length = spec.delegate.pool, spec.delegate.length
-        if length <= pool.prefixlen:
-            report(
-                (*dpath, "length"),
-                f"length {length} must be longer than the pool's /{pool.prefixlen}",
-            )
-        d = spec.delegate
-        if not d.t1 <= d.t2 <= d.preferred <= d.valid:
-            report(dpath, "lifetimes must satisfy t1 <= t2 <= preferred <= valid")
+        _check_delegate(spec.delegate, (*path, "delegate"), report)
     for key in ("uci", "image"):
         value = getattr(spec, key)
         if value is not None and not PLAIN_TEXT.fullmatch(value):
@@ -65,6 +57,16 @@ def check_layer(spec: ProfileSpec, path: Path_, networks: Collection[str], repor
                 f"{key}: {shown(value)} is not a usable name "
                 "(1-255 printable characters, no spaces)",
             )
+
+
+def _check_delegate(d: DelegateSpec, dpath: Path_, report: Report) -> None:
+    if d.length <= d.pool.prefixlen:
+        report(
+            (*dpath, "length"),
+            f"length {d.length} must be longer than the pool's /{d.pool.prefixlen}",
+        )
+    if not d.t1 <= d.t2 <= d.preferred <= d.valid:
+        report(dpath, "lifetimes must satisfy t1 <= t2 <= preferred <= valid")
 
 
 def _check_interface(
