@@ -189,3 +189,28 @@ def test_thousand_rules_keep_their_order() -> None:
         if '"!fw4: r' in line and "reject" not in line
     ]
     assert names == [f'r{i}"' for i in range(1000)]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("proto", "²"),  # a Unicode digit: str.isdigit() says yes, int() says no
+        ("proto", "9" * 5000),  # more digits than int() converts
+        ("limit", "9" * 5000 + "/second"),
+        ("limit_burst", "9" * 5000),
+        ("icmp_type", "9" * 5000),
+        ("src_ip", "192.0.2.1/" + "9" * 5000),
+    ],
+)
+def test_an_absurd_value_skips_the_section_never_raises(option: str, value: str) -> None:
+    rule = f"\nconfig rule\n\toption name 't'\n\toption src 'wan'\n\toption {option} '{value}'\n"
+    result = compile_text(defaults.FIREWALL + rule + "\toption target 'ACCEPT'\n")
+    assert any("skipped due to invalid options" in str(w) for w in result.warnings)
+
+
+def test_an_empty_protocol_list_means_the_default() -> None:
+    rule = "\nconfig rule\n\toption name 't'\n\toption src 'wan'\n\toption proto ''\n"
+    result = compile_text(
+        defaults.FIREWALL + rule + "\toption dest_port '22'\n\toption target 'ACCEPT'\n"
+    )
+    assert "tcp dport 22" in result.nft_text and "udp dport 22" in result.nft_text

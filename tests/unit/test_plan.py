@@ -91,3 +91,21 @@ def test_delegations_nest_from_the_isp_down() -> None:
     assert r2.delegated.subnet_of(r1.delegated) and r2.delegated.prefixlen == 60
     h2 = plan.node("h2").interfaces[0]
     assert any(a.network.subnet_of(r2.delegated) for a in h2.ipv6_slaac)
+
+
+def test_ipv4_next_hop_is_chosen_on_a_shared_subnet() -> None:
+    """Issue 11: with the upstream's WAN renamed, the default profile gives it an eth0 on
+    the router's LAN as well; the IPv4 route via the router must take the router's WAN
+    address (in a subnet the upstream has), not its LAN address (off link there)."""
+    palm = ROOT / "examples" / "palm.yaml"
+    text = palm.read_text().replace(
+        "      eth0: {network: br0, ipv6: [2001:db8:ebbd:2080::1/64]",
+        "      wan0: {network: br0, ipv6: [2001:db8:ebbd:2080::1/64]",
+    )
+    assert "wan0" in text
+    up = plan_lab(load_lab_text(text, str(palm))).node("up")
+    assert [i.name for i in up.interfaces] == ["eth0", "wan0"]
+    v4 = [r for r in up.routes if r.to.version == 4]
+    assert [(str(r.to), str(r.via), r.dev) for r in v4] == [
+        ("198.51.100.0/24", "192.0.2.2", "wan0")
+    ]

@@ -89,9 +89,10 @@ def test_node_keys_come_last() -> None:
 
 
 def test_default_profile_applies_implicitly_but_not_to_empty_list() -> None:
-    result = lab(BASE + "nodes:\n  a: {}\n  b:\n  c: {profiles: []}\n")
+    # default's eth0 holds a static address, so one node of a lab may take it
+    result = lab(BASE + "nodes:\n  a: {}\n  c: {profiles: []}\n")
     assert list(result.nodes["a"].interfaces) == ["eth0", "eth1"]
-    assert result.nodes["b"].kind == "router"  # an empty entry is `{}`
+    assert lab(BASE + "nodes:\n  b:\n").nodes["b"].kind == "router"  # empty is `{}`
     assert result.nodes["c"].interfaces == {}
     assert result.nodes["c"].kind == "host"
 
@@ -191,3 +192,115 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_empty_file() -> None:
     with pytest.raises(InputError, match=r"palm\.yaml:1: the lab file is empty"):
         lab("")
+
+
+# -- limits and YAML the loader refuses (issue 11) ------------------------------------------
+def test_node_limit_allows_ten_thousand_and_refuses_more() -> None:
+    text = "name: big\nnetworks: {lan: {}}\nnodes:\n  h:\n    count: N\n" + (
+        "    interfaces: {eth0: {network: lan}}\n"
+    )
+    assert len(load_lab_text(text.replace("N", "10000"), "big.yaml").nodes) == 10000
+    with pytest.raises(InputError, match="more than 10,000 nodes"):
+        load_lab_text(text.replace("N", "10001"), "big.yaml")
+
+
+def test_file_larger_than_the_limit_is_refused(tmp_path: Path) -> None:
+    from palmnet.topology.limits import MAX_FILE_BYTES
+
+    big = tmp_path / "big.yaml"
+    big.write_text("name: palm\n" + "#" * MAX_FILE_BYTES)
+    with pytest.raises(InputError, match=r"larger than 2,097,152 bytes \(the limit\)"):
+        load_lab(big)
+    with pytest.raises(InputError, match="larger than"):
+        load_lab("/dev/zero")  # reading stops at the limit
+
+
+def test_yaml_is_read_with_the_core_schema() -> None:
+    from palmnet.topology.yaml_source import parse_yaml
+
+    data = parse_yaml(
+        "a: 010\nb: 0o10\nc: 0x1f\nd: 1_000\ne: 2001-12-14\nf: yes\ng: .inf\nh: ~\n"
+        "i: 2001:10:20:30:40:50:1:2\nj: !!int '12'\nk: ! 12\nl: -0.5e1\n",
+        "t.yaml",
+    ).data
+    assert data["a"] == 10 and data["b"] == 8 and data["c"] == 31
+    assert data["d"] == "1_000" and data["e"] == "2001-12-14" and data["f"] == "yes"
+    assert data["g"] == float("inf") and data["h"] is None
+    assert data["i"] == "2001:10:20:30:40:50:1:2"
+    assert data["j"] == 12 and data["k"] == "12" and data["l"] == -5.0
+
+
+def test_aliases_are_shared_not_copied_and_lines_point_at_the_alias() -> None:
+    from palmnet.topology.yaml_source import parse_yaml
+
+    source = parse_yaml("a: &x {b: [1, 2]}\nc: *x\n", "t.yaml")
+    assert source.data["a"] is source.data["c"]
+    assert source.line(("c", "b", 1)) == 2  # inside an alias: the alias's own line
+
+
+def test_alias_bomb_stops_at_the_limit_quickly() -> None:
+    import time
+
+    from palmnet.topology.yaml_source import parse_yaml
+
+    bomb = "".join(
+        f"b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 8) if i else ', '.join(['x'] * 8)}]\n"
+        for i in range(9)
+    )
+    start = time.process_time()
+    with pytest.raises(InputError, match="more than 250,000 YAML values"):
+        parse_yaml(bomb, "bomb.yaml")
+    assert time.process_time() - start < 1  # the alias is counted, never expanded
+
+
+def test_deep_nesting_refused_before_python_recursion() -> None:
+    from palmnet.topology.yaml_source import parse_yaml
+
+    with pytest.raises(InputError, match="nested more than 32 deep"):
+        parse_yaml("a: " + "[" * 5000 + "]" * 5000 + "\n", "deep.yaml")
+
+
+def test_a_long_value_is_cut_and_its_length_said() -> None:
+    with pytest.raises(InputError) as info:
+        lab("name: palm\nnetworks:\n  lan: {}\nnodes:\n  a:\n    interfaces:\n"
+            f"      eth0: {{network: {'n' * 5000}}}\n")  # fmt: skip
+    assert "(5,000 characters)" in str(info.value)
+    assert len(str(info.value)) < 300
+
+
+def test_static_link_local_in_fe80_64_is_a_routers_choice() -> None:
+    text = """\
+    name: palm
+    networks: {a: {}, b: {}}
+    nodes:
+      r1:
+        kind: router
+        interfaces:
+          eth0: {network: a, ipv6: [fe80::1/64]}
+      r2:
+        kind: router
+        interfaces:
+          eth0: {network: b, ipv6: [fe80::1/64]}
+    """
+    assert lab(text).nodes["r2"].interfaces["eth0"].ipv6[0].ip == ipaddress.ip_address("fe80::1")
+    with pytest.raises(InputError, match="fe80::1 is also node r1's"):
+        lab(text.replace("network: b", "network: a"))  # on one link: a DAD conflict
+
+
+def test_renumber_and_launch_take_the_files_rules() -> None:
+    """`isp renumber` and `launch` change a running lab's model: the same checks apply."""
+    from palmnet.topology.copies import with_copies, with_pools
+
+    cascade = load_lab(Path(__file__).resolve().parents[2] / "examples" / "cascade.yaml")
+    assert with_pools(cascade, {"isp": "2001:db8:beef::/48"}).nodes["isp"].delegate is not None
+    for pool, words in (
+        ("::/0", "not inside global unicast"),
+        ("2001:db8:eb00::/40", "of isp's own link"),
+        ("2000::/8", "too large a pool"),
+    ):
+        with pytest.raises(InputError, match=words):
+            with_pools(cascade, {"isp": pool})
+    with pytest.raises(InputError, match="invalid node name 'h9\\\\n'"):
+        with_copies(cascade, {"h9\n": "h1"})
+    with pytest.raises(InputError, match="more than 10,000"):
+        with_copies(cascade, {f"h{i}x": "h1" for i in range(10_000)})

@@ -190,6 +190,7 @@ class LabAPI:
 
         text = read_lab_file(path)
         model = load_lab_text(text, str(path))
+        planned = plan_model(model)  # every input problem, before anything is made
         source = str(Path(path).resolve())
         require_root("up")
         with store.locked(model.name):
@@ -210,7 +211,7 @@ class LabAPI:
             elif backend.leftovers(model.name):
                 self.report(f"lab {model.name}: removing leftovers of a lost lab first")
                 backend.destroy(model.name, None)
-            plan = dataclasses.replace(plan_model(model), source=source, backend=backend.name)
+            plan = dataclasses.replace(planned, source=source, backend=backend.name)
             self._create(plan, text, backend, raise_neigh_limit)
         return UpResult(plan, "created")
 

@@ -117,6 +117,9 @@ def _parse_options(report: Reporter, section: UciSection, spec: dict[str, Spec])
             continue
         if entry.flags & PARSE_LIST:
             value = _parse_list(report, section, key, raw, entry)
+            if value is None and option is not None and entry.default is not None:
+                # an empty list (`option proto ''`) is as good as unset: the default
+                value = _parse_list(report, section, key, entry.default, entry)
         else:
             value = _parse_single(report, section, key, raw, entry)
         if value is _INVALID:

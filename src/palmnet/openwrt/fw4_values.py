@@ -34,10 +34,14 @@ from palmnet.openwrt.fw4_model import (
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _PORT = re.compile(r"([0-9]{1,5})(?:[-:]([0-9]{1,5}))?")
-_LIMIT = re.compile(r"([0-9]+)(?:/([a-z]+))?")
-_ICMP_NUMBER = re.compile(r"([0-9]+)(?:/([0-9]+))?")
+# Numbers are bounded in digits before int() reads them: a 5,000-digit value is
+# invalid (the section is skipped, as fw4 does), never a ValueError from Python.
+_LIMIT = re.compile(r"([0-9]{1,10})(?:/([a-z]+))?")
+_ICMP_NUMBER = re.compile(r"([0-9]{1,3})(?:/([0-9]{1,3}))?")
 _MAC = re.compile(r"([0-9a-f]{1,2})(?:[:-]([0-9a-f]{1,2})){5}", re.IGNORECASE)
-_INT = re.compile(r"[+-]?[0-9]+")
+_INT = re.compile(r"[+-]?[0-9]{1,10}")
+_PROTO_NUMBER = re.compile(r"[0-9]{1,3}")
+U32 = 0xFFFF_FFFF
 # a kernel interface name (IFNAMSIZ 16), optionally ending in fw4's `+` wildcard
 _IFNAME = re.compile(r"[^\s/:'\"\\]{1,15}")
 
@@ -90,7 +94,8 @@ def parse_bool(value: str) -> bool | None:
 
 def parse_int(value: str) -> int | None:
     text = value.strip()
-    return int(text) if _INT.fullmatch(text) else None
+    number = int(text) if _INT.fullmatch(text) else None
+    return number if number is not None and abs(number) <= U32 else None  # nft's 32 bits
 
 
 def parse_string(value: str) -> str:
@@ -127,7 +132,7 @@ def parse_protocol(value: str) -> list[Proto] | None:
         return [Proto("tcp", invert=invert), Proto("udp", invert=invert)]
     aliases = {"1": "icmp", "58": "ipv6-icmp", "icmpv6": "ipv6-icmp", "6": "tcp", "17": "udp"}
     name = aliases.get(name, name)
-    if name.isdigit() and int(name) <= 255:
+    if _PROTO_NUMBER.fullmatch(name) and int(name) <= 255:  # ASCII digits ('²' is a digit)
         return [Proto(str(int(name)), invert=invert)]
     return [Proto(name, invert=invert)] if name in KNOWN_PROTOCOLS else None
 

@@ -60,6 +60,7 @@ def _draft(lab: Lab, node: Node) -> _Draft:
         ow = read_openwrt(lab.name, node)
         if node.routing is not None:
             ow.uci["firewall"] += _routing_rules(lab.name, node, ow)
+        _compiles(node, ow.uci)
         return _Draft(
             node,
             ow.ifaces,
@@ -105,6 +106,19 @@ def _routing_rules(lab: str, node: Node, ow: object) -> str:
     return "\n# added by palmnet: the routing protocol on its interfaces\n" + firewall_rules(
         routing, zones
     )
+
+
+def _compiles(node: Node, uci: dict[str, str]) -> None:
+    """The firewall compiles (fw4 skips a bad section with a warning, as OpenWrt does);
+    compiled here so that a file that would break it fails `plan`, not `up`."""
+    from palmnet.openwrt.fw4 import compile_firewall
+    from palmnet.openwrt.uci import parse
+    from palmnet.openwrt.zones import zone_devices
+
+    firewall = node.uci / "firewall" if node.uci is not None else None
+    name = str(firewall) if firewall is not None and firewall.is_file() else None
+    devices = zone_devices(parse(uci["network"], "network"))
+    compile_firewall(parse(uci["firewall"], "firewall", file=name), devices)
 
 
 def _ra_prefixes(iface: Iface) -> tuple[ipaddress.IPv6Network, ...]:

@@ -20,12 +20,27 @@ from palmnet.errors import InputError
 from palmnet.openwrt.defaults import DHCP, FIREWALL, network_text
 from palmnet.openwrt.uci import UciPackage, UciSection, parse
 from palmnet.plan.model import LanService
-from palmnet.topology.model import Node
+from palmnet.plan.uci_values import (
+    fail,
+    gateway,
+    hint,
+    integer,
+    ipv4_interface,
+    ipv6_interface,
+    one,
+    seconds,
+    server,
+)
+from palmnet.topology.checks import IFNAME_RULE
+from palmnet.topology.describe import shown
+from palmnet.topology.loader import read_lab_file
+from palmnet.topology.model import IFNAME, RESERVED_IFNAMES, Node
 
 WAN_DEVICE = "eth1"
 # OpenWrt's stock LAN is 192.168.1.1/24; labs use documentation prefixes only.
 LAB_LAN_IPV4 = "198.51.100.1"
 UCI_FILES = ("network", "firewall", "dhcp")
+ULA_SPACE = ipaddress.IPv6Network("fc00::/7")
 
 
 @dataclass
@@ -74,7 +89,7 @@ def uci_texts(lab: str, node: Node) -> dict[str, str]:
     texts = {}
     for name in UCI_FILES:
         own = node.uci / name if node.uci is not None else None
-        texts[name] = own.read_text() if own is not None and own.is_file() else stock[name]
+        texts[name] = read_lab_file(own) if own is not None and own.is_file() else stock[name]
     return texts
 
 
@@ -88,69 +103,81 @@ def _err(pkg: UciPackage, section: UciSection, message: str) -> InputError:
     return InputError(message, file=pkg.display_file(), line=section.line)
 
 
-def _one(value: str | list[str] | None) -> str | None:
+def _values(value: str | list[str] | None) -> list[str]:
     if isinstance(value, list):
-        return value[0] if value else None
-    return value
-
-
-def _ipv4(pkg: UciPackage, s: UciSection) -> list[ipaddress.IPv4Interface]:
-    out = []
-    for raw in (s.get("ipaddr") or []) if isinstance(s.get("ipaddr"), list) else [s.get("ipaddr")]:
-        if not raw:
-            continue
-        text = raw if "/" in raw else f"{raw}/{s.get('netmask') or '255.255.255.0'}"
-        try:
-            out.append(ipaddress.IPv4Interface(text))
-        except ValueError:
-            raise _err(pkg, s, f"interface {s.name}: bad ipaddr {raw!r}") from None
-    return out
-
-
-def _ipv6(pkg: UciPackage, s: UciSection) -> list[ipaddress.IPv6Interface]:
-    raw = s.get("ip6addr")
-    out = []
-    for text in raw if isinstance(raw, list) else ([raw] if raw else []):
-        try:
-            out.append(ipaddress.IPv6Interface(text if "/" in text else f"{text}/64"))
-        except ValueError:
-            raise _err(pkg, s, f"interface {s.name}: bad ip6addr {text!r}") from None
-    return out
+        return value
+    return [value] if value else []
 
 
 def _ula_share(
-    pkg: UciPackage, s: UciSection, ula: ipaddress.IPv6Network | None
+    pkg: UciPackage, s: UciSection, ula: ipaddress.IPv6Network | None, length: int | None
 ) -> ipaddress.IPv6Interface | None:
     """The router's address in the first /64 of this interface's ULA share."""
-    assign = _one(s.get("ip6assign"))
-    if ula is None or not assign:
+    if ula is None or length is None:
         return None
-    try:
-        length = int(assign)
-        hint = int(_one(s.get("ip6hint")) or "0", 16)
-    except ValueError:
-        raise _err(pkg, s, f"interface {s.name}: bad ip6assign/ip6hint") from None
     if not ula.prefixlen <= length <= 64:
-        raise _err(pkg, s, f"interface {s.name}: ip6assign {length} outside /{ula.prefixlen}..64")
+        raise fail(pkg, s, "ip6assign", f"ip6assign {length} outside /{ula.prefixlen}..64")
     # netifd: the hint is a /64 subnet ID, masked to the share's alignment.
-    index = (hint & ~((1 << (64 - length)) - 1)) >> (64 - length)
+    index = (hint(pkg, s) & ~((1 << (64 - length)) - 1)) >> (64 - length)
     if index >= 1 << (length - ula.prefixlen):
-        raise _err(pkg, s, f"interface {s.name}: ip6hint {hint:x} outside the ULA prefix")
+        raise fail(pkg, s, "ip6hint", f"ip6hint {hint(pkg, s):x} outside the ULA prefix")
     share = ipaddress.IPv6Network((int(ula.network_address) | (index << (128 - length)), length))
     first = next(share.subnets(new_prefix=64))
     return ipaddress.IPv6Interface(f"{first.network_address + 1}/64")
 
 
-def _seconds(text: str | None, default: int = 43200) -> int:
-    if not text:
-        return default
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        if text[-1] in units:
-            return int(text[:-1]) * units[text[-1]]
-        return int(text)
-    except ValueError:
-        return default
+def _bridges(network: UciPackage, node: Node, ifaces: dict[str, Iface]) -> None:
+    """`config device` of type bridge: a bridge inside the node over its ports."""
+    for dev in network.of_type("device"):
+        if one(dev.get("type")) != "bridge":
+            continue
+        name = one(dev.get("name"))
+        ports = tuple(p for value in _values(dev.get("ports")) for p in value.split())
+        if not name:
+            raise _err(network, dev, "bridge device without a name")
+        if not IFNAME.fullmatch(name) or name in RESERVED_IFNAMES:
+            raise fail(network, dev, "name", f"bridge name {shown(name)}: {IFNAME_RULE}")
+        if name in ifaces:
+            raise fail(network, dev, "name", f"{name} is already an interface of node {node.name}")
+        missing = [p for p in ports if p not in ifaces or ifaces[p].kind != "veth"]
+        taken = [p for p in ports if p in ifaces and ifaces[p].master is not None]
+        if missing or not ports:
+            known = ", ".join(node.interfaces) or "none"
+            raise fail(
+                network,
+                dev,
+                "ports",
+                f"bridge {name}: port {shown(', '.join(missing)) if missing else '(none)'} is "
+                f"not an interface of node {node.name} in the topology (interfaces: {known})",
+            )
+        if taken or len(set(ports)) != len(ports):
+            raise fail(network, dev, "ports", f"bridge {name}: a port is in a bridge already")
+        for p in ports:
+            ifaces[p].master = name
+        ifaces[name] = Iface(name, ifaces[ports[0]].network, kind="bridge", ports=ports)
+
+
+def _ula(lab: str, node: Node, network: UciPackage) -> ipaddress.IPv6Network | None:
+    """`globals.ula_prefix`: the router's ULA /48 (or what the file says), `auto`, none."""
+    for g in network.of_type("globals"):
+        text = one(g.get("ula_prefix"))
+        if not text:
+            continue
+        if text == "auto":
+            return node_ula(lab, node.name)
+        try:
+            ula = ipaddress.IPv6Network(text)
+        except ValueError:
+            raise fail(network, g, "ula_prefix", f"bad ula_prefix {shown(text)}") from None
+        if not ula.subnet_of(ULA_SPACE) or ula.prefixlen > 64:
+            raise fail(
+                network,
+                g,
+                "ula_prefix",
+                f"{ula} is not a unique local prefix (fc00::/7) of /64 or shorter",
+            )
+        return ula
+    return None
 
 
 def read_openwrt(lab: str, node: Node) -> OpenwrtNode:
@@ -158,39 +185,8 @@ def read_openwrt(lab: str, node: Node) -> OpenwrtNode:
     network = parse(texts["network"], "network", file=_file(node, "network"))
     dhcp = parse(texts["dhcp"], "dhcp", file=_file(node, "dhcp"))
     ifaces = {name: Iface(name, spec.network) for name, spec in node.interfaces.items()}
-
-    for dev in network.of_type("device"):
-        if _one(dev.get("type")) != "bridge":
-            continue
-        name = _one(dev.get("name"))
-        ports_raw = dev.get("ports") or []
-        ports = tuple(ports_raw if isinstance(ports_raw, list) else ports_raw.split())
-        if not name:
-            raise _err(network, dev, "bridge device without a name")
-        missing = [p for p in ports if p not in ifaces]
-        if missing or not ports:
-            known = ", ".join(node.interfaces) or "none"
-            raise _err(
-                network,
-                dev,
-                f"bridge {name}: port {', '.join(missing) or '(none)'} is not an interface "
-                f"of node {node.name} in the topology (interfaces: {known})",
-            )
-        for p in ports:
-            ifaces[p].master = name
-        ifaces[name] = Iface(name, ifaces[ports[0]].network, kind="bridge", ports=ports)
-
-    ula_text = next((_one(g.get("ula_prefix")) for g in network.of_type("globals")), None)
-    ula = None
-    if ula_text and ula_text != "auto":
-        try:
-            ula = ipaddress.IPv6Network(ula_text)
-        except ValueError:
-            raise InputError(
-                f"bad globals.ula_prefix {ula_text!r}", file=network.display_file()
-            ) from None
-    elif ula_text == "auto":
-        ula = node_ula(lab, node.name)
+    _bridges(network, node, ifaces)
+    ula = _ula(lab, node, network)
 
     devices: dict[str, str] = {}  # UCI interface -> device
     assignments: list[tuple[str, int, int]] = []
@@ -198,67 +194,65 @@ def read_openwrt(lab: str, node: Node) -> OpenwrtNode:
     gateways: list[tuple[str, ipaddress.IPv4Address]] = []
     dhcp_client: list[str] = []
     for s in network.of_type("interface"):
-        device = _one(s.get("device")) or _one(s.get("ifname"))
-        if device and device.startswith("@"):
-            device = devices.get(device[1:])
+        written = one(s.get("device")) or one(s.get("ifname"))
+        device = devices.get(written[1:]) if written and written.startswith("@") else written
         if s.name == "loopback" or device == "lo":
             continue
         if not device or device not in ifaces:
-            raise _err(
+            what = f"device {shown(written)}" if written else "no device"
+            if written and written.startswith("@"):
+                what += " (an alias of an interface defined above, with a device)"
+            raise fail(
                 network,
                 s,
-                f"interface {s.name}: device {device!r} is not an interface of node "
+                "device",
+                f"interface {s.name}: {what} is not an interface of node "
                 f"{node.name} (have: {', '.join(ifaces) or 'none'})",
+            )
+        if ifaces[device].master is not None:
+            raise fail(
+                network,
+                s,
+                "device",
+                f"{device} is a port of {ifaces[device].master}: give the interface the bridge",
             )
         devices[s.name or ""] = device
         target = ifaces[device]
-        proto = _one(s.get("proto")) or "none"
+        proto = one(s.get("proto")) or "none"
         if proto == "static":
-            target.ipv4 += _ipv4(network, s)
-            target.ipv6 += _ipv6(network, s)
-            share = _ula_share(network, s, ula)
+            v4 = [ipv4_interface(network, s, raw) for raw in _values(s.get("ipaddr"))]
+            target.ipv4 += v4
+            target.ipv6 += [ipv6_interface(network, s, raw) for raw in _values(s.get("ip6addr"))]
+            assign = integer(network, s, "ip6assign", 1, 64)
+            share = _ula_share(network, s, ula, assign)
             if share is not None:
                 target.ipv6.append(share)
-            assign = _one(s.get("ip6assign"))
-            if assign and assign.isdigit():
-                hint = int(_one(s.get("ip6hint")) or "0", 16)
-                assignments.append((device, int(assign), hint))
-            gw = _one(s.get("gateway"))
-            if gw:
-                gateways.append((device, ipaddress.IPv4Address(gw)))
+            if assign is not None:
+                assignments.append((device, assign, hint(network, s)))
+            gw = gateway(network, s, target.ipv4)
+            if gw is not None:
+                gateways.append((device, gw))
         elif proto == "dhcp":
             dhcp_client.append(device)
         elif proto == "dhcpv6":
             target.accept_ra = True
-            req = _one(s.get("reqprefix"))
+            req = one(s.get("reqprefix"))
             if req and req != "no":
-                length = (
-                    None
-                    if req == "auto"
-                    else int(req.lstrip("/"))
-                    if req.lstrip("/").isdigit()
-                    else -1
-                )
-                if length == -1:
-                    raise _err(
-                        network,
-                        s,
-                        f"interface {s.name}: bad reqprefix {req!r} (auto, no or a length)",
-                    )
+                length = None if req == "auto" else integer(network, s, "reqprefix", 1, 64)
                 pd_request = (device, length)
         elif proto != "none":
-            raise _err(
+            raise fail(
                 network,
                 s,
-                f"interface {s.name}: proto {proto!r} is not supported "
+                "proto",
+                f"interface {s.name}: proto {shown(proto)} is not supported "
                 "(static, dhcp, dhcpv6, none)",
             )
 
     lans = _lan_services(dhcp, devices, ifaces)
-    upstream: list[str] = []
-    for d in dhcp.of_type("dnsmasq"):
-        servers = d.get("server") or []
-        upstream += servers if isinstance(servers, list) else [servers]
+    upstream = [
+        server(dhcp, d, text) for d in dhcp.of_type("dnsmasq") for text in _values(d.get("server"))
+    ]
     return OpenwrtNode(
         list(ifaces.values()),
         lans,
@@ -275,28 +269,27 @@ def _lan_services(
     dhcp: UciPackage, devices: dict[str, str], ifaces: dict[str, Iface]
 ) -> list[LanService]:
     lans = []
+    served: dict[str, UciSection] = {}
     for s in dhcp.of_type("dhcp"):
-        uci_if = _one(s.get("interface")) or s.name or ""
+        uci_if = one(s.get("interface")) or s.name or ""
         device = devices.get(uci_if)
-        if device is None or _one(s.get("ignore")) == "1":
+        if device is None or one(s.get("ignore")) == "1":
             continue
+        if device in served:
+            first = dhcp.section_id(served[device])
+            raise fail(dhcp, s, "interface", f"{device} is served by {first} already")
+        served[device] = s
         iface = ifaces[device]
-        ra = (_one(s.get("ra")) or "server") != "disabled"
+        ra = (one(s.get("ra")) or "server") != "disabled"
         iface.ra = ra and bool(_routable64(iface))
-        flags = s.get("ra_flags")
-        flags = flags if isinstance(flags, list) else ([flags] if flags else [])
-        dhcpv6 = (_one(s.get("dhcpv6")) or "disabled") == "server"
+        flags = _values(s.get("ra_flags"))
+        dhcpv6 = (one(s.get("dhcpv6")) or "disabled") == "server"
         managed = dhcpv6 and ("managed-config" in flags or not flags)
         other = dhcpv6 or "other-config" in flags
         dhcp4 = None
         router4 = None
-        if (_one(s.get("dhcpv4")) or "server") == "server" and iface.ipv4:
-            net = iface.ipv4[0].network
-            start = int(_one(s.get("start")) or "100")
-            limit = int(_one(s.get("limit")) or "150")
-            first = net.network_address + start
-            last = min(net.network_address + start + limit - 1, net.broadcast_address - 1)
-            dhcp4 = (first, last)
+        if (one(s.get("dhcpv4")) or "server") == "server" and iface.ipv4:
+            dhcp4 = _dhcp4_range(dhcp, s, iface.ipv4[0])
             router4 = iface.ipv4[0].ip
         dhcp6 = None
         prefixes = _routable64(iface)
@@ -312,10 +305,25 @@ def _lan_services(
                 dhcp4_range=dhcp4,
                 dhcp4_router=router4,
                 dhcp6_range=dhcp6,
-                lease_time=_seconds(_one(s.get("leasetime"))),
+                lease_time=seconds(dhcp, s, "leasetime", 43200),
             )
         )
     return lans
+
+
+def _dhcp4_range(
+    dhcp: UciPackage, s: UciSection, own: ipaddress.IPv4Interface
+) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """`start` and `limit` (offsets into the subnet, as OpenWrt's) as the first and
+    last address of the pool, inside the subnet and without its broadcast address."""
+    net = own.network
+    start = integer(dhcp, s, "start", 1, net.num_addresses - 2, 100)
+    limit = integer(dhcp, s, "limit", 1, net.num_addresses - 2, 150)
+    if start is None or limit is None or net.num_addresses < 4:
+        raise fail(dhcp, s, "start", f"{net} has no room for a DHCP pool")
+    first = net.network_address + start
+    last = min(net.network_address + start + limit - 1, net.broadcast_address - 1)
+    return first, last
 
 
 def _routable64(iface: Iface) -> list[ipaddress.IPv6Network]:

@@ -1,10 +1,17 @@
 """Static routes of the topology, their next hops resolved by the plan.
 
 `via: NODE` or `via: NODE:IFACE` becomes that node's link-local address on
-the network both share (for IPv6; its IPv4 address there for an IPv4 route),
-as a router's neighbours see it; `via: ADDRESS` is used as written, on the
-interface whose network holds it. So the upstream reaches a LAN prefix before
-prefix delegation exists, and the route survives restarts (stable MACs).
+the network both share (for IPv6; for an IPv4 route, its IPv4 address in a
+subnet this node has an address in too, as the kernel needs the gateway on
+link), as a router's neighbours see it; `via: ADDRESS` is used as written,
+on the interface whose network holds it (`ADDRESS%IFACE` names the interface,
+which a link-local next hop needs). So the upstream reaches a LAN prefix
+before prefix delegation exists, and the route survives restarts (stable MACs).
+
+Everything the kernel would refuse at `up` is refused here, at the route's
+line: a next hop that is the node itself or one of its own addresses, an
+interface the node lacks, a gateway not on any of its links, a destination
+routed twice.
 """
 
 from __future__ import annotations
@@ -13,71 +20,142 @@ import dataclasses
 import ipaddress
 
 from palmnet.errors import InputError
-from palmnet.plan.model import InterfacePlan, NodePlan, RoutePlan
+from palmnet.plan.model import InterfacePlan, IPAddr, IPNet, NodePlan, RoutePlan
+from palmnet.topology.describe import shown
 from palmnet.topology.model import Lab, RouteSpec
 
 
-def _err(lab: Lab, node: str, index: int, message: str) -> InputError:
-    line = lab.nodes[node].line if node in lab.nodes else None
-    return InputError(message, file=str(lab.source), line=line, key=f"nodes.{node}.routes.{index}")
+class _RouteError(Exception):
+    """A route that cannot be made: the key ("to" or "via") and why."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
 
 
 def _usable(node: NodePlan) -> list[InterfacePlan]:
     return [i for i in node.interfaces if i.master is None]
 
 
-def _one(
-    lab: Lab, nodes: dict[str, NodePlan], me: NodePlan, index: int, spec: RouteSpec
-) -> RoutePlan:
-    try:
-        to = ipaddress.ip_network(spec.to, strict=True)
-    except ValueError as exc:
-        raise _err(lab, me.name, index, f"to: {spec.to!r} is not a prefix ({exc})") from None
-    v6 = to.version == 6
+def _on_link(
+    node: NodePlan, iface: InterfacePlan
+) -> list[ipaddress.IPv6Interface | ipaddress.IPv4Interface]:
+    """Addresses whose prefixes are on link when the node's routes are added: a
+    router's own statics (its SLAAC and DHCP ones come later), a host's all."""
+    if node.kind == "host":
+        return [*iface.ipv6, *iface.ipv4]
+    return [iface.link_local, *iface.ipv6_static, *iface.ipv6_delegated, *iface.ipv4_static]
+
+
+def _own(node: NodePlan, addr: IPAddr) -> str | None:
+    for iface in node.interfaces:
+        held: list[IPAddr] = [a.ip for a in iface.ipv6] + [a.ip for a in iface.ipv4]
+        if addr in held:
+            return iface.name
+    return None
+
+
+def _via_address(me: NodePlan, spec: RouteSpec, to: IPNet) -> RoutePlan:
     via = spec.via
-    try:
-        addr = ipaddress.ip_address(via.split("%")[0])
-    except ValueError:
-        addr = None
-    if addr is not None:
-        if addr.version != to.version:
-            raise _err(lab, me.name, index, f"via {via} and to {spec.to} are different families")
-        if "%" in via:
-            dev = via.split("%", 1)[1]
-            return RoutePlan(to, addr, dev)
-        for i in _usable(me):
-            nets = [a.network for a in (*i.ipv6, *i.ipv4)]
-            if any(addr in n for n in nets):
-                return RoutePlan(to, addr, i.name)
-        raise _err(lab, me.name, index, f"via {via}: no interface of {me.name} is on its network")
-    peer_name, _, peer_if = via.partition(":")
+    text, _, dev = via.partition("%")
+    addr = ipaddress.ip_address(text)
+    if addr.version != to.version:
+        raise _RouteError("via", f"{via} and {spec.to} are of different IP versions")
+    mine = _own(me, addr)
+    if mine is not None:
+        raise _RouteError(
+            "via", f"{addr} is {me.name}'s own address (on {mine}): a next hop is a neighbour"
+        )
+    if addr.is_multicast or addr.is_unspecified or addr.is_loopback:
+        raise _RouteError("via", f"{addr} cannot be a next hop (not a unicast address)")
+    names = [i.name for i in _usable(me)]
+    if dev:
+        if dev not in names:
+            raise _RouteError(
+                "via", f"no interface {shown(dev)} on {me.name} (interfaces: {', '.join(names)})"
+            )
+        return RoutePlan(to, addr, dev)
+    if addr.is_link_local:
+        raise _RouteError(
+            "via",
+            f"a link-local next hop needs its interface: {addr}%{names[0] if names else 'IF'}",
+        )
+    for i in _usable(me):
+        if any(addr in a.network for a in _on_link(me, i)):
+            return RoutePlan(to, addr, i.name)
+    raise _RouteError("via", f"{addr}: no interface of {me.name} has an address on its network")
+
+
+def _via_node(nodes: dict[str, NodePlan], me: NodePlan, spec: RouteSpec, to: IPNet) -> RoutePlan:
+    peer_name, _, peer_if = spec.via.partition(":")
+    if peer_name == me.name:
+        raise _RouteError("via", f"{spec.via} is this node itself: a next hop is a neighbour")
     peer = nodes.get(peer_name)
     if peer is None:
-        raise _err(lab, me.name, index, f"via {via}: no node {peer_name!r}")
-    for mine in _usable(me):
-        for theirs in _usable(peer):
-            if theirs.network != mine.network or (peer_if and theirs.name != peer_if):
-                continue
-            if v6:
-                return RoutePlan(to, theirs.link_local.ip, mine.name)
-            if theirs.ipv4:
-                return RoutePlan(to, theirs.ipv4[0].ip, mine.name)
-    raise _err(
-        lab,
-        me.name,
-        index,
-        f"via {via}: {peer_name} shares no network with {me.name}"
-        + ("" if v6 else " where it has an IPv4 address"),
+        raise _RouteError("via", f"no node {shown(peer_name)} in the lab")
+    theirs_all = _usable(peer)
+    if peer_if and peer_if not in {i.name for i in theirs_all}:
+        known = ", ".join(i.name for i in theirs_all)
+        raise _RouteError("via", f"no interface {shown(peer_if)} on {peer_name} ({known})")
+    shared = [
+        (mine, theirs)
+        for mine in _usable(me)
+        for theirs in theirs_all
+        if theirs.network == mine.network and (not peer_if or theirs.name == peer_if)
+    ]
+    if not shared:
+        raise _RouteError("via", f"{peer_name} shares no network with {me.name}")
+    if to.version == 6:
+        mine, theirs = shared[0]
+        return RoutePlan(to, theirs.link_local.ip, mine.name)
+    for mine, theirs in shared:
+        subnets = [a.network for a in _on_link(me, mine) if a.version == 4]
+        for gateway in theirs.ipv4:
+            if any(gateway.ip in net for net in subnets):
+                return RoutePlan(to, gateway.ip, mine.name)
+    raise _RouteError(
+        "via",
+        f"{peer_name} has no IPv4 address in a subnet of {me.name}'s on the networks they "
+        f"share ({', '.join(dict.fromkeys(m.network for m, _ in shared))}): an IPv4 next "
+        "hop must be on link",
     )
 
 
+def _one(nodes: dict[str, NodePlan], me: NodePlan, spec: RouteSpec) -> RoutePlan:
+    try:
+        to = ipaddress.ip_network(spec.to, strict=True)
+    except ValueError as exc:
+        raise _RouteError("to", f"{shown(spec.to)} is not a prefix ({exc})") from None
+    try:
+        ipaddress.ip_address(spec.via.partition("%")[0])
+    except ValueError:
+        return _via_node(nodes, me, spec, to)
+    return _via_address(me, spec, to)
+
+
 def resolve_routes(lab: Lab, nodes: list[NodePlan]) -> list[NodePlan]:
+    """Every node's `routes:` resolved; a route `up` could not add is an InputError
+    at the line that wrote it."""
     by_name = {n.name: n for n in nodes}
     out = []
     for n in nodes:
-        specs = lab.nodes[n.name].routes if n.name in lab.nodes else ()
-        if specs:
-            resolved = tuple(_one(lab, by_name, n, i, s) for i, s in enumerate(specs))
+        node = lab.nodes.get(n.name)
+        specs = node.routes if node is not None else ()
+        routed = {r.to: "the UCI gateway option" for r in n.routes}
+        resolved = []
+        for index, spec in enumerate(specs):
+            try:
+                route = _one(by_name, n, spec)
+                if route.to in routed:
+                    raise _RouteError("to", f"{route.to} is already routed by {routed[route.to]}")
+            except _RouteError as exc:
+                assert node is not None
+                line, key = lab.where(node, "routes", index, exc.key)
+                raise InputError(exc.message, file=str(lab.source), line=line, key=key) from None
+            routed[route.to] = f"routes[{index}]"
+            resolved.append(route)
+        if resolved:
             n = dataclasses.replace(n, routes=(*n.routes, *resolved))
         out.append(n)
     return out

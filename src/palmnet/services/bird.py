@@ -31,6 +31,7 @@ it from the host: the socket is a file, not a network address.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,11 +40,9 @@ from typing import ClassVar
 from palmnet.errors import InputError
 from palmnet.plan.model import NodePlan, Plan, RoutingInterface, RoutingPlan
 from palmnet.services.base import Service
+from palmnet.topology.routing import bfd_problems, interface_problems
 
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
-RIP_INFINITY = 16  # BIRD's default `infinity`: a metric of 16 is unreachable
-BABEL_INTERVAL_MS = (10, 655_000)  # "Hello interval must be in range 10 ms - 655 s"
-BFD_MIN_MS = 1
 KERNEL_SCAN = 10  # seconds between scans of the kernel table (netlink tells changes at once)
 STATIC_PROTO = 4  # RTPROT_STATIC: `ip route add ... proto static`, palmnet's static routes
 
@@ -66,45 +65,18 @@ def interval(seconds: float) -> str:
     return f"{ms} ms"
 
 
-def _whole(seconds: float) -> bool:
-    return float(seconds).is_integer()
-
-
 def _interface_problems(protocol: str, iface: RoutingInterface) -> list[str]:
     where = f"routing.interfaces.{iface.name}"
-    out = []
-    if protocol in ("ripng", "ospf3"):
-        for key in ("update", "timeout", "garbage", "hello", "dead"):
-            value = getattr(iface, key)
-            if value is not None and not _whole(value):
-                out.append(
-                    f"{where}.{key}: {value:g} s: BIRD 2 takes {protocol} timers in whole "
-                    "seconds (use BFD for sub-second failure detection)"
-                )
-    if protocol == "ripng" and iface.cost is not None and iface.cost >= RIP_INFINITY:
-        out.append(
-            f"{where}.cost: {iface.cost}: a RIP metric of {RIP_INFINITY} or more is unreachable"
-        )
-    if protocol == "ospf3" and iface.dead is not None:
-        hello = iface.hello if iface.hello is not None else 10
-        if iface.dead <= hello:
-            out.append(
-                f"{where}.dead: {iface.dead:g} s is not longer than the hello interval "
-                f"({hello:g} s): neighbours would be declared dead between hellos"
-            )
-    if protocol == "babel":
-        low, high = BABEL_INTERVAL_MS
-        for key in ("hello", "update"):
-            value = getattr(iface, key)
-            if value is not None and not low <= round(value * 1000) <= high:
-                out.append(f"{where}.{key}: {value:g} s: BIRD 2 allows 10 ms to 655 s")
-    return out
+    values = {k: v for k, v in dataclasses.asdict(iface).items() if v is not None}
+    return [f"{where}.{key}: {message}" for key, message in interface_problems(protocol, values)]
 
 
 def routing_problems(routing: RoutingPlan) -> list[str]:
     """What BIRD 2.0.12 would refuse (or silently misread) in a routing plan.
 
-    Each message names the key; an empty list means the config will load.
+    Each message names the key; an empty list means the config will load. The
+    topology refuses all of it at the file's lines (topology/routing.py holds the
+    limits); this is the defence for plans made another way.
     """
     out: list[str] = []
     if routing.protocol not in BIRD_PROTOCOL:
@@ -113,8 +85,8 @@ def routing_problems(routing: RoutingPlan) -> list[str]:
     if routing.bfd_interval is not None:
         if routing.protocol == "babel":
             out.append("routing.bfd: BIRD 2.0.12 has no BFD for Babel (use ripng or ospf3)")
-        elif round(routing.bfd_interval * 1000) < BFD_MIN_MS:
-            out.append(f"routing.bfd.interval: {routing.bfd_interval:g} s is below 1 ms")
+        else:
+            out += [f"routing.bfd.{k}: {m}" for k, m in bfd_problems(routing.bfd_interval)]
     if not routing.interfaces:
         out.append("routing.interfaces: no interface to run the protocol on")
     for iface in routing.interfaces:

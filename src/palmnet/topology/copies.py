@@ -9,6 +9,9 @@ lab until `down`.
 from __future__ import annotations
 
 from palmnet.errors import InputError
+from palmnet.topology.addresses import delegation_pool
+from palmnet.topology.describe import shown
+from palmnet.topology.limits import MAX_NODES
 from palmnet.topology.model import NODE_NAME, Lab, Node
 
 
@@ -28,9 +31,16 @@ def with_copies(lab: Lab, copies: dict[str, str]) -> Lab:
     if not copies:
         return lab
     nodes = dict(lab.nodes)
+    if len(nodes) + len(copies) > MAX_NODES:
+        raise InputError(
+            f"the lab would have {len(nodes) + len(copies):,} nodes: more than {MAX_NODES:,} "
+            "(the limit of a lab)"
+        )
     for name, template in copies.items():
-        if not NODE_NAME.match(name):
-            raise InputError(f"invalid node name {name!r}: a DNS label, lowercase, <= 32 chars")
+        if not NODE_NAME.fullmatch(name):
+            raise InputError(
+                f"invalid node name {shown(name)}: a DNS label, lowercase, <= 32 chars"
+            )
         if name in nodes:
             raise InputError(f"node '{name}' already exists in lab {lab.name}")
         source = template_node(lab, template)
@@ -42,19 +52,21 @@ def with_pools(lab: Lab, pools: dict[str, str]) -> Lab:
     """The lab with ISPs' delegation pools replaced (`palmnet isp renumber`)."""
     if not pools:
         return lab
-    import ipaddress
-
     nodes = dict(lab.nodes)
     for name, prefix in pools.items():
         node = nodes.get(name)
         if node is None or node.delegate is None:
-            raise InputError(f"no isp node '{name}' with a delegation pool in lab {lab.name}")
+            raise InputError(f"no isp node {shown(name)} with a delegation pool in lab {lab.name}")
         try:
-            pool = ipaddress.IPv6Network(prefix)
+            pool = delegation_pool(prefix)  # the same rules as the file's `delegate.pool`
         except ValueError as exc:
-            raise InputError(f"{prefix!r} is not an IPv6 prefix ({exc})") from None
+            raise InputError(str(exc)) from None
         if node.delegate.length <= pool.prefixlen:
             raise InputError(f"{pool} is too small to delegate /{node.delegate.length}s from it")
+        links = [a.network for i in node.interfaces.values() for a in i.ipv6]
+        own = [net for net in links if net.overlaps(pool)]
+        if own:
+            raise InputError(f"the pool {pool} holds {own[0]} of {name}'s own link")
         nodes[name] = node.model_copy(
             update={"delegate": node.delegate.model_copy(update={"pool": pool})}
         )

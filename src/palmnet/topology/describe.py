@@ -2,13 +2,31 @@
 
 Users write YAML, not Python: `got integer 1` says more than `got int 1`, and
 the value is shown so a misread (an address that became a number) is visible.
+A value is never echoed whole: a 5,000-character string is cut and its length
+said, and a deep or aliased structure is summarised by `reprlib`, whose work
+is bounded however large the value is.
 """
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
+from palmnet.topology.limits import SHOWN_CHARS
+
 _WORDS = {bool: "boolean", int: "integer", float: "number", str: "string"}
+_REPR = reprlib.Repr()  # Python 3.11 takes no keyword arguments here
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist = 2, 4, 4
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 40
+
+
+def shown(text: Any) -> str:
+    """A name or value from the file, quoted, cut to `SHOWN_CHARS` with its length said."""
+    if not isinstance(text, str):
+        return _REPR.repr(text)
+    if len(text) <= SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARS]!r}... ({len(text):,} characters)"
 
 
 def describe(value: Any) -> str:
@@ -20,7 +38,6 @@ def describe(value: Any) -> str:
     word = _WORDS.get(type(value))
     if word is None:
         word = "list" if isinstance(value, list) else "mapping"
-    text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{word} {text}"
+    if isinstance(value, str) and len(value) > 40:
+        return f"{word} {value[:37]!r}... ({len(value):,} characters)"
+    return f"{word} {_REPR.repr(value)}"

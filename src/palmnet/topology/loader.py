@@ -3,9 +3,12 @@
 Three passes over the parsed file, collecting every problem before raising:
 1. shape: each entry validated by its pydantic model (types, unknown keys);
 2. meaning: names, references to networks and profiles, supported kinds,
-   `ra:` needing a /64 -- checked where the file says it, so a mistake in a
-   profile points at the profile, once, not at every node that uses it;
-3. resolution: profile overlay, `count:` expansion, clashing node names.
+   `ra:` needing a /64, what BIRD and kea accept (checks.py) -- checked where
+   the file says it, so a mistake in a profile points at the profile, once,
+   not at every node that uses it;
+3. resolution: profile overlay, `count:` expansion (its size checked against
+   limits.py before any copy is made), clashing node names, static addresses
+   held twice (conflicts.py).
 All problems are raised together as one `TopologyError` (an `InputError`).
 """
 
@@ -16,11 +19,16 @@ from pathlib import Path
 from typing import Any, cast
 
 from palmnet.errors import InputError
+from palmnet.topology.checks import IFNAME_RULE, check_layer, check_node
+from palmnet.topology.conflicts import Entry, check_statics
+from palmnet.topology.describe import shown
+from palmnet.topology.limits import MAX_FILE_BYTES, MAX_ITEMS, MAX_NODES
 from palmnet.topology.model import (
     DOMAIN,
     IFNAME,
     LAB_NAME,
     NODE_NAME,
+    PROFILE_NAME,
     SUPPORTED_KINDS,
     Lab,
     LabHeader,
@@ -30,7 +38,7 @@ from palmnet.topology.model import (
     ProfileSpec,
     SupportedKind,
 )
-from palmnet.topology.overlay import overlay, profile_names
+from palmnet.topology.overlay import Layer, Overlaid, overlay, profile_names
 from palmnet.topology.problems import Problem, TopologyError
 from palmnet.topology.validation import validate
 from palmnet.topology.yaml_source import Path_, Source, format_path, parse_yaml
@@ -40,27 +48,33 @@ _NODE_NAME_RULE = (
     "a node name is a DNS label: up to 32 lowercase letters, digits and '-', "
     "starting with a letter and not ending with '-'"
 )
+DNS_NAME_MAX = 253  # RFC 1035, written without the final dot
 # What every node name made from an entry starts with, whatever its count.
-_NODE_PREFIX = re.compile(r"^[a-z][a-z0-9-]*$")
-_IFNAME_RULE = "at most 15 characters of letters, digits, '_', '.' and '-'"
-PROTOCOL_OPTIONS = {
-    "ripng": {"update", "timeout", "garbage", "cost"},
-    "babel": {"type", "hello", "update", "rxcost"},
-    "ospf3": {"hello", "dead", "cost"},
-}
+_NODE_PREFIX = re.compile(r"[a-z][a-z0-9-]*")
 
 
-def read_lab_file(path: str | Path) -> str:
-    """The text of a lab file; a file that cannot be read is an `InputError`."""
+def read_lab_file(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
+    """The text of a lab (or UCI) file, at most `limit` bytes; one that cannot be
+    read is an `InputError`. Reading stops at the limit, so /dev/zero is refused too."""
     filename = str(path)
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
     except FileNotFoundError:
         raise InputError("no such file", file=filename) from None
-    except UnicodeDecodeError:
-        raise InputError("not a UTF-8 text file", file=filename) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=filename) from None
+    except IsADirectoryError:
+        raise InputError("a folder, not a file", file=filename) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"cannot read: {getattr(exc, 'strerror', None) or exc}", file=filename
+        ) from None
+    if len(data) > limit:
+        raise InputError(f"larger than {limit:,} bytes (the limit)", file=filename)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError("not a UTF-8 text file", file=filename, line=line) from None
 
 
 def load_lab(path: str | Path) -> Lab:
@@ -95,15 +109,17 @@ class _Loader:
             raise self.fail()
         header = validate(LabHeader, data, (), self.source, self.problems)
         name = data.get("name")
-        if isinstance(name, str) and not LAB_NAME.match(name):
-            self.problem(("name",), f"invalid lab name {name!r}: {_LAB_NAME_RULE}")
+        if isinstance(name, str) and not LAB_NAME.fullmatch(name):
+            self.problem(("name",), f"invalid lab name {shown(name)}: {_LAB_NAME_RULE}")
         domain = _domain(data, name)
-        if "domain" in data and domain is not None and not DOMAIN.match(domain):
-            self.problem(("domain",), f"invalid domain {domain!r}: not a valid DNS name")
+        if "domain" in data and domain is not None and not DOMAIN.fullmatch(domain):
+            self.problem(("domain",), f"invalid domain {shown(domain)}: not a valid DNS name")
         lab_dad = header.dad if header is not None else True
 
         self.networks = self.load_networks(_section(data, "networks"))
         self.profiles = self.load_profiles(_section(data, "profiles"))
+        valid = isinstance(domain, str) and DOMAIN.fullmatch(domain)
+        self.domain = domain.rstrip(".") if valid and domain else ""  # for names' length
         nodes = self.load_nodes(_section(data, "nodes"), lab_dad)
         if self.problems or header is None or domain is None:
             raise self.fail()
@@ -115,6 +131,7 @@ class _Loader:
             backend=header.backend,
             networks=self.networks,
             nodes=nodes,
+            lines=self.source,
         )
 
     # -- pass 1 and 2: each section's entries -----------------------------------------
@@ -123,9 +140,9 @@ class _Loader:
         networks: dict[str, NetworkSpec] = {}
         for name, body in raw.items():
             path = ("networks", name)
-            if not IFNAME.match(name):
+            if not IFNAME.fullmatch(name):
                 self.problem(
-                    path, f"invalid network name {name!r}: it names a bridge, {_IFNAME_RULE}"
+                    path, f"invalid network name {shown(name)}: it names a bridge, {IFNAME_RULE}"
                 )
             spec = validate(NetworkSpec, body, path, self.source, self.problems)
             if spec is not None:
@@ -138,6 +155,12 @@ class _Loader:
         profiles: dict[str, ProfileSpec | None] = {}
         for name, body in raw.items():
             path = ("profiles", name)
+            if not PROFILE_NAME.fullmatch(name):
+                self.problem(
+                    path,
+                    f"invalid profile name {shown(name)}: 1-64 printable characters, "
+                    "no spaces or '/'",
+                )
             spec = validate(ProfileSpec, body, path, self.source, self.problems)
             if spec is not None:
                 self.check_entry(spec, path)
@@ -146,26 +169,7 @@ class _Loader:
 
     def check_entry(self, spec: ProfileSpec, path: Path_) -> None:
         """Meaning checks for a profile or node entry, at the lines it was written."""
-        if spec.kind is not None and spec.kind not in SUPPORTED_KINDS:
-            self.problem(
-                (*path, "kind"),
-                f"kind {spec.kind!r} is not yet supported by this version of palmnet "
-                f"(supported: {', '.join(SUPPORTED_KINDS)})",
-            )
-        for ifname, iface in spec.interfaces.items():
-            ipath = (*path, "interfaces", ifname)
-            if not IFNAME.match(ifname):
-                why = "longer than 15 characters" if len(ifname) > 15 else "not a valid name"
-                self.problem(
-                    ipath, f"interface name {ifname!r} is {why} (kernel names: {_IFNAME_RULE})"
-                )
-            if iface.network not in self.networks:
-                known = ", ".join(self.networks) or "none: add a 'networks:' section"
-                self.problem(
-                    (*ipath, "network"), f"unknown network {iface.network!r} (known: {known})"
-                )
-            if iface.ra and not any(a.network.prefixlen == 64 for a in iface.ipv6):
-                self.problem((*ipath, "ra"), "ra: true needs a /64 in ipv6 to advertise")
+        check_layer(spec, path, self.networks, self.problem)
 
     # -- pass 3: overlay, count, names -----------------------------------------------
 
@@ -173,87 +177,87 @@ class _Loader:
         nodes: dict[str, Node] = {}
         # copy name -> (entry name, count, line) of the entry that made it first
         owners: dict[str, tuple[str, int | None, int]] = {}
+        entries: list[Entry] = []
+        items = len(self.networks)  # each a bridge
         for entry, body in raw.items():
             path = ("nodes", entry)
             line = self.source.line(path)
             spec = validate(NodeSpec, body, path, self.source, self.problems)
             count = spec.count if spec is not None else _raw_count(body)
+            if not self.fits(path, count, len(owners)):
+                break  # the lab is already too large: more names would only cost
             names = self.copy_names(entry, count, path)
             self.check_clashes(entry, count, line, names, owners)
             if spec is None:
                 continue
             self.check_entry(spec, path)
-            layers = self.layers(spec, path)
-            if layers is None:
+            merged = self.merged(spec, path, lab_dad)
+            if merged is None:
                 continue
-            merged = overlay(layers, lab_dad)
-            if merged.kind not in SUPPORTED_KINDS:
-                continue  # reported where the kind was written
-            uci = self.uci_folder(merged.uci, merged.kind, path)
-            self.check_routing(merged, path)
-            self.check_delegate(merged, path)
-            for name in names:
-                nodes[name] = Node(
-                    name=name,
-                    kind=cast(SupportedKind, merged.kind),
-                    interfaces=dict(merged.interfaces),
-                    service=merged.service,
-                    dad=merged.dad,
-                    uci=uci,
-                    routes=tuple(merged.routes),
-                    routing=merged.routing,
-                    delegate=merged.delegate,
-                    image=merged.image,
-                    security_nesting=merged.security_nesting,
-                    security_privileged=merged.security_privileged,
-                    template=entry,
-                    line=line,
+            items += len(names) * _items(merged)
+            if items > MAX_ITEMS:
+                self.problem(
+                    path,
+                    f"the lab would have more than {MAX_ITEMS:,} networks, nodes, interfaces, "
+                    f"static addresses and routes after count: (the limit); this entry makes "
+                    f"{len(names) * _items(merged):,}",
                 )
+                break
+            entries.append(Entry(names, count, merged))
+            uci = self.uci_folder(merged.uci, merged.kind, path)
+            check_node(merged, path, self.problem)
+            template = self.node(entry, line, merged, uci)
+            for name in names:
+                nodes[name] = template.model_copy(update={"name": name})
+        check_statics(entries, self.source.line, self.problem)
         return nodes
 
-    def check_routing(self, merged: Any, path: Path_) -> None:
-        """Options that the chosen protocol has, on interfaces the node has."""
-        routing = merged.routing
-        if routing is None:
-            return
-        rpath = (*path, "routing")
-        if merged.kind == "host":
-            self.problem(rpath, "routing: is for kind router or openwrt, not host")
-        if routing.bfd and routing.protocol == "babel":
+    def fits(self, path: Path_, count: int | None, made: int) -> bool:
+        """`count:` within the node limit, checked before any copy is named."""
+        if count is not None and count > MAX_NODES:
             self.problem(
-                (*rpath, "bfd"),
-                "BIRD 2.0.12 has no BFD for Babel (BFD works with ripng and ospf3)",
+                (*path, "count"),
+                f"count: {count:,} is more than {MAX_NODES:,} nodes (the limit of a lab)",
             )
-        allowed = PROTOCOL_OPTIONS[routing.protocol]
-        specs = {"defaults": routing.defaults, **(routing.interfaces or {})}
-        for name, spec in specs.items():
-            where = (*rpath, "defaults") if name == "defaults" else (*rpath, "interfaces", name)
-            if name != "defaults" and name not in merged.interfaces and name != "br-lan":
-                known = ", ".join(merged.interfaces) or "none"
-                self.problem(where, f"no interface {name!r} on this node (interfaces: {known})")
-            for key in spec.model_fields_set - allowed:
-                self.problem(
-                    (*where, key),
-                    f"{key!r} is not an option of {routing.protocol} "
-                    f"(valid: {', '.join(sorted(allowed))})",
-                )
+            return False
+        if made + (count or 1) > MAX_NODES:
+            self.problem(
+                path,
+                f"the lab would have more than {MAX_NODES:,} nodes (the limit): "
+                f"{made:,} before this entry",
+            )
+            return False
+        return True
 
-    def check_delegate(self, merged: Any, path: Path_) -> None:
-        spec = merged.delegate
-        if merged.kind == "isp" and spec is None:
-            self.problem(path, "an isp needs `delegate: {pool: PREFIX, length: N}`")
-        if spec is None:
-            return
-        dpath = (*path, "delegate")
-        if merged.kind != "isp":
-            self.problem(dpath, f"delegate: is for kind isp, not {merged.kind}")
-        if spec.length <= spec.pool.prefixlen:
-            self.problem(
-                (*dpath, "length"),
-                f"length {spec.length} must be longer than the pool's /{spec.pool.prefixlen}",
-            )
-        if not spec.t1 <= spec.t2 <= spec.preferred <= spec.valid:
-            self.problem(dpath, "lifetimes must satisfy t1 <= t2 <= preferred <= valid")
+    def merged(self, spec: NodeSpec, path: Path_, lab_dad: bool) -> Overlaid | None:
+        """The entry with its profiles overlaid; None if a profile or the kind is bad."""
+        layers = self.layers(spec, path)
+        if layers is None:
+            return None
+        merged = overlay(layers, lab_dad)
+        if merged.kind not in SUPPORTED_KINDS:
+            return None  # reported where the kind was written
+        return merged
+
+    def node(self, entry: str, line: int, merged: Overlaid, uci: Path | None) -> Node:
+        """The node an entry makes (its copies differ only in name)."""
+        return Node(
+            name=entry,
+            kind=cast(SupportedKind, merged.kind),
+            interfaces=dict(merged.interfaces),
+            service=merged.service,
+            dad=merged.dad,
+            uci=uci,
+            routes=tuple(merged.routes),
+            routing=merged.routing,
+            delegate=merged.delegate,
+            image=merged.image,
+            security_nesting=merged.security_nesting,
+            security_privileged=merged.security_privileged,
+            template=entry,
+            line=line,
+            origins=dict(merged.origins),
+        )
 
     def uci_folder(self, uci: str | None, kind: str, path: Path_) -> Path | None:
         """`uci:` names a folder of UCI files next to the lab file, for openwrt nodes."""
@@ -263,20 +267,27 @@ class _Loader:
             self.problem((*path, "uci"), f"uci: is for kind openwrt, not {kind}")
             return None
         folder = Path(self.filename).parent / uci
-        if not folder.is_dir():
-            self.problem((*path, "uci"), f"no folder {str(folder)!r} (relative to the lab file)")
+        try:
+            found = folder.is_dir()
+        except (OSError, ValueError):
+            found = False  # a name too long or not a path: reported as not found
+        if not found:
+            self.problem(
+                (*path, "uci"), f"no folder {shown(str(folder))} (relative to the lab file)"
+            )
             return None
         return folder
 
-    def layers(self, spec: NodeSpec, path: Path_) -> list[ProfileSpec] | None:
+    def layers(self, spec: NodeSpec, path: Path_) -> list[Layer] | None:
         """Profiles in order then the node itself; None if a profile is missing or broken."""
-        layers: list[ProfileSpec] = []
+        layers: list[Layer] = []
         ok = True
         for index, pname in enumerate(profile_names(spec, self.profiles)):
             if pname not in self.profiles:
                 known = ", ".join(self.profiles) or "none: add a 'profiles:' section"
                 self.problem(
-                    (*path, "profiles", index), f"unknown profile {pname!r} (known: {known})"
+                    (*path, "profiles", index),
+                    f"unknown profile {shown(pname)} (known: {known})",
                 )
                 ok = False
                 continue
@@ -284,18 +295,27 @@ class _Loader:
             if profile is None:
                 ok = False
             else:
-                layers.append(profile)
-        return [*layers, spec] if ok else None
+                layers.append((("profiles", pname), profile))
+        return [*layers, (cast(tuple[str, ...], path), spec)] if ok else None
 
     def copy_names(self, entry: str, count: int | None, path: Path_) -> list[str]:
         """The node names an entry makes; an invalid name is reported once per entry."""
         names = [entry] if count is None else [f"{entry}{i}" for i in range(1, count + 1)]
-        bad = [n for n in names if not NODE_NAME.match(n)]
-        if (bad and count is None) or not _NODE_PREFIX.match(entry):
-            self.problem(path, f"invalid node name {entry!r}: {_NODE_NAME_RULE}")
+        longest = max(names, key=len, default="")
+        fqdn = len(longest) + 1 + len(self.domain)
+        if self.domain and fqdn > DNS_NAME_MAX:
+            self.problem(
+                path,
+                f"{longest}.DOMAIN is a {fqdn}-character DNS name: at most {DNS_NAME_MAX} "
+                "(shorten the domain or the name)",
+            )
+        bad = [n for n in names if not NODE_NAME.fullmatch(n)]
+        if (bad and count is None) or not _NODE_PREFIX.fullmatch(entry):
+            self.problem(path, f"invalid node name {shown(entry)}: {_NODE_NAME_RULE}")
         elif bad:
             self.problem(
-                path, f"invalid node name {bad[0]!r} (from count: {count}): {_NODE_NAME_RULE}"
+                path,
+                f"invalid node name {shown(bad[0])} (from count: {count}): {_NODE_NAME_RULE}",
             )
         return names
 
@@ -343,6 +363,12 @@ def _domain(data: dict[str, Any], name: Any) -> str | None:
     if domain is not None:
         return domain if isinstance(domain, str) else None  # type reported by the header
     return f"{name}.lab" if isinstance(name, str) else None
+
+
+def _items(merged: Overlaid) -> int:
+    """What one copy of an entry makes: itself, its interfaces, addresses and routes."""
+    addresses = sum(len(i.ipv6) + len(i.ipv4) for i in merged.interfaces.values())
+    return 1 + len(merged.interfaces) + addresses + len(merged.routes)
 
 
 def _raw_count(body: Any) -> int | None:

@@ -15,19 +15,34 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from palmnet.topology.addresses import IPv4Iface, IPv6Iface, IPv6Prefix
+from palmnet.topology.addresses import DelegationPool, IPv4Iface, IPv6Iface, Lifetime
+from palmnet.topology.yaml_source import Path_, Source, format_path
 
-LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
+# Names are checked with `fullmatch`, never `match` with `$`: `$` also matches
+# before a final newline, and "rel\n" would become a namespace and a hostname.
+LAB_NAME = re.compile(r"[a-z][a-z0-9-]{0,11}")
 # Node names become DNS labels and part of namespace names.
-NODE_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+NODE_NAME = re.compile(r"[a-z]([a-z0-9-]{0,30}[a-z0-9])?")
 # Kernel interface names: at most 15 bytes, no '/', ':', whitespace; not '.' or '..'.
-IFNAME = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.\-]{1,15}$")
+IFNAME = re.compile(r"(?!\.{1,2}\Z)[A-Za-z0-9_.\-]{1,15}")
+# Names a node's own interface cannot take: the node's loopback, and the kernel's
+# /proc/sys/net/*/conf/{all,default} (it refuses such a device with EINVAL).
+RESERVED_IFNAMES = {
+    "lo": "the node's loopback",
+    "all": "the kernel's name for every interface's settings (net.ipv6.conf.all)",
+    "default": "the kernel's name for new interfaces' settings (net.ipv6.conf.default)",
+}
 # A DNS name: dot-separated labels of letters, digits and '-', no label
 # starting or ending with '-'; a trailing dot is allowed.
 DOMAIN = re.compile(
-    r"^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$"
+    r"(?=.{1,253}\Z|.{1,253}\.\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
 )
+# A profile name (only ever a reference, but shown in messages and LXD-like): no
+# whitespace, no control characters, no '/'.
+PROFILE_NAME = re.compile(r"[^\x00-\x20\x7f/]{1,64}")
+# A folder name or an LXD image alias: printable, no whitespace, not too long.
+PLAIN_TEXT = re.compile(r"[^\x00-\x20\x7f]{1,255}")
 
 NodeKind = Literal["host", "router", "openwrt", "isp"]
 SupportedKind = Literal["host", "router", "openwrt", "isp"]
@@ -63,7 +78,7 @@ class RouteSpec(Strict):
     via: str
 
 
-Seconds = Annotated[float, Field(gt=0, strict=False)]
+Seconds = Annotated[float, Field(gt=0, strict=False, allow_inf_nan=False)]
 
 
 class RoutingInterfaceSpec(Strict):
@@ -100,12 +115,12 @@ class DelegateSpec(Strict):
     minute, and an RA can never cut a remaining valid lifetime (RFC 4862 5.5.3e).
     """
 
-    pool: IPv6Prefix
+    pool: DelegationPool
     length: int = Field(default=56, ge=8, le=64)
-    t1: int = Field(default=30, ge=1)
-    t2: int = Field(default=48, ge=1)
-    preferred: int = Field(default=60, ge=1)
-    valid: int = Field(default=90, ge=1)
+    t1: Lifetime = 30
+    t2: Lifetime = 48
+    preferred: Lifetime = 60
+    valid: Lifetime = 90
 
 
 class NetworkSpec(Strict):
@@ -169,10 +184,16 @@ class Node(Strict):
     security_privileged: bool = False
     template: str  # the node entry of the file it came from (w for w1..w10)
     line: int | None = None  # where that entry starts in the file
+    # Which layer wrote a key ("routes", "interfaces.eth0"...): ("profiles", "web")
+    # or ("nodes", "w"); keys not listed come from the node's own entry.
+    origins: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
 
 class Lab(Strict):
-    """A validated, resolved lab: everything the plan needs."""
+    """A validated, resolved lab: everything the plan needs, and where the file said it
+    (`where`), so that a problem only the plan can see still names its line."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     name: str
     domain: str
@@ -181,3 +202,13 @@ class Lab(Strict):
     backend: Literal["netns", "lxd"] | None = None  # None: netns, or the running lab's
     networks: dict[str, NetworkSpec]
     nodes: dict[str, Node]  # file order, copies of `count:` in 1..N order
+    lines: Source | None = Field(default=None, repr=False)
+
+    def where(self, node: Node, *keys: str | int) -> tuple[int | None, str]:
+        """The line and key path of `keys` of `node`, in the profile or node entry
+        that wrote them (`where(n, "interfaces", "eth0", "ipv6", 0)`)."""
+        head = f"interfaces.{keys[1]}" if keys[:1] == ("interfaces",) and len(keys) > 1 else ""
+        head = head or (str(keys[0]) if keys else "")
+        path: Path_ = (*node.origins.get(head, ("nodes", node.template)), *keys)
+        line = self.lines.line(path) if self.lines is not None else node.line
+        return line, format_path(path)

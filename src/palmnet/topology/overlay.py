@@ -39,6 +39,7 @@ class Overlaid:
     image: str | None = None
     security_nesting: bool = False
     security_privileged: bool = False
+    origins: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> layer path
 
 
 # Keys a later layer replaces whole when it names them (interfaces merge by name).
@@ -63,13 +64,19 @@ def profile_names(node: NodeSpec, known: Collection[str]) -> list[str]:
     return ["default"] if "default" in known else []
 
 
-def overlay(layers: list[ProfileSpec], lab_dad: bool) -> Overlaid:
-    """Apply `layers` (profiles in order, then the node itself) over the defaults."""
+Layer = tuple[tuple[str, ...], ProfileSpec]  # (("profiles", "web"), its spec)
+
+
+def overlay(layers: list[Layer], lab_dad: bool) -> Overlaid:
+    """Apply `layers` (profiles in order, then the node itself) over the defaults,
+    remembering which layer each key and interface came from."""
     result = Overlaid(dad=lab_dad)
-    for layer in layers:
+    for where, layer in layers:
         for key in _SCALAR_KEYS:
             value = getattr(layer, key)
             if value is not None:
                 setattr(result, key, list(value) if key == "routes" else value)
+                result.origins[key] = where
         result.interfaces.update(layer.interfaces)
+        result.origins.update({f"interfaces.{name}": where for name in layer.interfaces})
     return result
