@@ -203,7 +203,7 @@ class LabAPI:
             if store.has_journal(model.name):
                 with store.journal(model.name) as j:
                     if j.meta("status") == "running":
-                        return self._reconcile(model, text, source, j, backend)
+                        return self._reconcile(model, planned, text, source, j, backend)
                     self.report(f"lab {model.name}: an earlier `up` did not finish; cleaning it")
                     supervisor.stop(j)
                     host.restore(j)
@@ -246,7 +246,7 @@ class LabAPI:
             supervisor.start(plan.lab, j)
 
     def _reconcile(
-        self, model: Lab, text: str, source: str, j: Journal, backend: Backend
+        self, model: Lab, planned: Plan, text: str, source: str, j: Journal, backend: Backend
     ) -> UpResult:
         running = j.meta("backend", "netns")
         if running != backend.name:
@@ -259,7 +259,7 @@ class LabAPI:
 
         old = store.stored_plan(j)
         launched = j.meta("launched", {})
-        plan = plan_model(with_copies(model, launched))
+        plan = plan_model(with_copies(model, launched)) if launched else planned
         plan = dataclasses.replace(plan, source=source, backend=backend.name)
         repaired = self._repair(j, old, backend)
         renumbered = self._renumbered_in_file(j, old, plan, text, source)
