@@ -20,5 +20,5 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the directory holding p
 
 
 def this_palmnet() -> str:
-    """A shell command prefix: `env PYTHONPATH=<root> <python>`."""
-    return f"env PYTHONPATH={shlex.quote(str(PACKAGE_ROOT))} {shlex.quote(sys.executable)}"
+    """A shell command prefix: `/usr/bin/env PYTHONPATH=<root> <python>`."""
+    return f"/usr/bin/env PYTHONPATH={shlex.quote(str(PACKAGE_ROOT))} {shlex.quote(sys.executable)}"
