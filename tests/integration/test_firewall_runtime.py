@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shlex
 import shutil
 import stat
 import subprocess
@@ -102,7 +103,7 @@ def recording_nft(tmp_path: Path, status: int = 0) -> tuple[Path, Path]:
 
 
 def test_init_script_is_posix_sh_and_execs_the_module(tmp_path):
-    text = render_init_script("/opt/py env/bin/python3")
+    text = render_init_script(shlex.quote("/opt/py env/bin/python3"))
     assert text.startswith("#!/bin/sh\n")
     assert "exec '/opt/py env/bin/python3' -m palmnet.openwrt.firewall_cli \"$@\"" in text
     init = script(tmp_path / "firewall", text)

@@ -48,6 +48,8 @@ class LiveInterface:
     mac: str
     ipv4: tuple[str, ...] = ()
     ipv6: tuple[str, ...] = ()  # non-tentative, as the kernel holds them
+    # address -> who put it there: link-local, static, slaac, dhcpv6, delegated, dhcpv4
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

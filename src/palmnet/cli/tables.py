@@ -59,6 +59,7 @@ def live_json(nodes: Sequence[LiveNode]) -> list[dict[str, object]]:
                     "mac": i.mac,
                     "ipv4": list(i.ipv4),
                     "ipv6": list(i.ipv6),
+                    "sources": dict(i.sources),
                 }
                 for i in n.interfaces
             ],

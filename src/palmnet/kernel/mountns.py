@@ -86,6 +86,11 @@ def _template(ns_dir: Path, host_mnt: int, keep: list[Path]) -> int:
         with contextlib.suppress(OSError):
             nsfs.umount(str(path))
     _detach_namespace_files(keep)
+    # Under the unmounted /run/netns lie the names of every namespace on the machine,
+    # as empty files: `ip addr` in a node opened each to name its peers and said
+    # "Peer netns reference is invalid" once per file. A node sees none of them.
+    with contextlib.suppress(OSError):
+        nsfs.mount("palmnet", nsfs.NETNS_DIR, "tmpfs", nsfs.MS_NOSUID | nsfs.MS_NODEV, "mode=0755")
     template = os.open("/proc/self/ns/mnt", os.O_RDONLY)
     nsfs.setns(host_mnt, nsfs.CLONE_NEWNS)
     return template

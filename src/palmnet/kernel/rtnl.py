@@ -89,6 +89,7 @@ RTA_VIA = 18
 RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE = 0
 RTN_UNICAST = 1
+RTN_UNREACHABLE = 7
 RTPROT_STATIC = 4
 
 IFF_UP = 0x1
@@ -390,8 +391,10 @@ class Rtnl:
         oif: int | None,
         proto: int = RTPROT_STATIC,
         replace: bool = True,
+        kind: int = RTN_UNICAST,
     ) -> None:
-        """Add (or replace) a route in the main table: `dst` is a prefix."""
+        """Add (or replace) a route in the main table: `dst` is a prefix; `kind` is the
+        route's type (RTN_UNREACHABLE: no next hop, ICMP unreachable to the sender)."""
         net = ipaddress.ip_network(dst, strict=False)
         family = socket.AF_INET6 if net.version == 6 else socket.AF_INET
         head = RTMSG.pack(
@@ -402,7 +405,7 @@ class Rtnl:
             RT_TABLE_MAIN,
             proto,
             RT_SCOPE_UNIVERSE,
-            RTN_UNICAST,
+            kind,
             0,
         )
         attrs = [attr(RTA_DST, net.network_address.packed)] if net.prefixlen else []

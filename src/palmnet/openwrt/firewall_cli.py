@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 
 from palmnet.errors import InputError, PalmnetError
@@ -63,8 +62,9 @@ esac
 
 
 def render_init_script(python: str) -> str:
-    """The text of /etc/init.d/firewall: a POSIX sh script that execs this module."""
-    return _INIT_SCRIPT.format(python=shlex.quote(python))
+    """The text of /etc/init.d/firewall: a POSIX sh script that execs this module
+    with `python`, a shell command (an interpreter, or `env ... python3`)."""
+    return _INIT_SCRIPT.format(python=python)
 
 
 def _parser() -> argparse.ArgumentParser:

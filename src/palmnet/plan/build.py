@@ -17,7 +17,7 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from palmnet.addressing.eui64 import eui64_address, link_local
 from palmnet.addressing.mac import assign_macs, mac_key, stable_mac
@@ -31,7 +31,7 @@ from palmnet.plan.model import (
     RoutePlan,
 )
 from palmnet.plan.openwrt import Iface, read_openwrt
-from palmnet.plan.pd import PdDraft, allocate
+from palmnet.plan.pd import PdDraft, allocate, duid_ll
 from palmnet.plan.routes import resolve_routes
 from palmnet.plan.routing import plan_routing
 from palmnet.topology.model import Lab, Node
@@ -53,6 +53,7 @@ class _Draft:
     serves_dns: bool = False
     pd_request: tuple[str, int | None] | None = None
     assignments: list[tuple[str, int, int]] = field(default_factory=list)
+    unreachable: list[ipaddress.IPv6Network] = field(default_factory=list)
 
 
 def _draft(lab: Lab, node: Node) -> _Draft:
@@ -72,6 +73,7 @@ def _draft(lab: Lab, node: Node) -> _Draft:
             serves_dns=True,
             pd_request=ow.pd_request,
             assignments=ow.assignments,
+            unreachable=[ow.ula] if ow.ula is not None else [],
         )
     ifaces = [
         Iface(
@@ -133,14 +135,16 @@ def _ra_prefixes(iface: Iface) -> tuple[ipaddress.IPv6Network, ...]:
     )
 
 
-def _reserve(
-    hosts: list[tuple[str, str]], first: ipaddress.IPv4Address, last: ipaddress.IPv4Address
-) -> dict[str, ipaddress.IPv4Address]:
-    """DHCPv4 reservations: by a hash of the MAC into the range, sorted keys probing
-    forward, so a host keeps its lease when others are added."""
+Addr = TypeVar("Addr", ipaddress.IPv4Address, ipaddress.IPv6Address)
+
+
+def _reserve(hosts: list[tuple[str, str]], first: Addr, last: Addr) -> dict[str, Addr]:
+    """DHCP reservations (v4 by MAC, v6 by DUID): by a hash of the client's id into
+    the range, sorted keys probing forward, so a host keeps its lease when others
+    are added."""
     size = int(last) - int(first) + 1
     taken: set[int] = set()
-    out: dict[str, ipaddress.IPv4Address] = {}
+    out: dict[str, Addr] = {}
     for key, mac in sorted(hosts):
         if len(taken) >= size:
             break
@@ -219,8 +223,9 @@ def _links(drafts: list[_Draft], mac_of: MacOf) -> _Links:
             if iface.master is not None:
                 continue
             prefixes = _ra_prefixes(iface)
-            if prefixes:
+            if prefixes and iface.ra_slaac:  # without the A flag: no SLAAC from them
                 links.advertised[iface.network] += [(d.node.name, p) for p in prefixes]
+            if prefixes:
                 links.senders[iface.network].append(link_local(mac_of(d.node.name, iface.name)))
         for lan in d.lans:
             net = next(i.network for i in d.ifaces if i.name == lan.interface)
@@ -228,14 +233,41 @@ def _links(drafts: list[_Draft], mac_of: MacOf) -> _Links:
     return links
 
 
-Reservations = dict[tuple[str, str], ipaddress.IPv4Interface]
+@dataclass
+class Reservations:
+    """The DHCP leases the LANs' servers reserve, by (node, interface)."""
+
+    v4: dict[tuple[str, str], ipaddress.IPv4Interface] = field(default_factory=dict)
+    v6: dict[tuple[str, str], ipaddress.IPv6Interface] = field(default_factory=dict)
+    duids: dict[str, str] = field(default_factory=dict)  # host -> its DHCPv6 DUID
+
+
+def _dhcp_duids(drafts: list[_Draft], links: _Links, mac_of: MacOf) -> dict[str, str]:
+    """Each host's DHCPv6 client DUID: DUID-LL of the MAC of the first interface its
+    DHCP client runs on (the rule services/dhcpcd.py follows), so a reservation by
+    DUID is known before the lab starts."""
+    out = {}
+    for d in drafts:
+        if d.node.kind != "host":
+            continue
+        for iface in d.ifaces:
+            offered = [lan for _, lan in links.lan_of.get(iface.network, [])]
+            if (
+                iface.accept_ra
+                and iface.master is None
+                and offered
+                and any(lan.dhcp4_range is not None or lan.managed for lan in offered)
+            ):
+                out[d.node.name] = duid_ll(mac_of(d.node.name, iface.name))
+                break
+    return out
 
 
 def _lan_services(
     lab: Lab, drafts: list[_Draft], links: _Links, mac_of: MacOf
 ) -> tuple[Reservations, dict[tuple[str, str], LanService]]:
-    """Each router LAN's RA options and DHCPv4 reservations for the hosts on it."""
-    reservations: Reservations = {}
+    """Each router LAN's RA options and DHCP reservations for the hosts on it."""
+    reservations = Reservations(duids=_dhcp_duids(drafts, links, mac_of))
     done: dict[tuple[str, str], LanService] = {}
     for net, lans in links.lan_of.items():
         for router, lan in lans:
@@ -256,7 +288,18 @@ def _lan_services(
             plen = router_if.ipv4[0].network.prefixlen if router_if.ipv4 else 24
             for key, addr in chosen.items():
                 node, iface = key.split("/")
-                reservations[(node, iface)] = ipaddress.IPv4Interface(f"{addr}/{plen}")
+                reservations.v4[(node, iface)] = ipaddress.IPv4Interface(f"{addr}/{plen}")
+            chosen6: dict[str, ipaddress.IPv6Address] = {}
+            if lan.dhcp6_range is not None:
+                by_duid = [
+                    (k, reservations.duids[k.split("/")[0]])
+                    for k, _ in hosts
+                    if k.split("/")[0] in reservations.duids
+                ]
+                chosen6 = _reserve(by_duid, *lan.dhcp6_range)
+            for key, addr6 in chosen6.items():
+                node, iface = key.split("/")
+                reservations.v6[(node, iface)] = ipaddress.IPv6Interface(f"{addr6}/128")
             rdnss = tuple(
                 a.ip
                 for a in (*router_if.delegated, *router_if.ipv6)
@@ -267,6 +310,10 @@ def _lan_services(
                 rdnss=rdnss if lan.ra else (),
                 dnssl=(lab.domain,) if lan.ra else (),
                 hosts=tuple((mac_of(*k.split("/")), a, k.split("/")[0]) for k, a in chosen.items()),
+                hosts6=tuple(
+                    (reservations.duids[k.split("/")[0]], a, k.split("/")[0])
+                    for k, a in chosen6.items()
+                ),
             )
     return reservations, done
 
@@ -296,7 +343,8 @@ def _interface_plan(
 ) -> InterfacePlan:
     mac = mac_of(d.node.name, iface.name)
     slaac, routers = _learned(d, iface, mac, links)
-    dhcp4 = reservations.get((d.node.name, iface.name))
+    dhcp4 = reservations.v4.get((d.node.name, iface.name))
+    dhcp6 = reservations.v6.get((d.node.name, iface.name))
     port = iface.master is not None
     return InterfacePlan(
         name=iface.name,
@@ -314,6 +362,7 @@ def _interface_plan(
         accept_ra=iface.accept_ra and d.node.kind != "host",
         ipv4_dhcp=(dhcp4,) if dhcp4 is not None else (),
         ipv6_delegated=() if port else tuple(iface.delegated),
+        ipv6_dhcp=(dhcp6,) if dhcp6 is not None else (),
     )
 
 
@@ -327,7 +376,7 @@ def _host_clients(d: _Draft, links: _Links, reservations: Reservations) -> tuple
         if not iface.accept_ra or iface.master is not None:
             continue
         offered = [lan for _, lan in links.lan_of.get(iface.network, [])]
-        if (d.node.name, iface.name) in reservations or any(lan.managed for lan in offered):
+        if (d.node.name, iface.name) in reservations.v4 or any(lan.managed for lan in offered):
             clients.append(iface.name)
         if any(lan.ra for lan in offered):
             resolver = True
@@ -367,9 +416,11 @@ def _node_plan(
         lans=tuple(lans[(node.name, lan.interface)] for lan in d.lans),
         uci=tuple(d.uci.items()),
         dhcp_client=tuple(dict.fromkeys(clients)),
+        dhcp_duid=reservations.duids.get(node.name, ""),
         resolver_from_ra=resolver,
-        routes=tuple(
-            RoutePlan(ipaddress.IPv4Network("0.0.0.0/0"), gw, dev) for dev, gw in d.gateways
+        routes=(
+            *(RoutePlan(ipaddress.IPv4Network("0.0.0.0/0"), gw, dev) for dev, gw in d.gateways),
+            *(RoutePlan(p, None, "lo", "unreachable") for p in d.unreachable),
         ),
         routing=(
             plan_routing(lab.name, node.name, node.routing, ifaces)

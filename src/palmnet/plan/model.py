@@ -39,11 +39,34 @@ class InterfacePlan:
     accept_ra: bool = False  # a forwarding node taking SLAAC + default route here (accept_ra 2)
     ipv4_dhcp: tuple[IPv4If, ...] = ()  # leases the lab's DHCPv4 server reserves for this MAC
     ipv6_delegated: tuple[IPv6If, ...] = ()  # put there by the PD client (a LAN's ::1/64)
+    ipv6_dhcp: tuple[IPv6If, ...] = ()  # stateful DHCPv6 leases the LAN reserves (a /128)
 
     @property
     def ipv6(self) -> tuple[IPv6If, ...]:
         """Every IPv6 address the kernel will hold, link-local first."""
-        return (self.link_local, *self.ipv6_delegated, *self.ipv6_static, *self.ipv6_slaac)
+        return (
+            self.link_local,
+            *self.ipv6_delegated,
+            *self.ipv6_static,
+            *self.ipv6_slaac,
+            *self.ipv6_dhcp,
+        )
+
+    def source_of(self, address: IPv6If | IPv4If) -> str | None:
+        """Who puts a planned address there: link-local, static, slaac, dhcpv6,
+        delegated (the PD client) or dhcpv4; None for an address the plan lacks."""
+        sources = (
+            ("link-local", (self.link_local,)),
+            ("delegated", self.ipv6_delegated),
+            ("static", (*self.ipv6_static, *self.ipv4_static)),
+            ("slaac", self.ipv6_slaac),
+            ("dhcpv6", self.ipv6_dhcp),
+            ("dhcpv4", self.ipv4_dhcp),
+        )
+        for source, planned in sources:
+            if address in planned:
+                return source
+        return None
 
     @property
     def sends_ra(self) -> bool:
@@ -56,11 +79,15 @@ class InterfacePlan:
 
 @dataclass(frozen=True)
 class RoutePlan:
-    """A static route, its next hop resolved by the plan (a link-local for IPv6)."""
+    """A static route, its next hop resolved by the plan (a link-local for IPv6), or
+    an unreachable one (`kind`, no next hop): what OpenWrt's netifd installs for a
+    prefix the router holds as a whole, so a packet to an unused part of it is
+    refused there instead of following the default route back out."""
 
     to: IPNet
-    via: IPAddr
+    via: IPAddr | None
     dev: str
+    kind: str = "unicast"  # unicast | unreachable
 
 
 @dataclass(frozen=True)
@@ -78,12 +105,14 @@ class LanService:
     rdnss: tuple[ipaddress.IPv6Address, ...] = ()
     dnssl: tuple[str, ...] = ()
     managed: bool = False  # stateful DHCPv6 offered: RA M flag
+    slaac: bool = True  # the RA's prefixes say "autonomous": hosts form SLAAC addresses
     other: bool = False  # RA O flag
     dhcp4_range: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] | None = None
     dhcp4_router: ipaddress.IPv4Address | None = None
     dhcp6_range: tuple[ipaddress.IPv6Address, ipaddress.IPv6Address] | None = None
     lease_time: int = 43200  # seconds
     hosts: tuple[tuple[str, ipaddress.IPv4Address, str], ...] = ()  # (mac, ipv4, name)
+    hosts6: tuple[tuple[str, ipaddress.IPv6Address, str], ...] = ()  # (duid, ipv6, name)
 
 
 @dataclass(frozen=True)
@@ -181,6 +210,7 @@ class NodePlan:
     dns: DnsServerPlan | None = None
     uci: tuple[tuple[str, str], ...] = ()  # openwrt: (file name, text) of /etc/config
     dhcp_client: tuple[str, ...] = ()  # interfaces where a DHCP client runs
+    dhcp_duid: str = ""  # its DHCPv6 client DUID (hex), reserved for by the LANs' servers
     resolver_from_ra: bool = False  # rdnssd writes resolv.conf from RDNSS/DNSSL
     routing: RoutingPlan | None = None
     pd_servers: tuple[PdServerPlan, ...] = ()

@@ -21,6 +21,7 @@ from palmnet.openwrt.defaults import DHCP, FIREWALL, network_text
 from palmnet.openwrt.uci import UciPackage, UciSection, parse
 from palmnet.plan.model import LanService
 from palmnet.plan.uci_values import (
+    boolean,
     fail,
     gateway,
     hint,
@@ -55,6 +56,7 @@ class Iface:
     ipv6: list[ipaddress.IPv6Interface] = field(default_factory=list)
     ipv4: list[ipaddress.IPv4Interface] = field(default_factory=list)
     ra: bool = False
+    ra_slaac: bool = True  # the RA's prefixes carry the A flag (odhcpd's `ra_slaac`)
     accept_ra: bool = False
     delegated: list[ipaddress.IPv6Interface] = field(default_factory=list)  # from PD
 
@@ -69,6 +71,7 @@ class OpenwrtNode:
     upstream_dns: list[str]
     pd_request: tuple[str, int | None] | None = None  # (wan device, reqprefix length)
     assignments: list[tuple[str, int, int]] = field(default_factory=list)  # (dev, len, hint)
+    ula: ipaddress.IPv6Network | None = None  # globals.ula_prefix: netifd makes it unreachable
 
 
 def node_ula(lab: str, node: str) -> ipaddress.IPv6Network:
@@ -262,6 +265,7 @@ def read_openwrt(lab: str, node: Node) -> OpenwrtNode:
         upstream,
         pd_request,
         assignments,
+        ula,
     )
 
 
@@ -282,6 +286,7 @@ def _lan_services(
         iface = ifaces[device]
         ra = (one(s.get("ra")) or "server") != "disabled"
         iface.ra = ra and bool(_routable64(iface))
+        iface.ra_slaac = boolean(dhcp, s, "ra_slaac", True)
         flags = _values(s.get("ra_flags"))
         dhcpv6 = (one(s.get("dhcpv6")) or "disabled") == "server"
         managed = dhcpv6 and ("managed-config" in flags or not flags)
@@ -305,6 +310,7 @@ def _lan_services(
                 dhcp4_range=dhcp4,
                 dhcp4_router=router4,
                 dhcp6_range=dhcp6,
+                slaac=iface.ra_slaac,
                 lease_time=seconds(dhcp, s, "leasetime", 43200),
             )
         )

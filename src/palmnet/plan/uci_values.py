@@ -55,6 +55,20 @@ def integer(
     return int(text)
 
 
+_TRUE = frozenset({"1", "yes", "on", "true", "enabled"})
+_FALSE = frozenset({"0", "no", "off", "false", "disabled"})
+
+
+def boolean(pkg: UciPackage, s: UciSection, key: str, default: bool) -> bool:
+    """A UCI boolean (1/0, yes/no, on/off, true/false, enabled/disabled)."""
+    text = one(s.get(key))
+    if not text:
+        return default
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise fail(pkg, s, key, f"{shown(text)} is not a boolean (1 or 0, yes or no, on or off)")
+
+
 def hint(pkg: UciPackage, s: UciSection) -> int:
     """`ip6hint`: a subnet ID in hex (netifd), 0 if absent."""
     text = one(s.get("ip6hint"))

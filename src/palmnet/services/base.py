@@ -21,11 +21,11 @@ pure modules copied in (backends/lxd).
 from __future__ import annotations
 
 import shutil
-import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
+from palmnet.interpreter import this_palmnet
 from palmnet.plan.model import NodePlan, Plan
 
 
@@ -45,14 +45,14 @@ class Service(ABC):
         node: NodePlan,
         state_dir: Path,
         host_root: str = "",
-        python: str = sys.executable,
+        python: str | None = None,
         isolated: bool = False,
     ) -> None:
         self.plan = plan
         self.node = node
         self.dir = state_dir / self.name
         self.host_root = host_root
-        self.python = python
+        self.python = python if python is not None else this_palmnet()
         # True in a container: the node sees no other node's files (their sockets)
         self.isolated = isolated
 

@@ -12,9 +12,12 @@ says, and why (reference/routing-notes.md holds the measurements):
   topology's static routes) and exports to the kernel only what the routing
   protocol learned: never connected or kernel routes back (they are the
   kernel's already). Next hops are the neighbours' link-local addresses.
-- the routing protocol announces connected prefixes, static routes of the
-  kernel (`ip route` proto static, as palmnet installs the topology's
-  `routes:`) and what it learned itself. OSPF carries connected prefixes in
+- the routing protocol announces connected prefixes, routes of the kernel
+  that palmnet or the node's daemons installed (proto static: the topology's
+  `routes:` and netifd's unreachable ULA /48; proto dhcp: dhcpcd's unreachable
+  route for a delegated prefix; proto 250: routes to prefixes delegated on,
+  from the kea hook), as the field notes' routers `export all` of their
+  kernel table, and what it learned itself. OSPF carries connected prefixes in
   its own LSAs (intra-area routes, as on a real router): the node's other
   interfaces join area 0 as `stub` (passive: no hellos towards the hosts),
   and only the static routes are exported (external, E2).
@@ -45,6 +48,9 @@ from palmnet.topology.routing import bfd_problems, interface_problems
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
 KERNEL_SCAN = 10  # seconds between scans of the kernel table (netlink tells changes at once)
 STATIC_PROTO = 4  # RTPROT_STATIC: `ip route add ... proto static`, palmnet's static routes
+DHCP_PROTO = 16  # RTPROT_DHCP: dhcpcd's unreachable route for the prefix delegated to it
+DELEGATION_PROTO = 250  # palmnet's kea hook: a delegated prefix via its requester
+ANNOUNCED_KERNEL_PROTOS = (STATIC_PROTO, DHCP_PROTO, DELEGATION_PROTO)
 
 PROTOCOL_SOURCES = {
     "ripng": "RTS_RIP",
@@ -165,10 +171,13 @@ def _announce_filter(routing: RoutingPlan) -> list[str]:
     lines = ["# what the routing protocol announces", "filter announce {"]
     if routing.protocol != "ospf3":  # OSPF's LSAs carry connected prefixes (stub interfaces)
         lines.append("    if source = RTS_DEVICE then accept;  # connected prefixes")
-    lines.append(
-        f"    if source = RTS_INHERIT && krt_source = {STATIC_PROTO} then accept;"
-        "  # kernel static routes"
-    )
+    protos = ", ".join(str(p) for p in ANNOUNCED_KERNEL_PROTOS)
+    lines += [
+        "    # the kernel's own routes (learnt, never BIRD's: no loop): static routes, the",
+        "    # unreachable aggregates netifd and dhcpcd install for a ULA /48 and a delegated",
+        "    # prefix, and the routes palmnet's kea hook adds to prefixes delegated further",
+        f"    if source = RTS_INHERIT && krt_source ~ [{protos}] then accept;",
+    ]
     if routing.protocol != "ospf3":  # OSPF floods what it learned without exporting it
         lines.append(
             f"    if source ~ [{PROTOCOL_SOURCES[routing.protocol]}] then accept;  # learned"

@@ -344,7 +344,9 @@ class Dhcpcd(Service):
                 hook_log=self.hook_log,
             )
         else:
-            duid = duid_ll(self.interfaces()[0].mac)
+            # the plan's DUID: the LANs' DHCPv6 servers reserve this client's lease by it
+            planned = self.node.dhcp_duid
+            duid = _hex(planned) if planned else duid_ll(self.interfaces()[0].mac)
             hook = HOOK.format(node=self.node.name, log=self.hook_log)
         files = {
             self.conf: self.render_config(),

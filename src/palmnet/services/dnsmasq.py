@@ -104,11 +104,18 @@ def _by_name(dns: DnsServerPlan) -> list[DnsRecord]:
 
 
 def dhcp_hosts_file(node: NodePlan) -> str:
-    """DHCPv4 reservations (dhcp-hostsfile), so the leases are the planned ones."""
+    """DHCP reservations (dhcp-hostsfile), so the leases are the planned ones:
+    DHCPv4 by the client's MAC, DHCPv6 by its DUID (`id:`), each with its name."""
     lines = ["# reservations, written by palmnet (re-read on SIGHUP)"]
     for lan in dhcp_lans(node):
         lines += [f"{mac},{ip},{name}" for mac, ip, name in lan.hosts]
+        lines += [f"id:{_colons(duid)},[{ip}],{name}" for duid, ip, name in lan.hosts6]
     return "\n".join(lines) + "\n"
+
+
+def _colons(hexid: str) -> str:
+    raw = hexid.replace(":", "")
+    return ":".join(raw[i : i + 2] for i in range(0, len(raw), 2))
 
 
 def servers_file(dns: DnsServerPlan) -> str:

@@ -37,7 +37,6 @@ import ipaddress
 import json
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -155,7 +154,7 @@ def render_kea_config(
     return json.dumps({"Dhcp6": dhcp6}, indent=2) + "\n"
 
 
-def hook_wrapper(node: str, directory: Path, log: Path, python: str = sys.executable) -> str:
+def hook_wrapper(node: str, directory: Path, log: Path, python: str) -> str:
     return HOOK_WRAPPER.format(
         node=node,
         points="|".join(ROUTE_HOOK_POINTS),

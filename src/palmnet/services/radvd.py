@@ -71,7 +71,7 @@ RA_TEMPLATE = """interface {ifname} {{
 
 PREFIX_TEMPLATE = """    prefix {prefix} {{
         AdvOnLink on;
-        AdvAutonomous on;
+        AdvAutonomous {autonomous};
         AdvValidLifetime {valid};
         AdvPreferredLifetime {preferred};
 {extra}    }};
@@ -95,6 +95,7 @@ class RaInterface:
     ifname: str
     managed: bool = False
     other: bool = False
+    autonomous: bool = True  # the prefixes' A flag: off for a DHCPv6-only LAN
     prefixes: tuple[str, ...] = ()  # static /64s
     rdnss: tuple[str, ...] = ()  # static DNS servers
     dnssl: tuple[str, ...] = ()
@@ -107,6 +108,7 @@ class RaInterface:
             ifname=str(data["ifname"]),
             managed=bool(data.get("managed")),
             other=bool(data.get("other")),
+            autonomous=bool(data.get("autonomous", True)),
             prefixes=tuple(data.get("prefixes", ())),
             rdnss=tuple(data.get("rdnss", ())),
             dnssl=tuple(data.get("dnssl", ())),
@@ -156,6 +158,7 @@ def ra_spec(node: NodePlan) -> list[RaInterface]:
                 ifname=iface.name,
                 managed=bool(lan and lan.managed),
                 other=bool(lan and lan.other),
+                autonomous=lan is None or lan.slaac,
                 prefixes=tuple(str(p) for p in iface.ra_prefixes if p not in delegated_nets),
                 rdnss=tuple(str(a) for a in rdnss if a not in delegated_ips),
                 dnssl=tuple(lan.dnssl) if lan is not None else (),
@@ -187,9 +190,17 @@ def _dns_options(servers: list[str], domains: tuple[str, ...]) -> str:
     return "".join(blocks)
 
 
-def _prefix_block(prefix: str, valid: int, preferred: int, decrement: bool = False) -> str:
+def _prefix_block(
+    prefix: str, valid: int, preferred: int, autonomous: bool, decrement: bool = False
+) -> str:
     extra = "        DecrementLifetimes on;\n" if decrement else ""
-    return PREFIX_TEMPLATE.format(prefix=prefix, valid=valid, preferred=preferred, extra=extra)
+    return PREFIX_TEMPLATE.format(
+        prefix=prefix,
+        autonomous="on" if autonomous else "off",
+        valid=valid,
+        preferred=preferred,
+        extra=extra,
+    )
 
 
 def render_ra(
@@ -204,14 +215,15 @@ def render_ra(
         mine = delegated.get(iface.ifname, []) if iface.delegated else []
         current = [d for d in mine if not d.stale]
         stale = [d for d in mine if d.stale]
+        auto = iface.autonomous
         prefixes = "".join(
             [
                 *(
-                    _prefix_block(d.prefix, max(d.valid, d.preferred), d.preferred, True)
+                    _prefix_block(d.prefix, max(d.valid, d.preferred), d.preferred, auto, True)
                     for d in current
                 ),
-                *(_prefix_block(p, STATIC_VALID, STATIC_PREFERRED) for p in iface.prefixes),
-                *(_prefix_block(d.prefix, 0, 0) for d in stale),
+                *(_prefix_block(p, STATIC_VALID, STATIC_PREFERRED, auto) for p in iface.prefixes),
+                *(_prefix_block(d.prefix, 0, 0, auto) for d in stale),
             ]
         )
         servers = [d.router for d in current if d.router] if iface.rdnss_delegated else []

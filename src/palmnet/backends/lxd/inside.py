@@ -121,6 +121,9 @@ def configure_routes(node: NodePlan, pid: int) -> None:
     ipr = _iproute(pid)
     try:
         for route in node.routes:
+            if route.kind == "unreachable":
+                ipr.route("replace", dst=str(route.to), type="unreachable", proto=4)
+                continue
             ipr.route(
                 "replace",
                 dst=str(route.to),

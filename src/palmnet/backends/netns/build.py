@@ -44,7 +44,7 @@ from palmnet.diagnostics.crash import checkpoint
 from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.kernel import namespaces, nsfs, sysctl
 from palmnet.kernel.mountns import MountJob, NodeMounts, create_mount_namespaces
-from palmnet.kernel.rtnl import IFA_F_NODAD, Rtnl
+from palmnet.kernel.rtnl import IFA_F_NODAD, RTN_UNREACHABLE, Rtnl
 from palmnet.kernel.watch import AddressWatch, open_socket
 from palmnet.plan import sysctls
 from palmnet.plan.model import NodePlan, Plan
@@ -314,10 +314,14 @@ class Builder:
             if not node.routes:
                 continue
             rt = self.rt[node.name]
-            index = {dev: rt.index_of(dev) for dev in {r.dev for r in node.routes}}
+            devs = {r.dev for r in node.routes if r.kind == "unicast"}
+            index = {dev: rt.index_of(dev) for dev in devs}
             with rt.pipeline():
                 for route in node.routes:
-                    rt.add_route(str(route.to), str(route.via), index[route.dev])
+                    if route.kind == "unreachable":
+                        rt.add_route(str(route.to), None, None, kind=RTN_UNREACHABLE)
+                    else:
+                        rt.add_route(str(route.to), str(route.via), index[route.dev])
 
     def adapters(self, node: NodePlan) -> list[Service]:
         """The node's daemon adapters (made once per node and application)."""

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from palmnet.interpreter import this_palmnet
 from palmnet.plan.etc_files import etc_files
 from palmnet.plan.model import NodePlan, Plan
 
@@ -27,5 +27,5 @@ def seed_etc(plan: Plan, node: NodePlan, upper: Path) -> None:
 
         script = upper / "init.d" / "firewall"
         script.parent.mkdir(parents=True, exist_ok=True)
-        script.write_text(render_init_script(sys.executable))
+        script.write_text(render_init_script(this_palmnet()))
         script.chmod(0o755)
