@@ -417,7 +417,7 @@ def test_converge_loss_needs_silent_mode(triangle: str) -> None:
     ("old", "new", "message"),
     [
         ("protocol: ospf3\n", "protocol: isis\n", "unknown protocol 'isis'"),
-        ("{type: wired, hello: 1}", "{type: wired, hello: 0}", "defaults.hello: must be more than 0"),
+        ("{type: wired, hello: 1}", "{type: wired, hello: 0}", "hello: must be more than 0"),
     ],
 )
 def test_bad_routing_input_exits_2(tmp_path: Path, old: str, new: str, message: str) -> None:
