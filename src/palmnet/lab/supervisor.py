@@ -199,20 +199,21 @@ class Supervisor:
             if not still or j.meta("status") != "running" or node in j.meta("stopped", []):
                 self.say(f"{key}: not restarted (stopped or started anew meanwhile)")
                 return
+            # Counted before the start: start_service journals the new pid at once and
+            # then waits for the daemon to be ready, and `ls` (no lock) must never see
+            # the new pid with the old count.
+            record = respawn.restarted(record_of(j, key))
+            j.record(RESPAWN, key, node, **record.to_json())
             try:
                 plan = store.stored_plan(j)
                 pid = backend_of(j).start_service(plan, j, node, service)
             except (PalmnetError, OSError) as exc:
-                record = respawn.died(
-                    record_of(j, key), 0.0, f"failed to start: {exc}", time.time()
-                )
+                record = respawn.died(record, 0.0, f"failed to start: {exc}", time.time())
                 j.record(RESPAWN, key, node, **record.to_json())
                 self.say(f"{key}: restart failed: {exc}")
                 if record.state != respawn.FAILED:
                     self.due[key] = time.monotonic() + respawn.delay(record)
                 return
-            record = respawn.restarted(record_of(j, key))
-            j.record(RESPAWN, key, node, **record.to_json())
         self.say(f"{key}: restarted, pid {pid} (restart {record.restarts})")
 
     def run(self) -> None:

@@ -267,6 +267,12 @@ class Forwarder:
         try:
             try:
                 upstream_reader, upstream_writer = await self._connect_upstream()
+            except ConnectionResetError:
+                # The upstream accepted and reset at once, before the connect was seen
+                # to complete: a connection that was made and cut, as a reset while
+                # relaying is, not one that failed.
+                _abort(client_writer)
+                return
             except (OSError, TimeoutError, InputError) as exc:
                 self.stats.failed += 1
                 if isinstance(exc, FileNotFoundError):
