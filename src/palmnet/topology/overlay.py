@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from palmnet.topology.model import (
     DelegateSpec,
+    DockerSpec,
     InterfaceSpec,
     NodeKind,
     NodeSpec,
@@ -39,6 +40,8 @@ class Overlaid:
     image: str | None = None
     security_nesting: bool = False
     security_privileged: bool = False
+    docker: list[DockerSpec] = field(default_factory=list)
+    docker_real_source: bool = False
     origins: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> layer path
 
 
@@ -54,6 +57,8 @@ _SCALAR_KEYS = (
     "image",
     "security_nesting",
     "security_privileged",
+    "docker",
+    "docker_real_source",
 )
 
 

@@ -10,13 +10,16 @@
    daemons started inside them (radvd first among them) and waited for;
 5. hosts started; `apply` returns when every planned address of every node
    is present and not tentative, as the node's kernel reports it on netlink
-   (subscribed in the container's namespace, then a dump: no event is lost).
+   (subscribed in the container's namespace, then a dump: no event is lost);
+6. nodes with `docker:`: their dockerd configured, images made, containers
+   run and listening (docker.py).
 A start failure carries LXD's reason; `LabAPI.up` then destroys what was made.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -26,10 +29,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NoReturn
 
-from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process_pids
+from palmnet.backends.base import (
+    Backend,
+    LiveContainer,
+    LiveNode,
+    NodeHandle,
+    Switch,
+    process_pids,
+)
 from palmnet.backends.live import observe_netns
 from palmnet.backends.lxd import client as lxdclient
-from palmnet.backends.lxd import images, inside, instances, networks
+from palmnet.backends.lxd import docker, images, inside, instances, networks
 from palmnet.backends.lxd.instances import instance_name, is_router, port_name
 from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.errors import InputError, LabError
@@ -183,6 +193,14 @@ class LxdBackend(Backend):
             t.lap("addresses")
         finally:
             watch.close()
+        dockers = [n for n in chosen if n.docker is not None]
+        if dockers:
+            with ThreadPoolExecutor(max_workers=HOST_WORKERS) as pool:
+                list(pool.map(lambda n: self._docker(plan, n, pids[n.name]).start(), dockers))
+            t.lap("docker")
+
+    def _docker(self, plan: Plan, node: NodePlan, init: int) -> docker.NodeDocker:
+        return docker.NodeDocker(self.lxd, node, instance_name(plan.lab, node.name), init)
 
     def _daemons(
         self, journal: Journal, plan: Plan, node: NodePlan, init: int
@@ -287,7 +305,11 @@ class LxdBackend(Backend):
                 out.append(LiveNode(node.name, node.kind, state, ()))
                 continue
             pid = instances.init_pid(self.lxd, inst["name"])
-            out.append(observe_netns(node, inside.netns_path(pid)))
+            live = observe_netns(node, inside.netns_path(pid))
+            if node.docker is not None:
+                rows = self._docker(plan, node, pid).containers()
+                live = dataclasses.replace(live, docker=tuple(LiveContainer(**r) for r in rows))
+            out.append(live)
         return out
 
     def node(self, plan: Plan, journal: Journal, name: str) -> LxdNode:
