@@ -50,6 +50,9 @@ nodes:
         image: nginx
         ports: ["80:80"]
         volumes: ["site:/var/www/html"]
+      - name: hello         # a Dockerfile FROM busybox-httpd, built in the node
+        image: hello
+        ports: ["8080:80"]
   real:                     # no proxy: ip6tables DNAT to an IPv6 docker network
     interfaces:
       eth0: {{network: lan}}
@@ -94,10 +97,9 @@ def eventually(what: str, check: Callable[[], object], timeout: float = DEADLINE
     raise AssertionError(f"{what} did not happen within {timeout:g} s (last: {last!r})")
 
 
-def fetch(lab: str, client: str, address: str) -> str:
-    proc = node_exec(
-        lab, client, "curl", "-sS", "--max-time", "5", "-g", f"http://[{address}]/", check=False
-    )
+def fetch(lab: str, client: str, address: str, port: int = 80) -> str:
+    url = f"http://[{address}]:{port}/"
+    proc = node_exec(lab, client, "curl", "-sS", "--max-time", "5", "-g", url, check=False)
     return proc.stdout if proc.returncode == 0 else ""
 
 
@@ -105,6 +107,7 @@ def build_images() -> None:
     """The Docker images the lab uses, from the examples (cached: seconds after the first)."""
     run("docker", "image", "build", "nginx", str(EXAMPLES / "nginx"), timeout=600)
     run("docker", "image", "build", "busybox-httpd", str(EXAMPLES / "busybox-httpd"))
+    run("docker", "image", "build", "hello", str(EXAMPLES / "hello"))
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +143,12 @@ def test_docker_node_serves_nginx_by_planned_gua(lab: dict) -> None:
     assert ipaddress.IPv6Address(web).exploded.startswith("2001:0db8:0d0c:0000:0216:3eff")
     assert PAGE in str(eventually(f"page from [{web}]", lambda: fetch(LAB, "client", web)))
     # `ls` shows the node's containers as its dockerd reports them; `plan` what it will run
-    assert [(c["name"], c["state"]) for c in live["web"]["docker"]] == [("nginx", "running")]
-    assert "80->80/tcp" in live["web"]["docker"][0]["ports"]
+    containers = [(c["name"], c["state"]) for c in live["web"]["docker"]]
+    assert sorted(containers) == [("hello", "running"), ("nginx", "running")]
+    # the busybox httpd image, and one built from a Dockerfile FROM it, offline
+    assert "hello from a Dockerfile" in fetch(LAB, "client", web, 8080)
+    nginx = next(c for c in live["web"]["docker"] if c["name"] == "nginx")
+    assert "80->80/tcp" in nginx["ports"]
     assert planned["web"]["docker"][0]["ports"] == ["80:80/tcp"]
     assert "docker" not in live["client"]  # other nodes keep the contract's shape
     # the LXD keys Docker needs are on the container
@@ -159,7 +166,7 @@ def test_docker_node_serves_nginx_by_planned_gua(lab: dict) -> None:
     run("start", "--lab", LAB, "web", timeout=300)
     again = nodes_by_name(run_json("ls", LAB))["web"]
     assert gua(again) == web
-    assert again["docker"][0]["state"] == "running"
+    assert {c["state"] for c in again["docker"]} == {"running"}
     assert PAGE in fetch(LAB, "client", web)
 
 
@@ -207,7 +214,7 @@ def test_three_copies_from_published_image(lab: dict) -> None:
         iface = next(i for i in live[name]["interfaces"] if i["name"] == "eth0")
         address = gua(live[name])
         assert ipaddress.IPv6Address(address) == eui64_address(iface["mac"], f"{PREFIX}:/64")
-        assert live[name]["docker"][0]["state"] == "running"
+        assert {c["state"] for c in live[name]["docker"]} == {"running"}
         assert PAGE in fetch(LAB, "client", address), f"{name} [{address}]"
         addresses.add(address)
     assert len(addresses) == 3 and gua(live["web"]) not in addresses

@@ -73,4 +73,6 @@ def _node_change(old: object, new: object) -> str:
         changes.append(f"service {old.service} -> {new.service}")
     if old.dad != new.dad:
         changes.append(f"dad {old.dad} -> {new.dad}")
+    if old.docker != new.docker:
+        changes.append("docker: containers or their settings")
     return "; ".join(changes) or "settings changed"

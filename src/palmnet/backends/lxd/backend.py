@@ -144,6 +144,8 @@ class LxdBackend(Backend):
         t = PhaseTimer()
         for image in sorted({instances.image_of(n) for n in chosen}):
             images.ensure(lxd, image, _report)
+        if any(n.docker is not None for n in chosen):
+            docker.prepare_cache()  # mounted into docker nodes: it must exist
         t.lap("images")
         profile = networks.ensure_profile(lxd, plan.lab, lxd.pool(), journal)
         networks.create_networks(lxd, plan, journal)

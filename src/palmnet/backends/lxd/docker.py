@@ -94,7 +94,6 @@ def devices(node: NodePlan) -> dict[str, dict[str, str]]:
     """LXD disk devices: palmnet's image cache and every volume folder, read-only."""
     if node.docker is None:
         return {}
-    dockerimages.CACHE.mkdir(parents=True, exist_ok=True)
     out = {
         "palmnet-images": {
             "type": "disk",
@@ -109,6 +108,11 @@ def devices(node: NodePlan) -> dict[str, dict[str, str]]:
             out[key] = {"type": "disk", "source": vol.source, "path": volume_dir(vol.source)}
             out[key]["readonly"] = "true"
     return out
+
+
+def prepare_cache() -> None:
+    dockerimages.CACHE.mkdir(parents=True, exist_ok=True)
+    dockerimages.CACHE.chmod(0o755)  # read by the nodes' unprivileged root
 
 
 def config(node: NodePlan) -> dict[str, str]:
