@@ -186,6 +186,12 @@ class NodeHandle(ABC):
 class Backend(ABC):
     name: ClassVar[str]
 
+    def check_capacity(self, plan: Plan) -> None:
+        """Refuse, before anything is made, a lab this machine cannot hold: raise
+        InputError naming the limit it would hit halfway (memory, descriptors...).
+        A backend without such limits accepts every lab."""
+        return None
+
     def prepare(self, lab: str) -> None:
         """Make the lab's state dir ready before its journal is opened."""
         lab_dir(lab).mkdir(parents=True, exist_ok=True)

@@ -98,6 +98,12 @@ class NetnsNode(NodeHandle):
 class NetnsBackend(Backend):
     name = "netns"
 
+    def check_capacity(self, plan: Plan) -> None:
+        from palmnet.backends.netns import capacity
+        from palmnet.services.registry import services_for
+
+        capacity.check(plan, sum(len(services_for(n)) for n in plan.nodes))
+
     def prepare(self, lab: str) -> None:
         mount_state_tmpfs(lab_dir(lab))
         mount_state_tmpfs(ns_dir(lab))

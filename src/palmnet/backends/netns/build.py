@@ -37,6 +37,7 @@ from pathlib import Path
 
 from palmnet.addressing.eui64 import link_local
 from palmnet.backends.netns import daemons
+from palmnet.backends.netns.capacity import fds_needed
 from palmnet.backends.netns.etc import seed_etc
 from palmnet.backends.netns.layout import etc_upper, etc_work, mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import node_netns, outer_names, switch_netns
@@ -61,7 +62,6 @@ SWITCH_SYSCTLS: dict[str, int] = {
     **sysctls.BRIDGE_NF,
 }
 MCAST_HASH_MAX = 1 << 16  # multicast groups a lab bridge may learn (kernel default 4096)
-FDS_PER_NODE = 3  # request socket, event socket, namespace fd while links are made
 
 
 class Builder:
@@ -454,7 +454,7 @@ def mld_general_query(mac: str) -> bytes:
 def _ensure_fd_limit(nodes: int) -> None:
     """Each node holds a few fds while it comes up: raise the soft limit if short."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = 256 + FDS_PER_NODE * nodes
+    need = fds_needed(nodes)
     if soft != resource.RLIM_INFINITY and soft < need:
         new = need if hard == resource.RLIM_INFINITY else min(need, hard)
         with contextlib.suppress(ValueError, OSError):
