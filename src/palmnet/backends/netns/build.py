@@ -167,7 +167,11 @@ class Builder:
 
         def setup() -> None:
             sysctl.apply_new_netns(values)
-            self.rt[node.name] = Rtnl.open(None)
+            rt = self.rt[node.name] = Rtnl.open(None)
+            # Loopback up here, in the thread making namespaces, overlapped with
+            # the veths the main thread makes: `bring_up` is then one link per
+            # interface on the path every host waits on.
+            rt.set_up(index=1)
             self.events[node.name] = open_socket()
             self.ns_fd[node.name] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
@@ -390,7 +394,6 @@ class Builder:
         for node in nodes:
             rt = self.rt[node.name]
             with rt.pipeline():
-                rt.set_up(index=1)
                 for iface in sorted(node.interfaces, key=lambda i: i.kind != "bridge"):
                     rt.set_up(iface.name)
 
