@@ -35,10 +35,12 @@ def plan(topology: Path, fmt: str) -> None:
 
 
 def up(topology: Path, raise_neigh_limit: bool, backend: str | None, fmt: str) -> None:
+    from palmnet.cli.progress_bar import shown_on_terminal
     from palmnet.lab import LabAPI
 
     api = LabAPI(report=say)
-    result = api.up(topology, raise_neigh_limit=raise_neigh_limit, backend_name=backend)
+    with shown_on_terminal():
+        result = api.up(topology, raise_neigh_limit=raise_neigh_limit, backend_name=backend)
     if result.action in ("unchanged", "reconciled"):
         say(f"lab {result.plan.lab}: {result.detail}")
     show(api, result.plan.lab, fmt)

@@ -41,6 +41,7 @@ from palmnet.backends.netns.capacity import fds_needed
 from palmnet.backends.netns.etc import seed_etc
 from palmnet.backends.netns.layout import etc_upper, etc_work, mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import node_netns, outer_names, switch_netns
+from palmnet.diagnostics import progress
 from palmnet.diagnostics.crash import checkpoint
 from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.kernel import namespaces, nsfs, sysctl
@@ -206,11 +207,12 @@ class Builder:
         def make() -> None:
             home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             try:
-                for node in nodes:
+                for done, node in enumerate(nodes, 1):
                     if stop.is_set():
                         break
                     self._make_netns(node, home)
                     ready.put(node)
+                    progress.step("namespaces", done, len(nodes))
             except BaseException as exc:
                 failed.append(exc)
             finally:
@@ -220,6 +222,7 @@ class Builder:
         maker = threading.Thread(target=make, name="palmnet-netns", daemon=True)
         maker.start()
         finished = False
+        linked = 0
         try:
             with sw.pipeline():
                 while True:
@@ -232,6 +235,8 @@ class Builder:
                         finished = True
                         break
                     self._veths(sw, node)
+                    linked += 1
+                    progress.step("links", linked, len(nodes))
         finally:
             if not finished:
                 stop.set()
@@ -391,7 +396,8 @@ class Builder:
             self.watch.dump([n.name for n in nodes])
 
     def bring_up(self, nodes: Sequence[NodePlan]) -> None:
-        for node in nodes:
+        for done, node in enumerate(nodes, 1):
+            progress.step("interfaces up", done, len(nodes))
             rt = self.rt[node.name]
             with rt.pipeline():
                 for iface in sorted(node.interfaces, key=lambda i: i.kind != "bridge"):
