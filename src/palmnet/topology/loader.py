@@ -282,6 +282,12 @@ class _Loader:
                 "docker: needs `backend: lxd` (Docker runs inside the node's LXD container; "
                 f"the {self.backend or 'netns'} backend has no dockerd per node)",
             )
+        if merged.kind != "host":
+            self.problem(
+                (*where, "docker"),
+                f"docker: is for kind host, not {merged.kind} (a docker node starts from "
+                "palmnet-docker, which has no router daemons)",
+            )
         folders: dict[str, Path] = {}
         names: dict[str, int] = {}
         for index, spec in enumerate(merged.docker):
