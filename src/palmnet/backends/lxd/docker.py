@@ -38,16 +38,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import json
 import os
 import shlex
-import socket
 import time
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from palmnet.backends.lxd import dockerimages, images, inside
 from palmnet.backends.lxd.client import Lxd
+from palmnet.backends.lxd.dockerd import api_get, ping
 from palmnet.errors import LabError
 from palmnet.plan.model import DockerPlan, DockerRun, NodePlan
 
@@ -128,49 +128,6 @@ def config(node: NodePlan) -> dict[str, str]:
 
 
 # -- in the running node -----------------------------------------------------------------
-class _UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("docker", timeout=10)
-        self.path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(self.path)
-
-
-def api_get(init: int, path: str) -> Any:
-    """GET from dockerd's API on its socket, reached from the host through the
-    container's root; the JSON body, None for a 404. (Read this way, not with `docker
-    inspect` through LXD's exec: LXD 5.0's recorded output of `docker inspect` and
-    `docker ps --format` came back empty here, while the same command in a shell
-    after an `echo` did not.)"""
-    conn = _UnixHTTP(f"/proc/{init}/root{SOCKET}")
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    if response.status == 404:
-        return None
-    if response.status != 200:
-        raise LabError(f"dockerd: GET {path}: {response.status} {body[:200]!r}")
-    return json.loads(body)
-
-
-def _ping(init: int) -> bool:
-    """dockerd answers `GET /_ping` on its socket."""
-    conn = _UnixHTTP(f"/proc/{init}/root{SOCKET}")
-    try:
-        conn.request("GET", "/_ping")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
 def _wait(what: str, test: Any, timeout: float, tail: Any = None) -> None:
     deadline = time.monotonic() + timeout
     while not test():
@@ -212,14 +169,14 @@ class NodeDocker:
     def log_tail(self) -> str:
         path = f"/proc/{self.init}/root/var/log/dockerd.log"
         with contextlib.suppress(OSError):
-            lines = open(path).read().splitlines()  # noqa: SIM115 - a short read
+            lines = Path(path).read_text().splitlines()
             return " | ".join(ln[-200:] for ln in lines[-3:])
         return ""
 
     def wait_daemon(self) -> None:
         _wait(
             f"node {self.node.name}: dockerd answering on {SOCKET}",
-            lambda: _ping(self.init),
+            lambda: ping(self.init, SOCKET),
             READY_TIMEOUT,
             self.log_tail,
         )
@@ -231,12 +188,13 @@ class NodeDocker:
         wanted = daemon_json(self.node.docker)
         current = ""
         with contextlib.suppress(OSError):
-            current = open(f"/proc/{self.init}/root/etc/docker/daemon.json").read()  # noqa: SIM115
+            current = Path(f"/proc/{self.init}/root/etc/docker/daemon.json").read_text()
         self.wait_daemon()
         if current == wanted:
             return
-        inside.push_files(self.lxd, self.instance, {_p("/etc/docker/daemon.json"): (wanted, 0o644)})
-        old = open(f"/proc/{self.init}/root/run/docker.pid").read().strip()  # noqa: SIM115
+        config = PurePosixPath("/etc/docker/daemon.json")
+        inside.push_files(self.lxd, self.instance, {config: (wanted, 0o644)})
+        old = Path(f"/proc/{self.init}/root/run/docker.pid").read_text().strip()
         inside.check(self.lxd, self.instance, ["kill", old])
         _wait(
             f"node {self.node.name}: dockerd gone after SIGTERM",
@@ -249,7 +207,7 @@ class NodeDocker:
         image = dockerimages.lookup(name)
         if image is None:
             raise LabError(f"node {self.node.name}: no docker image {name} built on this machine")
-        found = api_get(self.init, f"/images/{_tagged(name)}/json")
+        found = api_get(self.init, SOCKET, f"/images/{_tagged(name)}/json")
         label = ((found or {}).get("Config") or {}).get("Labels") or {}
         if label.get("palmnet.recipe") == image.recipe:
             return
@@ -289,7 +247,7 @@ class NodeDocker:
         ports = {p.port for p in run.ports if p.proto == "tcp"}
         if not ports:
             return
-        found = api_get(self.init, f"/containers/{run.name}/json") or {}
+        found = api_get(self.init, SOCKET, f"/containers/{run.name}/json") or {}
         inner = int((found.get("State") or {}).get("Pid") or 0)
         # The container's process as the node's own procfs shows it (its pid there),
         # read from the host through the node's root.
@@ -321,7 +279,7 @@ class NodeDocker:
     def containers(self) -> list[dict[str, Any]]:
         """What `docker ps -a` says of the node's containers (for `ls`)."""
         rows = []
-        for row in api_get(self.init, "/containers/json?all=1") or []:
+        for row in api_get(self.init, SOCKET, "/containers/json?all=1") or []:
             ports = [
                 (f"{p['IP']}:{p['PublicPort']}->" if p.get("PublicPort") else "")
                 + f"{p['PrivatePort']}/{p['Type']}"
@@ -343,19 +301,13 @@ def _tagged(name: str) -> str:
     return name if ":" in name else f"{name}:latest"
 
 
-def _p(path: str) -> Any:
-    from pathlib import PurePosixPath
-
-    return PurePosixPath(path)
-
-
 def _listening(proc: str) -> set[int]:
     """TCP ports in LISTEN (state 0A) in the network namespace of process `proc`
     (a /proc/PID path)."""
     ports = set()
     for table in ("tcp", "tcp6"):
         with contextlib.suppress(OSError):
-            for line in open(f"{proc}/net/{table}").read().splitlines()[1:]:  # noqa: SIM115
+            for line in Path(f"{proc}/net/{table}").read_text().splitlines()[1:]:
                 fields = line.split()
                 if len(fields) > 3 and fields[3] == "0A":
                     ports.add(int(fields[1].rsplit(":", 1)[1], 16))
