@@ -15,8 +15,20 @@ from palmnet.services.httpd import Httpd
 from palmnet.services.kea import Kea
 from palmnet.services.radvd import Radvd
 from palmnet.services.rdnssd import Rdnssd
+from palmnet.services.tayga import Tayga
+from palmnet.services.unbound import Unbound
 
-SERVICES: tuple[type[Service], ...] = (Bird, Radvd, Dnsmasq, Rdnssd, Kea, Dhcpcd, Httpd)
+SERVICES: tuple[type[Service], ...] = (
+    Tayga,
+    Bird,
+    Radvd,
+    Dnsmasq,
+    Unbound,
+    Rdnssd,
+    Kea,
+    Dhcpcd,
+    Httpd,
+)
 
 
 def services_for(node: NodePlan) -> list[type[Service]]:
