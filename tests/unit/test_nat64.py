@@ -85,6 +85,7 @@ def test_example_plan_has_plat_dns64_and_clat() -> None:
     assert app.clat is not None and app.clat.uplink == "eth0"
     assert app.clat.ipv6 in ipaddress.IPv6Network("2001:db8:64:1::/64")
     assert app.clat.expected_prefix == router.nat64.prefix
+    assert "clat" in [s.name for s in services_for(app)]
     # The translator's zone is in the router's firewall.
     assert "list device 'nat64'" in dict(router.uci)["firewall"]
 

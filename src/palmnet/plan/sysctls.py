@@ -56,9 +56,25 @@ def node_sysctls(node: NodePlan) -> dict[str, int]:
     """The node-wide settings, `all` and `default` alike (new interfaces copy `default`)."""
     conf = conf_values(forwarding=node.forwarding, dad=node.dad)
     out = {f"net/ipv6/conf/{scope}/{k}": v for scope in ("all", "default") for k, v in conf.items()}
+    if node.clat is not None:
+        out.update(clat_sysctls())
     out["net/ipv6/conf/all/force_mld_version"] = MLD_VERSION  # `all` wins over interfaces
     out["net/ipv4/ip_forward"] = 1 if node.forwarding else 0
     out.update(BRIDGE_NF)
+    return out
+
+
+def clat_sysctls() -> dict[str, int]:
+    """A CLAT host forwards between its uplink and the translator's tun device, so it
+    takes RAs as a forwarding node does (accept_ra 2) and answers neighbour
+    solicitations for the CLAT's address (proxy_ndp), as clatd sets them up. Set
+    before the interfaces exist: turning forwarding on later flushes the default
+    routes learnt from RAs."""
+    out = {}
+    for scope in ("all", "default"):
+        out[f"net/ipv6/conf/{scope}/forwarding"] = 1
+        out[f"net/ipv6/conf/{scope}/accept_ra"] = 2
+    out["net/ipv6/conf/all/proxy_ndp"] = 1
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from palmnet.plan.model import NodePlan
 from palmnet.services.base import Service
 from palmnet.services.bird import Bird
+from palmnet.services.clat import Clat
 from palmnet.services.dhcpcd import Dhcpcd
 from palmnet.services.dnsmasq import Dnsmasq
 from palmnet.services.httpd import Httpd
@@ -28,6 +29,7 @@ SERVICES: tuple[type[Service], ...] = (
     Kea,
     Dhcpcd,
     Httpd,
+    Clat,
 )
 
 
