@@ -23,6 +23,7 @@ not carry documentation IPv4 (RFC 6052 3.1) and TAYGA refuses it.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -237,3 +238,24 @@ def test_host_without_clat_has_no_ipv4_route(lab: str) -> None:
     assert "Network is unreachable" in proc.stdout + proc.stderr
     route = node_exec(lab, "w1", "ip", "-4", "route", "get", str(LEGACY4), check=False)
     assert "Network is unreachable" in route.stdout + route.stderr
+
+
+def audit(lab: str, node: str, only: str) -> tuple[int, dict]:
+    proc = run("audit", "--lab", lab, node, "--only", only, "--format", "json", check=False)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_audit_lines(lab: str) -> None:
+    only = "nat64_prefix,dns64_synthesis,clat_ipv4_literal"
+    code, card = audit(lab, "app", only)
+    checks = {c["check"]: c for c in card["checks"]}
+    assert code == 0, card
+    assert {c["verdict"] for c in checks.values()} == {"PASS"}, card
+    assert f"prefix {PREFIX}" in checks["nat64_prefix"]["evidence"]
+    assert str(LEGACY6) in checks["dns64_synthesis"]["evidence"]
+    assert f"{LEGACY4} by its literal through clat" in checks["clat_ipv4_literal"]["evidence"]
+    # A host without a CLAT: the CLAT line does not apply, the DNS64 ones do.
+    code, card = audit(lab, "w1", only)
+    checks = {c["check"]: c for c in card["checks"]}
+    assert checks["clat_ipv4_literal"]["verdict"] == "N/A"
+    assert checks["nat64_prefix"]["verdict"] == "PASS"
