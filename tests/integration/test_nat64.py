@@ -259,3 +259,42 @@ def test_audit_lines(lab: str) -> None:
     checks = {c["check"]: c for c in card["checks"]}
     assert checks["clat_ipv4_literal"]["verdict"] == "N/A"
     assert checks["nat64_prefix"]["verdict"] == "PASS"
+
+
+ANNOUNCE_LAB = """\
+name: {name}
+networks:
+  core: {{}}
+nodes:
+  plat:
+    kind: router
+    nat64: {{prefix: "2001:db8:64:ff9b::/96", pool4: 203.0.113.128/26}}
+    routing: {{protocol: babel, defaults: {{hello: 1}}}}
+    interfaces:
+      eth0: {{network: core, ipv6: [2001:db8:64:10::1/64]}}
+  peer:
+    kind: router
+    routing: {{protocol: babel, defaults: {{hello: 1}}}}
+    interfaces:
+      eth0: {{network: core, ipv6: [2001:db8:64:10::2/64]}}
+"""
+
+
+def test_routing_protocol_announces_the_prefix(tmp_path: Path) -> None:
+    """A plain router with nat64 and Babel: its neighbour learns the NAT64 prefix
+    (TAYGA's route is proto static, which BIRD announces), and pool4 stays IPv4."""
+    name = f"n64r{os.getpid() % 10000}"
+    path = tmp_path / "announce.yaml"
+    path.write_text(ANNOUNCE_LAB.format(name=name))
+    run("up", str(path), timeout=240)
+    try:
+
+        def learnt() -> str:
+            out = node_exec(name, "peer", "ip", "-6", "route", "show", str(PREFIX)).stdout
+            return out if "proto bird" in out else ""
+
+        route = until("peer learning the NAT64 prefix by Babel", learnt, 40)
+        assert route.startswith(f"{PREFIX} via fe80::"), route
+    finally:
+        run("down", name, check=False)
+        assert lab_traces(name) == []
