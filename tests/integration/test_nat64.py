@@ -240,6 +240,26 @@ def test_host_without_clat_has_no_ipv4_route(lab: str) -> None:
     assert "Network is unreachable" in route.stdout + route.stderr
 
 
+def _service(lab: str, node: str, name: str) -> dict:
+    nodes = json.loads(run("ls", lab, "--format", "json").stdout)
+    services = next(n for n in nodes if n["name"] == node)["services"]
+    return next(s for s in services if s["name"] == name)
+
+
+def test_supervisor_restarts_the_translators(lab: str) -> None:
+    """TAYGA killed in the router and in the CLAT host: the supervisor starts each
+    again, the tun device and routes are made again, traffic flows again."""
+    for node, name in (("router", "tayga"), ("app", "clat")):
+        old = _service(lab, node, name)
+        os.kill(old["pid"], 9)
+        until(f"{node}/{name} started again", lambda n=node, m=name, p=old["pid"]: (
+            (s := _service(lab, n, m))["state"] == "running" and s["pid"] != p))  # fmt: skip
+    until("a ping from app through both translators again", lambda: ping(
+        lab, "app", str(LEGACY4)).returncode == 0)  # fmt: skip
+    page = node_exec(lab, "w1", "curl", "-sS", "-m", "5", "http://legacy/").stdout
+    assert "<h1>legacy</h1>" in page
+
+
 def audit(lab: str, node: str, only: str) -> tuple[int, dict]:
     proc = run("audit", "--lab", lab, node, "--only", only, "--format", "json", check=False)
     return proc.returncode, json.loads(proc.stdout)
