@@ -21,7 +21,7 @@ import hashlib
 import ipaddress
 
 from palmnet.errors import InputError
-from palmnet.plan.model import ClatPlan, Nat64Plan, NodePlan
+from palmnet.plan.model import ClatPlan, Nat64Plan, NodePlan, Plan
 from palmnet.topology.model import Lab
 from palmnet.topology.xlat import reachable_routers
 
@@ -106,3 +106,17 @@ def plan_xlat(lab: Lab, nodes: list[NodePlan]) -> list[NodePlan]:
             n = dataclasses.replace(n, clat=_clat(lab, n))
         out.append(n)
     return out
+
+
+def backend_problem(plan: Plan, backend: str) -> str | None:
+    """NAT64 and CLAT need TAYGA and unbound in the node: the netns backend runs the
+    host's; the LXD router image does not carry them (yet)."""
+    if backend == "netns":
+        return None
+    users = [n.name for n in plan.nodes if n.nat64 is not None or n.clat is not None]
+    if not users:
+        return None
+    return (
+        f"nat64 and clat run on the netns backend only (TAYGA and unbound are not in "
+        f"the {backend} images yet): {', '.join(users)}"
+    )
