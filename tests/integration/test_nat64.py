@@ -111,6 +111,14 @@ def test_tcp_by_name_from_a_pool4_address(lab: str) -> None:
     assert client != ipaddress.IPv4Address("198.51.100.1")  # not the WAN's masquerade
 
 
+def test_pool4_survives_a_firewall_reload(lab: str) -> None:
+    """fw4's reload replaces its own table only: pool4 is still not masqueraded."""
+    run("firewall", "reload", "--lab", lab, "router")
+    node_exec(lab, "w2", "curl", "-sS", "-m", "5", "http://legacy/")
+    log = service_host_path(lab, "legacy", "httpd", "access.log").read_text()
+    assert ipaddress.ip_address(log.strip().splitlines()[-1].split()[0]) in POOL4, log
+
+
 def test_icmp_echo_through_the_translator(lab: str) -> None:
     until("a ping from w1 to legacy's synthesised address", lambda: ping(
         lab, "w1", str(LEGACY6)).returncode == 0)  # fmt: skip
