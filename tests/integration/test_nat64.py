@@ -326,3 +326,25 @@ def test_routing_protocol_announces_the_prefix(tmp_path: Path) -> None:
     finally:
         run("down", name, check=False)
         assert lab_traces(name) == []
+
+
+def test_a_48_prefix_end_to_end(tmp_path: Path) -> None:
+    """RFC 6052's other lengths: a /48 puts the IPv4 address around the u octet
+    (2001:db8:6464:c633:64:a00::); TAYGA, unbound and the CLAT's discovery agree."""
+    prefix = ipaddress.IPv6Network("2001:db8:6464::/48")
+    name = f"n64s{os.getpid() % 10000}"
+    shutil.copytree(EXAMPLES / "ipv6only-router", tmp_path / "ipv6only-router")
+    text = (EXAMPLES / "ipv6only.yaml").read_text().replace("name: v6only", f"name: {name}")
+    path = tmp_path / "lab.yaml"
+    path.write_text(text.replace(f"prefix: {PREFIX}", f"prefix: {prefix}"))
+    run("up", str(path), timeout=240)
+    try:
+        out = node_exec(name, "w1", "getent", "ahosts", "legacy").stdout
+        assert out.split()[0] == str(embed(prefix, LEGACY4)) == "2001:db8:6464:c633:64:a00::"
+        page = node_exec(name, "w1", "curl", "-sS", "-m", "5", "http://legacy/").stdout
+        assert "<h1>legacy</h1>" in page
+        until("a ping from app through its CLAT", lambda: ping(
+            name, "app", str(LEGACY4)).returncode == 0)  # fmt: skip
+    finally:
+        run("down", name, check=False)
+        assert lab_traces(name) == []
