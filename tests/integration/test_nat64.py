@@ -348,3 +348,22 @@ def test_a_48_prefix_end_to_end(tmp_path: Path) -> None:
     finally:
         run("down", name, check=False)
         assert lab_traces(name) == []
+
+
+GOLDEN_ERRORS = Path(__file__).resolve().parents[1] / "golden" / "errors"
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["nat64_prefix_length", "nat64_pool4_overlap", "nat64_on_host", "clat_without_nat64"],
+)
+def test_up_refuses_bad_input_and_makes_nothing(case: str, tmp_path: Path) -> None:
+    name = f"n64e{os.getpid() % 10000}"
+    text = (GOLDEN_ERRORS / f"{case}.yaml").read_text().replace("name: palm", f"name: {name}")
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(text)
+    proc = run("up", str(path), check=False)
+    assert proc.returncode == 2, proc.stderr
+    expected = (GOLDEN_ERRORS / f"{case}.expected").read_text().strip()
+    assert proc.stderr.strip() == f"palmnet: {tmp_path}/{expected}", proc.stderr
+    assert lab_traces(name) == []
