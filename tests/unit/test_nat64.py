@@ -86,6 +86,8 @@ def test_example_plan_has_plat_dns64_and_clat() -> None:
     assert app.clat.ipv6 in ipaddress.IPv6Network("2001:db8:64:1::/64")
     assert app.clat.expected_prefix == router.nat64.prefix
     assert "clat" in [s.name for s in services_for(app)]
+    assert any(n.startswith("router: NAT64 2001:db8:64:ff9b::/96 -> pool4") for n in plan.notes)
+    assert any(n.startswith(f"app: CLAT 192.0.0.1 <-> {app.clat.ipv6}") for n in plan.notes)
     # The translator's zone is in the router's firewall.
     assert "list device 'nat64'" in dict(router.uci)["firewall"]
 

@@ -34,7 +34,7 @@ from palmnet.plan.openwrt import WAN_DEVICE, Iface, read_openwrt
 from palmnet.plan.pd import PdDraft, allocate, duid_ll
 from palmnet.plan.routes import resolve_routes
 from palmnet.plan.routing import plan_routing
-from palmnet.plan.xlat import plan_xlat
+from palmnet.plan.xlat import plan_xlat, xlat_notes
 from palmnet.topology.model import Lab, Node
 
 IPv6If = ipaddress.IPv6Interface
@@ -199,14 +199,15 @@ def plan_lab(lab: Lab) -> Plan:
     links = _links(drafts, mac_of)
     reservations, lans = _lan_services(lab, drafts, links, mac_of)
     nodes = [_node_plan(lab, d, links, reservations, lans, pd, mac_of) for d in drafts]
+    planned = plan_xlat(lab, resolve_routes(lab, nodes))
     plan = Plan(
         lab=lab.name,
         domain=lab.domain,
         source=str(lab.source),
         networks=_networks(lab, nodes),
-        nodes=tuple(plan_xlat(lab, resolve_routes(lab, nodes))),
+        nodes=tuple(planned),
         dad=lab.dad,
-        notes=tuple(notes),
+        notes=(*notes, *xlat_notes(planned)),
         backend=lab.backend or "netns",
     )
     return _with_dns(plan, {d.node.name: d for d in drafts})

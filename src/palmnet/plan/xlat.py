@@ -108,6 +108,24 @@ def plan_xlat(lab: Lab, nodes: list[NodePlan]) -> list[NodePlan]:
     return out
 
 
+def xlat_notes(nodes: list[NodePlan]) -> list[str]:
+    """What `plan` says of the translators (addresses no interface table shows)."""
+    notes = []
+    for n in nodes:
+        if n.nat64 is not None:
+            dns = ", DNS64 (unbound)" if n.nat64.dns64 else ""
+            notes.append(
+                f"{n.name}: NAT64 {n.nat64.prefix} -> pool4 {n.nat64.pool4} "
+                f"(TAYGA at {n.nat64.address4}){dns}"
+            )
+        if n.clat is not None:
+            notes.append(
+                f"{n.name}: CLAT {n.clat.ipv4.ip} <-> {n.clat.ipv6} on {n.clat.uplink} "
+                "(prefix by RFC 7050)"
+            )
+    return notes
+
+
 def backend_problem(plan: Plan, backend: str) -> str | None:
     """NAT64 and CLAT need TAYGA and unbound in the node: the netns backend runs the
     host's; the LXD router image does not carry them (yet)."""
