@@ -16,6 +16,7 @@ from palmnet.topology.model import (
     DelegateSpec,
     DockerSpec,
     InterfaceSpec,
+    Nat64Spec,
     NodeKind,
     NodeSpec,
     ProfileSpec,
@@ -37,6 +38,8 @@ class Overlaid:
     routes: list[RouteSpec] = field(default_factory=list)
     routing: RoutingSpec | None = None
     delegate: DelegateSpec | None = None
+    nat64: Nat64Spec | None = None
+    clat: bool = False
     image: str | None = None
     security_nesting: bool = False
     security_privileged: bool = False
@@ -54,6 +57,8 @@ _SCALAR_KEYS = (
     "routes",
     "routing",
     "delegate",
+    "nat64",
+    "clat",
     "image",
     "security_nesting",
     "security_privileged",
