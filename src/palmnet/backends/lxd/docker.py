@@ -278,8 +278,12 @@ class NodeDocker:
 
     def containers(self) -> list[dict[str, Any]]:
         """What `docker ps -a` says of the node's containers (for `ls`)."""
+        try:
+            listed = api_get(self.init, SOCKET, "/containers/json?all=1") or []
+        except (OSError, LabError, ValueError):
+            return []  # dockerd not answering (starting, restarting): none to show
         rows = []
-        for row in api_get(self.init, SOCKET, "/containers/json?all=1") or []:
+        for row in listed:
             ports = [
                 (f"{p['IP']}:{p['PublicPort']}->" if p.get("PublicPort") else "")
                 + f"{p['PrivatePort']}/{p['Type']}"
