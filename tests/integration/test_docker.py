@@ -277,3 +277,18 @@ def test_bad_docker_input_exits_2_and_makes_nothing(
     assert labs.lab_traces(name) == []
     if REASON is None:
         assert labs.lxd_traces(name) == []
+
+
+def test_up_on_netns_of_a_docker_lab_is_refused(tmp_path: Path) -> None:
+    """`up --backend netns` of a file that says `backend: lxd`: exit 2 at the key."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    name = "dkbadnet"
+    text = BAD.format(name=name, backend="lxd", image="busybox-httpd", port="80:80")
+    path = write_lab(tmp_path / "bad.yaml", text)
+    if REASON is None:
+        build_images()
+    proc = run("up", "--backend", "netns", str(path), check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{path}:9: nodes.web.docker: docker: needs the lxd backend, not netns" in proc.stderr
+    assert labs.lab_traces(name) == []

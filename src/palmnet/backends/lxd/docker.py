@@ -233,7 +233,10 @@ class NodeDocker:
         """The container afresh: removed (whatever a published image or a restart left),
         then run with the plan's settings."""
         self.docker("rm", "-f", run.name, check=False)
-        argv = ["run", "-d", "--name", run.name, "--label", "palmnet.node=" + self.node.name]
+        # unless-stopped: dockerd itself runs it again when the node boots outside palmnet
+        # (`lxc restart`, a copy launched by hand from a published image)
+        argv = ["run", "-d", "--name", run.name, "--restart", "unless-stopped"]
+        argv += ["--label", "palmnet.node=" + self.node.name]
         for port in run.ports:
             argv += ["-p", port.docker_arg()]
         for vol in run.volumes:
