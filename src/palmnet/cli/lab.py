@@ -20,12 +20,15 @@ def _emit_json(data: object) -> None:
 
 def plan(
     topology: Path = typer.Argument(..., help="The lab file (YAML)."),
+    rootless: bool = typer.Option(
+        False, "--rootless", help="Also refuse what a lab without root cannot have."
+    ),
     fmt: Format = FORMAT,
 ) -> None:
     """Print every node's addresses, computed offline (no root)."""
     from palmnet.lab import plan_file
 
-    p = plan_file(topology)
+    p = plan_file(topology, rootless_lab=rootless)
     if fmt is Format.json:
         _emit_json(p.to_json())
         return
@@ -46,13 +49,21 @@ def up(
     backend: str | None = typer.Option(
         None, "--backend", help="netns (default) or lxd; overrides the topology's `backend:`."
     ),
+    rootless: bool = typer.Option(
+        False,
+        "--rootless",
+        help="Build the lab in a user namespace of its own (the default for a user "
+        "who is not root).",
+    ),
     fmt: Format = FORMAT,
 ) -> None:
     """Build and start a lab; on a running lab, reconcile it to the file."""
     from palmnet.lab import LabAPI
 
     api = LabAPI(report=_say)
-    result = api.up(topology, raise_neigh_limit=raise_neigh_limit, backend_name=backend)
+    result = api.up(
+        topology, raise_neigh_limit=raise_neigh_limit, backend_name=backend, rootless_lab=rootless
+    )
     if result.action == "unchanged" or result.action == "reconciled":
         _say(f"lab {result.plan.lab}: {result.detail}")
     _show(api, result.plan.lab, fmt)

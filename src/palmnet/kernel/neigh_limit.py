@@ -24,6 +24,14 @@ def current_entries() -> int:
         return 0
 
 
+def visible() -> bool:
+    """The limit shows only in the machine's own network namespace: the kernel keeps
+    one IPv6 neighbour table for all of them and registers its gc_thresh sysctls
+    there alone (measured on 6.18: a network namespace of a user namespace has no
+    net/ipv6/neigh/default/gc_thresh*, and its entries count in the machine's table)."""
+    return (GC / "gc_thresh3").exists()
+
+
 def read(key: str) -> int:
     return int((GC / key).read_text())
 
