@@ -238,8 +238,10 @@ def destroy(lab: str) -> bool:
     namespace, remove its record. False if there was nothing of it."""
     from palmnet.lab import store
 
+    if inside():
+        return False
     with store.locked(lab):
-        if not _journal_path(lab).exists() and not _stray_holders(lab):
+        if not is_rootless(lab) and not _stray_holders(lab):
             return False
         _destroy(lab)
         return True
