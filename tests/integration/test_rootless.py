@@ -306,6 +306,7 @@ def test_kill_of_up_then_down_leaves_nothing(user: User) -> None:
         os.kill(int(up[0].split()[0]), signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
+    assert proc.returncode != 0, "up finished before it was killed: nothing was tested"
     assert user.processes(), "the holder goes only with down"
     user.run("down", lab)
     assert_gone(user, lab)
