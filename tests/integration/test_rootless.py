@@ -22,9 +22,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 import palmnet
 from palmnet.backends.netns.names import outer_names
@@ -178,6 +180,13 @@ def user() -> Iterator[User]:
 @pytest.fixture(scope="module")
 def user2() -> Iterator[User]:
     yield from _user_fixture("b")
+
+
+@pytest.fixture(scope="module")
+def single() -> Iterator[User]:
+    """A system user: useradd gives it no subordinate ids, so its labs' user namespaces
+    map its own id only (no newuidmap)."""
+    yield from _user_fixture("s", system=True)
 
 
 def wait_for(what: str, test, deadline: float = DEADLINE):  # type: ignore[no-untyped-def]
@@ -392,3 +401,57 @@ def test_ripng_ring_as_user(user: User) -> None:
     finally:
         user.run("down", lab)
     assert_gone(user, lab)
+
+
+# -- a user without subordinate ids: one mapped id -------------------------------------------
+CASCADE = Path(__file__).resolve().parents[2] / "examples" / "cascade.yaml"
+
+
+def test_single_id_user_runs_pd_and_refuses_rdnssd(single: User) -> None:
+    assert not [
+        line
+        for line in Path("/etc/subuid").read_text().splitlines()
+        if line.startswith(single.name + ":")
+    ]
+    for folder in ("cascade-r1", "cascade-r2"):
+        for f in (CASCADE.parent / folder).iterdir():
+            single.write(f"{folder}/{f.name}", f.read_text())
+    lab = f"rlc{os.getpid() % 10000}"
+    text = CASCADE.read_text().replace("name: cascade", f"name: {lab}")
+    refused = single.run("up", str(single.write("cascade.yaml", text)), check=False)
+    assert refused.returncode == 2, refused
+    assert "nodes.web: rdnssd cannot run in a rootless lab" in refused.stderr
+    assert_gone(single, lab)
+
+    # Without the hosts (rdnssd), the rest runs with one id: radvd, dnsmasq (no group
+    # change), kea, and dhcpcd (its privilege drop fails, and it goes on as root).
+    data = YAML().load(text)
+    for host in ("web", "h1", "h2"):
+        del data["nodes"][host]
+    out = StringIO()
+    YAML().dump(data, out)
+    path = single.write("routers.yaml", out.getvalue())
+    nodes = single.json("up", str(path))
+    try:
+        assert {n["name"] for n in nodes} == {"isp", "r1", "r2"}
+        services = {
+            (n["name"], s["name"]): s["state"]
+            for n in single.json("ls", lab)
+            for s in n["services"]
+        }
+        assert set(services.values()) == {"running"}, services
+        assert ("r2", "dhcpcd") in services and ("isp", "kea") in services
+        rows = wait_for(
+            "r1 and r2 hold their planned delegations",
+            lambda: (
+                (r := json.loads(single.run("ls", lab, "--prefixes", "--format", "json").stdout))
+                and all(row["delegated"] == row["planned"] for row in r)
+                and r
+            ),
+        )
+        assert {row["name"] for row in rows} == {"r1", "r2"}
+        uid_map = single.exec(lab, "r1", "cat", "/proc/self/uid_map").stdout.split()
+        assert uid_map == ["0", str(single.uid), "1"]
+    finally:
+        single.run("down", lab)
+    assert_gone(single, lab)

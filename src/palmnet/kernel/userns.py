@@ -194,6 +194,19 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
+def single_mapping() -> bool:
+    """This process is in a user namespace that maps one id only (`0 UID 1`, no
+    newuidmap): no other user or group exists in it, and setgroups() is denied, so
+    a daemon cannot switch to its own user (radvd -u, rdnssd's initgroups, dnsmasq's
+    group `dip`, dhcpcd's privilege separation)."""
+    try:
+        lines = Path("/proc/self/uid_map").read_text().split("\n")
+    except OSError:
+        return False
+    rows = [line.split() for line in lines if line.strip()]
+    return len(rows) == 1 and rows[0][2] == "1"
+
+
 def userns_inode(pid: int) -> int | None:
     """The inode of a process's user namespace (what tells the lab's processes apart)."""
     try:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, NoReturn
 from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch
 from palmnet.diagnostics.crash import checkpoint
 from palmnet.errors import InputError, LabError
+from palmnet.kernel import userns
 from palmnet.lab import host, rootless, store, supervisor
 from palmnet.lab.backends import backend_for, backend_of
 from palmnet.plan.model import Plan
@@ -210,6 +211,7 @@ class LabAPI:
         if rootless.wanted(rootless_lab, model.name):
             rootless.refuse(model, backend_name, raise_neigh_limit)
             planned = plan_model(model)
+            rootless.refuse_daemons(planned, userns.id_map_for_me())
             warning = host.neigh_warning(planned)  # the machine's table, seen from here
             if warning:
                 self.report("warning: " + warning)

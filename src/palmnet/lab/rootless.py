@@ -37,6 +37,7 @@ from palmnet.state.journal import Journal
 from palmnet.state.paths import lab_dir
 
 if TYPE_CHECKING:
+    from palmnet.plan.model import Plan
     from palmnet.topology.model import Lab
 
 KIND = "holder"
@@ -108,6 +109,25 @@ def refuse(model: Lab, backend_name: str | None, raise_limit: bool) -> None:
             "machine's, shared by every namespace and writable only by root; a user "
             "namespace's network namespaces have no copy of it to raise"
         )
+
+
+def refuse_daemons(plan: Plan, ids: userns.IdMap) -> None:
+    """A daemon that cannot run in a user namespace mapping one id, refused up front."""
+    if ids.sub_uid and ids.sub_gid:
+        return
+    from palmnet.services.registry import services_for
+
+    for node in plan.nodes:
+        for cls in services_for(node):
+            if cls.single_id_problem is not None:
+                raise InputError(
+                    f"{cls.name} cannot run in a rootless lab whose user namespace maps only "
+                    f"your own id: {cls.single_id_problem}. Give your user subordinate ids "
+                    "(`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 "
+                    "USER` as root) and install newuidmap/newgidmap (Debian: uidmap)",
+                    file=plan.source,
+                    key=f"nodes.{node.name}",
+                )
 
 
 # -- the outer record --------------------------------------------------------------------
