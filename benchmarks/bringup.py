@@ -2,7 +2,7 @@
 """Bring-up of N plain hosts on one bridge: palmnet against Mininet, side by side.
 
     sudo .venv/bin/python benchmarks/bringup.py [--sizes 10,100,500] [--repeat K]
-                                                [--backend netns]
+                                                [--backend netns] [--rootless]
 
 For each N, a lab `benchN` (written to a temp dir): one router `r` advertising
 2001:db8:b::/64 (radvd, `ra: true`) and hosts h1..hN, all on one bridge.
@@ -50,6 +50,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import rootless_column
 from palmnet.lab.host import ENTRIES_PER_INTERFACE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -577,6 +578,12 @@ def main() -> int:
     )
     ap.add_argument("--no-mininet", action="store_true", help="palmnet only")
     ap.add_argument(
+        "--rootless",
+        action="store_true",
+        help="also as a plain user made for the run, in its own user namespace "
+        "(benchmarks/rootless_column.py)",
+    )
+    ap.add_argument(
         "--palmnet-src",
         type=Path,
         help="run `python -m palmnet` from this src dir (another tree), not .venv/bin/palmnet",
@@ -615,13 +622,24 @@ def main() -> int:
     )
 
     results: dict[int, list[tuple[PalmnetRun, MininetRun]]] = {}
-    with tempfile.TemporaryDirectory(prefix="palmnet-bench-") as tmp:
+    rootless: dict[int, list[rootless_column.RootlessRun]] = {}
+    with (
+        contextlib.ExitStack() as stack,
+        tempfile.TemporaryDirectory(prefix="palmnet-bench-") as tmp,
+    ):
+        user = (
+            stack.enter_context(rootless_column.bench_user(PALMNET_SRC)) if args.rootless else None
+        )
         for n in sizes:
             for k in range(args.repeat):
                 try:
                     pr = run_palmnet(n, Path(tmp))
                 except Exception as e:  # even the finally failed: keep going
                     pr = PalmnetRun(n, errors=[f"{type(e).__name__}: {e}"])
+                if user is not None:
+                    need = pr.neigh.get("need") if pr.raised else None
+                    rl = rootless_column.run_rootless(user, n, topology(n), need)
+                    rootless.setdefault(n, []).append(rl)
                 if args.no_mininet:
                     mr = MininetRun(n, errors=["skipped (--no-mininet)"])
                 else:
@@ -632,6 +650,9 @@ def main() -> int:
                 results.setdefault(n, []).append((pr, mr))
                 print_size(pr, mr, k, args.repeat)
     print_table(results, args.repeat)
+    if rootless:
+        root_up = {n: [p.up_s for p, _ in runs] for n, runs in results.items()}
+        rootless_column.print_column(root_up, rootless)
     return 0
 
 

@@ -267,10 +267,20 @@ def pids_in(userns: int, mount_point: str | None = None) -> list[int]:
                 continue
             if mount_point is not None and not _has_mount(int(entry.name), mount_point):
                 continue
+            if _dead(entry.name):
+                continue
         except OSError:
             continue
         found.append(int(entry.name))
     return found
+
+
+def _dead(pid: str) -> bool:
+    """A zombie (or exiting) process: it has left its namespaces already but keeps its
+    credentials, so it still shows in the user namespace until its new parent reaps it
+    (measured: 1.4 s of rescans at a 10-node `down` before this was skipped)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def _has_mount(pid: int, point: str) -> bool:
