@@ -71,11 +71,14 @@ class BenchUser:
         return time.monotonic() - t0, p
 
     def pids(self) -> list[int]:
+        """Live processes of the user (zombies left their namespaces; init reaps them)."""
         found = []
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
                 with contextlib.suppress(OSError):
-                    if os.stat(entry.path).st_uid == self.uid:
+                    if os.stat(entry.path).st_uid != self.uid:
+                        continue
+                    if Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
                         found.append(int(entry.name))
         return found
 

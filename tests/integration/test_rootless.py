@@ -99,13 +99,16 @@ class User:
         return path
 
     def processes(self) -> list[str]:
-        """Every process of this user on the machine (pid and command line)."""
+        """Every live process of this user on the machine (pid and command line). Not
+        zombies: they have left their namespaces, and here init may reap them late."""
         found = []
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
             with contextlib.suppress(OSError):
                 if os.stat(entry.path).st_uid != self.uid:
+                    continue
+                if Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
                     continue
                 cmd = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode()
                 found.append(f"{entry.name} {cmd[:100]}")

@@ -173,13 +173,36 @@ def start_holder(title: str, ids: IdMap, keep: Path | None, state_root: Path) ->
         os.close(to_parent_r)
     if said != b"uk":
         _reap(pid)
+        lines = said.decode(errors="replace").strip().splitlines()
         raise OSError(
-            "could not make the lab's user namespace (user.max_user_namespaces 0, or an "
-            f"AppArmor or seccomp policy?):\n{said.decode(errors='replace')}"
+            f"could not make the lab's user namespace: {lines[-1] if lines else '?'}"
+            f"{why_no_userns()}"
         )
     # Not reaped here: a thread would keep this process from entering the namespace,
     # and the holder outlives it (init reaps it after `down`).
     return pid
+
+
+def why_no_userns() -> str:
+    """What on this machine keeps a plain user from a usable user namespace, if seen."""
+
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text().strip()
+        except OSError:
+            return ""
+
+    if read("/proc/sys/user/max_user_namespaces") == "0":
+        return " (user.max_user_namespaces is 0: user namespaces are off)"
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1":
+        return (
+            " (kernel.apparmor_restrict_unprivileged_userns is 1: AppArmor gives a user"
+            " namespace no capabilities unless the program has a profile allowing `userns`;"
+            " see the README, labs without root)"
+        )
+    if read("/proc/sys/kernel/unprivileged_userns_clone") == "0":
+        return " (kernel.unprivileged_userns_clone is 0)"
+    return ""
 
 
 def _read_all(fd: int) -> bytes:

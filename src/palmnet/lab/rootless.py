@@ -237,7 +237,11 @@ def _make_holder(lab: str, nodes: list[str]) -> Holder:
         j.set_meta("ids", ids.describe())
         j.set_meta("nodes", nodes)
         j.record(KIND, KIND, None, pid=None)  # a crash from here on: found by its title
-        pid = userns.start_holder(_title(lab), ids, keep, inner_root(lab))
+        try:
+            pid = userns.start_holder(_title(lab), ids, keep, inner_root(lab))
+        except OSError as exc:
+            shutil.rmtree(outer, ignore_errors=True)
+            raise LabError(str(exc)) from None
         holder = Holder(pid, processes.start_time(pid), userns.userns_inode(pid))
         j.record(KIND, KIND, None, pid=pid, start=holder.start, userns=holder.userns)
         j.set_meta("status", "running")
