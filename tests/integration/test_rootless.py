@@ -11,6 +11,7 @@ runtime directory (XDG_RUNTIME_DIR, a 0700 directory it owns).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import pwd
@@ -458,3 +459,28 @@ def test_single_id_user_runs_pd_and_refuses_rdnssd(single: User) -> None:
     finally:
         single.run("down", lab)
     assert_gone(single, lab)
+
+
+# -- a runtime directory under /run, as systemd-logind makes it --------------------------------
+def test_runtime_dir_under_run(user: User) -> None:
+    """The holder covers /run with the lab's own tmpfs and binds the user's runtime
+    directory back in its place: the outer record is the same file inside and out."""
+    if not os.path.isdir("/run/user"):
+        pytest.skip("no /run/user on this machine")
+    runtime = Path(f"/run/user/{user.uid}")
+    if runtime.exists():
+        pytest.skip(f"{runtime} exists (a session of that uid?): not ours to use")
+    runtime.mkdir(mode=0o700)
+    os.chown(runtime, user.uid, -1)
+    as_logind = dataclasses.replace(user, runtime=runtime)
+    lab = f"rlx{os.getpid() % 10000}"
+    try:
+        path = as_logind.write("xdg.yaml", FARM.format(name=lab))
+        as_logind.run("up", str(path))
+        inside = as_logind.exec(lab, "w1", "ls", str(runtime / "palmnet" / lab)).stdout.split()
+        assert inside == ["inner", "journal.sqlite"]
+        assert (runtime / "palmnet" / lab / "journal.sqlite").exists()
+        as_logind.run("down", lab)
+        assert_gone(as_logind, lab)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
