@@ -194,7 +194,7 @@ def enter_if_rootless(lab: str) -> None:
         holder = _holder(j)
     if holder is None or not holder.alive():
         raise LabError(
-            f"lab {lab}: its holder process is gone (killed?), and the lab with it: "
+            f"lab {lab}: its holder process is gone (killed?): "
             f"`palmnet down {lab}` removes what is left"
         )
     _enter(lab, holder)
