@@ -22,6 +22,7 @@ import os
 import pwd
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -177,26 +178,37 @@ def run_rootless(user: BenchUser, n: int, topology: str, need: int | None) -> Ro
     return r
 
 
+def _cell(values: list[float | None]) -> str:
+    """median (min) of the runs that finished, as the root rows show them."""
+    done = [v for v in values if v is not None]
+    if not done:
+        return "failed"
+    if len(values) == 1:
+        return f"{done[0]:.2f}"
+    return f"{statistics.median(done):.2f} ({min(done):.2f})"
+
+
 def print_column(
     root_up: dict[int, list[float | None]], runs: dict[int, list[RootlessRun]]
 ) -> None:
-    """N, root's up (the rows above), rootless up and down, hosts ready, ratio."""
+    """N, root's up (the rows above), rootless up and down, hosts ready, ratio of the
+    medians; each run of a size is root then rootless, one after the other."""
     head = ("N", "root up s", "rootless up s", "rootless down s", "ready", "rootless/root up")
     rows = []
     for n, rl in runs.items():
-        for k, r in enumerate(rl):
-            base = root_up.get(n, [None] * len(rl))[k]
-            ratio = f"{r.up_s / base:.2f}" if r.up_s and base else "-"
-            rows.append(
-                (
-                    str(n),
-                    f"{base:.2f}" if base else "-",
-                    f"{r.up_s:.2f}" if r.up_s is not None else "failed",
-                    f"{r.down_s:.2f}" if r.down_s is not None else "failed",
-                    f"{r.ready}/{r.n}",
-                    ratio,
-                )
+        base = [v for v in root_up.get(n, []) if v is not None]
+        ups = [r.up_s for r in rl if r.up_s is not None]
+        ratio = f"{statistics.median(ups) / statistics.median(base):.2f}" if ups and base else "-"
+        rows.append(
+            (
+                str(n),
+                _cell(list(root_up.get(n, []))),
+                _cell([r.up_s for r in rl]),
+                _cell([r.down_s for r in rl]),
+                " ".join(f"{r.ready}/{r.n}" for r in rl),
+                ratio,
             )
+        )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     print("\nrootless column (a plain user, its own user namespace; same run):")
     print(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
