@@ -229,8 +229,11 @@ def _make_holder(lab: str, nodes: list[str]) -> Holder:
     ids = userns.id_map_for_me()
     outer = lab_dir(lab)
     outer.mkdir(parents=True, exist_ok=True)
-    runtime = outer.parent.parent if outer.parent.name == "palmnet" else outer.parent
-    keep = runtime if runtime.is_relative_to("/run") else None
+    # The state root, bound back inside the holder when its /run hides it (a runtime
+    # directory under /run/user; root's --rootless labs under /run/palmnet): only that
+    # directory, never /run itself, whose /run/netns must stay the lab's own.
+    root = outer.parent
+    keep = root if root.is_relative_to("/run") and root != Path("/run") else None
     with Journal.open(_journal_path(lab)) as j:
         j.set_meta("rootless", True)
         j.set_meta("status", "building")
