@@ -484,3 +484,24 @@ def test_runtime_dir_under_run(user: User) -> None:
         assert_gone(as_logind, lab)
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+# -- root asks for it -----------------------------------------------------------------------
+def test_root_with_rootless_flag(tmp_path: Path) -> None:
+    """`up --rootless` by root: the lab's namespaces are its holder's, not the machine's;
+    verbs find it without the flag; `down` leaves nothing."""
+    lab = f"rlq{os.getpid() % 10000}"
+    path = tmp_path / "farm.yaml"
+    path.write_text(FARM.format(name=lab))
+    planned = run_json("plan", str(path))
+    live = json.loads(run("up", "--rootless", str(path), "--format", "json").stdout)
+    try:
+        assert _addresses(live) == _addresses(planned)
+        assert not [n for n in os.listdir("/run/netns") if lab in n]
+        uid_map = run("exec", "--lab", lab, "w1", "--", "cat", "/proc/self/uid_map").stdout
+        assert uid_map.split() == ["0", "0", "1"]  # root's lab: a user namespace all the same
+        assert "no change" in run("up", str(path)).stderr
+    finally:
+        run("down", lab)
+    assert lab_traces(lab) == []
+    assert not Path(f"/run/palmnet/{lab}").exists()
