@@ -505,3 +505,33 @@ def test_root_with_rootless_flag(tmp_path: Path) -> None:
         run("down", lab)
     assert lab_traces(lab) == []
     assert not Path(f"/run/palmnet/{lab}").exists()
+
+
+# -- NAT64 and CLAT open the tun device as the user ---------------------------------------------
+IPV6ONLY = Path(__file__).resolve().parents[2] / "examples" / "ipv6only.yaml"
+
+
+def test_nat64_needs_a_tun_device_the_user_may_open(user: User) -> None:
+    probe = [
+        "runuser",
+        "-u",
+        user.name,
+        "--",
+        "test",
+        "-r",
+        "/dev/net/tun",
+        "-a",
+        "-w",
+        "/dev/net/tun",
+    ]
+    if subprocess.run(probe).returncode == 0:
+        pytest.skip("this machine lets users open /dev/net/tun: TAYGA would run rootless")
+    for f in (IPV6ONLY.parent / "ipv6only-router").iterdir():
+        user.write(f"ipv6only-router/{f.name}", f.read_text())
+    lab = f"rl6{os.getpid() % 10000}"
+    text = IPV6ONLY.read_text().replace("name: v6only", f"name: {lab}")
+    assert f"name: {lab}" in text
+    refused = user.run("up", str(user.write("ipv6only.yaml", text)), check=False)
+    assert refused.returncode == 2, refused
+    assert "nodes.router: tayga opens /dev/net/tun, which your user may not open" in refused.stderr
+    assert_gone(user, lab)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from palmnet.errors import InputError, LabError
-from palmnet.kernel import processes, userns
+from palmnet.kernel import nsfs, processes, userns
 from palmnet.state.journal import Journal
 from palmnet.state.paths import lab_dir
 
@@ -112,13 +112,26 @@ def refuse(model: Lab, backend_name: str | None, raise_limit: bool) -> None:
 
 
 def refuse_daemons(plan: Plan, ids: userns.IdMap) -> None:
-    """A daemon that cannot run in a user namespace mapping one id, refused up front."""
-    if ids.sub_uid and ids.sub_gid:
-        return
+    """A daemon that cannot run in this user's lab, refused up front: one that opens a
+    device the user may not open (the lab's root is the user to the device's owner:
+    /dev/net/tun is 0600 on some machines, 0666 on Debian), or one that cannot run in a
+    user namespace mapping one id."""
     from palmnet.services.registry import services_for
 
     for node in plan.nodes:
         for cls in services_for(node):
+            for device in cls.devices:
+                if not os.access(device, os.R_OK | os.W_OK):
+                    raise InputError(
+                        f"{cls.name} opens {device}, which your user may not open (a "
+                        "rootless lab's daemons are you to the machine): run this lab as "
+                        f"root, or let users open it (`chmod 0666 {device}`, Debian's "
+                        "default)",
+                        file=plan.source,
+                        key=f"nodes.{node.name}",
+                    )
+            if ids.sub_uid and ids.sub_gid:
+                continue
             if cls.single_id_problem is not None:
                 raise InputError(
                     f"{cls.name} cannot run in a rootless lab whose user namespace maps only "
@@ -256,6 +269,10 @@ def abandon() -> None:
     if _entered is None:
         return
     userns.empty(_entered.userns)
+    # This process still holds the holder's mount namespace: the inner root is a mount
+    # point here until it exits, and a mount point cannot be removed.
+    with contextlib.suppress(OSError):
+        nsfs.umount(str(_entered.outer / "inner"))
     shutil.rmtree(_entered.outer, ignore_errors=True)
 
 
