@@ -80,6 +80,22 @@ def _replan(j: Journal, launched: dict[str, str], pools: dict[str, str]) -> Plan
     return dataclasses.replace(plan, backend=j.meta("backend", plan.backend))
 
 
+def _preflight(model: Lab, plan: Plan, backend: Backend) -> None:
+    """What the machine lacks for the plan (an external network's host interface), as
+    bad input at the file's lines, before anything is made."""
+    from palmnet.topology.problems import Problem, TopologyError
+    from palmnet.topology.yaml_source import format_path
+
+    found = backend.preflight(plan)
+    if found:
+        lines = model.lines
+        problems = [
+            Problem(lines.line(path) if lines is not None else 0, format_path(path), message)
+            for path, message in found
+        ]
+        raise TopologyError(problems, file=plan.source)
+
+
 @dataclass(frozen=True)
 class UpResult:
     plan: Plan
@@ -200,6 +216,7 @@ class LabAPI:
                 with store.journal(model.name) as j:
                     running = j.meta("backend") if j.meta("status") == "running" else None
             backend = backend_for(backend_name or model.backend or running or "netns")
+            _preflight(model, planned, backend)
             if store.has_journal(model.name):
                 with store.journal(model.name) as j:
                     if j.meta("status") == "running":

@@ -21,6 +21,13 @@ from typing import Any, TypeVar
 
 from palmnet.addressing.eui64 import eui64_address, link_local
 from palmnet.addressing.mac import assign_macs, mac_key, stable_mac
+from palmnet.plan.external import (
+    external_notes,
+    external_plan,
+    external_prefixes,
+    is_external,
+    with_external,
+)
 from palmnet.plan.model import (
     DnsServerPlan,
     InterfacePlan,
@@ -82,7 +89,9 @@ def _draft(lab: Lab, node: Node) -> _Draft:
             ipv6=list(spec.ipv6),
             ipv4=list(spec.ipv4),
             ra=spec.ra,
-            accept_ra=node.kind == "host",
+            # On the machine's LAN every node takes its address (and a forwarding
+            # node its default route) from the LAN's router, unless it advertises.
+            accept_ra=node.kind == "host" or (is_external(lab, spec.network) and not spec.ra),
         )
         for name, spec in node.interfaces.items()
     ]
@@ -176,8 +185,13 @@ def plan_lab(lab: Lab) -> Plan:
         mac_of,
     )
     links = _links(drafts, mac_of)
+    for name, ext in external_prefixes(lab).items():  # the real LAN's router, by the file
+        links.advertised[name].append(("", ext))
     reservations, lans = _lan_services(lab, drafts, links, mac_of)
-    nodes = [_node_plan(lab, d, links, reservations, lans, pd, mac_of) for d in drafts]
+    nodes = [
+        with_external(lab, _node_plan(lab, d, links, reservations, lans, pd, mac_of))
+        for d in drafts
+    ]
     plan = Plan(
         lab=lab.name,
         domain=lab.domain,
@@ -185,7 +199,7 @@ def plan_lab(lab: Lab) -> Plan:
         networks=_networks(lab, nodes),
         nodes=tuple(resolve_routes(lab, nodes)),
         dad=lab.dad,
-        notes=tuple(notes),
+        notes=(*notes, *external_notes(lab, nodes)),
         backend=lab.backend or "netns",
     )
     return _with_dns(plan, {d.node.name: d for d in drafts})
@@ -438,7 +452,10 @@ def _networks(lab: Lab, nodes: list[NodePlan]) -> tuple[NetworkPlan, ...]:
     for n in nodes:
         for i in n.veths:
             ports[i.network].append((n.name, i.name))
-    return tuple(NetworkPlan(name=name, ports=tuple(ports.get(name, ()))) for name in lab.networks)
+    return tuple(
+        NetworkPlan(name=name, ports=tuple(ports.get(name, ())), external=external_plan(lab, name))
+        for name in lab.networks
+    )
 
 
 def _with_dns(plan: Plan, drafts: dict[str, _Draft]) -> Plan:

@@ -12,6 +12,8 @@ from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process
 from palmnet.backends.live import observe_netns
 from palmnet.backends.netns.build import apply_plan
 from palmnet.backends.netns.daemons import NetnsSpawner, adapters, refresh_daemons
+from palmnet.backends.netns.external import leftover_ports
+from palmnet.backends.netns.external import preflight as external_preflight
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import (
     IMPAIR_TABLE,
@@ -99,6 +101,9 @@ class NetnsBackend(Backend):
         mount_state_tmpfs(lab_dir(lab))
         mount_state_tmpfs(ns_dir(lab))
 
+    def preflight(self, plan: Plan) -> list[tuple[tuple[str, ...], str]]:
+        return external_preflight(plan)
+
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
         chosen = plan.nodes if nodes is None else tuple(plan.node(n) for n in nodes)
         apply_plan(plan, journal, chosen)
@@ -148,6 +153,7 @@ class NetnsBackend(Backend):
 
     def leftovers(self, lab: str) -> list[str]:
         found = [f"namespace {n}" for n in lab_netns_names(lab)]
+        found += [f"host port {n}" for n in leftover_ports(lab)]
         if lab_dir(lab).exists():
             found.append(f"state dir {lab_dir(lab)}")
         return found
@@ -162,6 +168,6 @@ class NetnsBackend(Backend):
         return Switch(
             netns=path,
             table=IMPAIR_TABLE,
-            bridges={n.name: n.name for n in plan.networks},
+            bridges={n.name: n.name for n in plan.bridged},
             ports=outer_names(plan),
         )

@@ -38,6 +38,7 @@ from pathlib import Path
 from palmnet.addressing.eui64 import link_local
 from palmnet.backends.netns import daemons
 from palmnet.backends.netns.etc import seed_etc
+from palmnet.backends.netns.external import ExternalPorts
 from palmnet.backends.netns.layout import etc_upper, etc_work, mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import node_netns, outer_names, switch_netns
 from palmnet.diagnostics.crash import checkpoint
@@ -47,6 +48,7 @@ from palmnet.kernel.mountns import MountJob, NodeMounts, create_mount_namespaces
 from palmnet.kernel.rtnl import IFA_F_NODAD, RTN_UNREACHABLE, Rtnl
 from palmnet.kernel.watch import AddressWatch, open_socket
 from palmnet.plan import sysctls
+from palmnet.plan.guard import guard_ruleset
 from palmnet.plan.model import NodePlan, Plan
 from palmnet.services import nftables, runner
 from palmnet.services.base import Service
@@ -79,6 +81,7 @@ class Builder:
         self.started: list[runner.Started] = []
         self._adapters: dict[str, list[Service]] = {}
         self.outer = outer_names(plan)
+        self.external = ExternalPorts(plan, journal)
 
     def close(self) -> None:
         self.watch.close()
@@ -90,6 +93,7 @@ class Builder:
             os.close(fd)
         if self.sw is not None:
             self.sw.close()
+        self.external.close()
 
     # -- the lab's hidden namespace -------------------------------------------------
     def switch(self) -> Rtnl:
@@ -112,7 +116,7 @@ class Builder:
 
     def bridges(self) -> None:
         sw = self.switch()
-        for net in self.plan.networks:
+        for net in self.plan.bridged:
             try:
                 self.bridge_index[net.name] = sw.index_of(net.name)
             except OSError as exc:
@@ -141,7 +145,7 @@ class Builder:
         answer the query, so the bridge learns their groups again. After the
         interval the bridge floods again, as it did before.
         """
-        for net in self.plan.networks:
+        for net in self.plan.bridged:
             with nsfs.netns(nsfs.netns_path(switch_netns(self.plan.lab))):
                 sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
             with sock:
@@ -244,6 +248,9 @@ class Builder:
     def _veths(self, sw: Rtnl, node: NodePlan) -> None:
         fd = self._ns_fd(node)
         for iface in node.veths:
+            if iface.external is not None:  # a port on the machine's own LAN
+                self.external.add(node, iface, fd)
+                continue
             bridge = iface.network  # a lab network's bridge carries its name
             if bridge not in self.bridge_index:
                 self.bridge_index[bridge] = sw.index_of(bridge)
@@ -304,10 +311,14 @@ class Builder:
                 rt.add_address(idx, str(a4.ip), a4.network.prefixlen)
 
     def firewalls(self, nodes: Sequence[NodePlan]) -> None:
-        """Load each openwrt node's fw4 ruleset before its links carry traffic."""
+        """Load each openwrt node's fw4 ruleset, and the guards of every node on an
+        external network (plan/guard.py), before its links carry traffic."""
         for node in nodes:
             if node.uci:
                 nftables.load(node, self._netns_path(node))
+            guard = guard_ruleset(self.plan.lab, node)
+            if guard is not None:
+                nftables.load(node, self._netns_path(node), guard)
 
     def routes(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
@@ -489,6 +500,7 @@ def apply_plan(plan: Plan, journal: Journal, nodes: Sequence[NodePlan]) -> None:
         checkpoint("routers")
         t.lap("routers")
         b.namespaces_and_links(hosts)
+        b.firewalls(hosts)
         t.lap("host namespaces and links")
         # While routers start their daemons, hosts come up and the kernel runs DAD
         # and SLAAC, on the other CPU.

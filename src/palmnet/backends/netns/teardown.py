@@ -1,10 +1,11 @@
 """Remove what a lab made, from its journal, after a clean run or any crash.
 
 Order: processes (by recorded pid, then anything else still inside the lab's
-namespaces: they are the lab's), node mount namespaces, node namespaces (their
-veth pairs go with them), the hidden namespace (bridges go with it), the
-private mounts of the state dir, the state dir. Names are checked against the
-lab's prefix, so nothing else is touched. Host-level settings the lab changed
+namespaces: they are the lab's), the ports on the machine's own LAN (external
+networks: deleted, not left for the kernel's lazy namespace cleanup), node
+mount namespaces, node namespaces (their veth pairs go with them), the hidden
+namespace (bridges go with it), the private mounts of the state dir, the state
+dir. Names are checked against the lab's prefix, so nothing else is touched. Host-level settings the lab changed
 (the neighbour limit) are the Lab API's to restore, for every backend.
 """
 
@@ -15,6 +16,7 @@ import os
 import shutil
 from collections.abc import Sequence
 
+from palmnet.backends.netns.external import remove_ports
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import node_netns, switch_netns
 from palmnet.kernel import namespaces, nsfs, processes
@@ -49,6 +51,7 @@ def remove_node(lab: str, node: str, journal: Journal | None) -> None:
     """Remove one node: its processes, mounts, namespace (and so its veths), files."""
     name = node_netns(lab, node)
     stop_node_processes(journal, [name], node)
+    remove_ports(lab, journal, node)
     release_node_mounts(mnt_file(lab, node), uts_file(lab, node))
     namespaces.delete_netns(name)
     if journal is not None:
@@ -63,6 +66,7 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
         names |= {e.name for e in journal.entries("netns")}
     names = {n for n in names if n == switch_netns(lab) or n.startswith(node_netns(lab, ""))}
     stop_node_processes(journal, sorted(names), None)
+    remove_ports(lab, journal)
     nsd = ns_dir(lab)
     if nsd.is_dir():
         for f in sorted(nsd.iterdir()):
