@@ -5,8 +5,9 @@ namespaces: they are the lab's), the ports on the machine's own LAN (external
 networks: deleted, not left for the kernel's lazy namespace cleanup), node
 mount namespaces, node namespaces (their veth pairs go with them), the hidden
 namespace (bridges go with it), the private mounts of the state dir, the state
-dir. Names are checked against the lab's prefix, so nothing else is touched. Host-level settings the lab changed
-(the neighbour limit) are the Lab API's to restore, for every backend.
+dir. Names are checked against the lab's prefix, so nothing else is touched.
+Host-level settings the lab changed (the neighbour limit) are the Lab API's to
+restore, for every backend.
 """
 
 from __future__ import annotations
