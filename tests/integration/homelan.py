@@ -187,3 +187,129 @@ def bridge_state(bridge: str) -> dict[str, object]:
         "sysctls": sysctls,
         "bridge": bridge_attrs,
     }
+
+
+# -- a capture in the home namespace ----------------------------------------------------
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+IPV6_EXTENSIONS = {0, 43, 44, 60}  # hop-by-hop, routing, fragment, destination options
+
+
+def classify(frame: bytes) -> str | None:
+    """What a frame is, among what the guards must keep off the LAN: ra, redirect,
+    dhcpv6-reply, dhcpv4-reply, ripng, rip, babel, ospf; None for anything else."""
+    if len(frame) < 14:
+        return None
+    ethertype = int.from_bytes(frame[12:14], "big")
+    if ethertype == 0x86DD and len(frame) >= 54:
+        proto, offset = frame[20], 54
+        while proto in IPV6_EXTENSIONS and len(frame) >= offset + 8:
+            proto, offset = (
+                frame[offset],
+                offset + (8 if proto == 44 else 8 + 8 * frame[offset + 1]),
+            )
+        l4 = frame[offset:]
+    elif ethertype == 0x0800 and len(frame) >= 34:
+        ihl = (frame[14] & 0x0F) * 4
+        proto, l4 = frame[23], frame[14 + ihl :]
+    else:
+        return None
+    if proto == 89:
+        return "ospf"
+    if proto == 58 and l4:
+        return {134: "ra", 137: "redirect"}.get(l4[0])
+    if proto == 17 and len(l4) >= 4:
+        sport, dport = int.from_bytes(l4[0:2], "big"), int.from_bytes(l4[2:4], "big")
+        if sport == 547:
+            return "dhcpv6-reply"
+        if sport == 67:
+            return "dhcpv4-reply"
+        for port, name in ((521, "ripng"), (520, "rip"), (6696, "babel")):
+            if port in (sport, dport):
+                return name
+    return None
+
+
+@dataclass
+class Capture:
+    """Every frame that reaches the home router's eth0 from elsewhere, classified:
+    (source MAC, kind) for what the guards are about. A raw packet socket opened in
+    the home namespace, read by a thread until `stop()`."""
+
+    ns: str = HOME_NS
+    seen: list[tuple[str, str]] = field(default_factory=list)
+    frames: int = 0
+
+    def start(self) -> Capture:
+        import socket
+        import threading
+
+        from palmnet.kernel import nsfs
+
+        with nsfs.netns(f"/run/netns/{self.ns}"):
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self.sock.bind(("eth0", 0))
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        return self
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame, addr = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            if addr[2] == PACKET_OUTGOING:
+                continue
+            self.frames += 1
+            kind = classify(frame)
+            if kind is not None:
+                self.seen.append((frame[6:12].hex(":"), kind))
+
+    def stop(self) -> list[tuple[str, str]]:
+        self._stop.set()
+        self.thread.join(5)
+        self.sock.close()
+        return self.seen
+
+
+def dhcp_probes(ns: str = HOME_NS) -> None:
+    """A DHCPv4 DISCOVER and a DHCPv6 SOLICIT (IA_NA and IA_PD) from the home LAN, so
+    that every DHCP server that hears them answers (the lab's must not be heard)."""
+    import socket
+    import struct
+
+    from palmnet.kernel import nsfs
+
+    mac = bytes.fromhex(HOME_MAC.replace(":", ""))
+    with nsfs.netns(f"/run/netns/{ns}"):
+        v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    with v4, v6:
+        v4.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        v4.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+        v4.bind(("0.0.0.0", 68))
+        discover = (
+            struct.pack("!BBBBIHH", 1, 1, 6, 0, 0x0E0E0E0E, 0, 0x8000)
+            + bytes(16)
+            + mac
+            + bytes(10 + 64 + 128)
+            + bytes.fromhex("63825363")
+            + bytes((53, 1, 1, 255))
+        )
+        v4.sendto(discover, ("255.255.255.255", 67))
+        duid = struct.pack("!HH", 3, 1) + mac
+        options = (
+            struct.pack("!HH", 1, len(duid))
+            + duid
+            + struct.pack("!HHH", 8, 2, 0)
+            + struct.pack("!HHIII", 3, 12, 1, 0, 0)
+            + struct.pack("!HHIII", 25, 12, 1, 0, 0)
+        )
+        solicit = bytes((1, 0x0E, 0x0E, 0x0E)) + options
+        v6.bind(("::", 546))
+        with nsfs.netns(f"/run/netns/{ns}"):
+            index = socket.if_nametoindex("eth0")
+        v6.sendto(solicit, ("ff02::1:2", 547, 0, index))

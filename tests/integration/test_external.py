@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.homelan import HOME_GUA, HOME_PREFIX, HomeLan, bridge_state
+from tests.integration.homelan import (
+    HOME_GUA,
+    HOME_PREFIX,
+    Capture,
+    HomeLan,
+    bridge_state,
+    dhcp_probes,
+)
 from tests.integration.labs import lab_traces, run, run_json, write_lab
 
 pytestmark = pytest.mark.root
@@ -155,3 +163,104 @@ def test_refused_with_exit_2_and_nothing_made(key: str, says: str, tmp_path: Pat
     assert sorted(os.listdir("/sys/class/net")) == [
         n for n in links if n not in ("pnextv0", "pnextv1")
     ]
+
+
+# -- guards ---------------------------------------------------------------------------
+GUARDS = Path(__file__).parent / "external_guards.yaml"
+ROGUES = {  # node -> the guard rules its daemons must have hit (nft comments)
+    "rogue": {"ra"},
+    "rogue2": {"ra", "dhcpv6-server", "dhcpv4-server"},
+    "rip": {"ripng"},
+    "osp": {"ospf6"},
+    "r1": {"babel"},
+}
+
+
+def _dropped(lab: str, node: str) -> set[str]:
+    """The guard rules of `node` that dropped something (their comments)."""
+    import json
+
+    proc = subprocess.run(
+        ["ip", "netns", "exec", f"palmnet-{lab}.{node}", "nft", "-j", "list", "table",
+         "netdev", f"palmnet_{lab}_guard"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    hit = set()
+    for item in json.loads(proc.stdout)["nftables"]:
+        rule = item.get("rule")
+        if rule is None:
+            continue
+        counter = next((e["counter"] for e in rule["expr"] if "counter" in e), None)
+        if counter and counter["packets"] > 0:
+            hit.add(rule.get("comment", "?"))
+    return hit
+
+
+def _macs(lab: str) -> dict[str, str]:
+    nodes = run_json("ls", lab)
+    assert isinstance(nodes, list)
+    return {i["mac"]: f"{n['name']}:{i['name']}" for n in nodes for i in n["interfaces"]}
+
+
+def _wait_ping(lab: str, node: str, address: str, deadline: float = 30) -> None:
+    import time
+
+    end = time.monotonic() + deadline
+    said = ""
+    while time.monotonic() < end:
+        proc = run("exec", "--lab", lab, node, "--", "ping", "-c1", "-W1", address, check=False)
+        if proc.returncode == 0:
+            return
+        said = proc.stdout + proc.stderr
+    raise AssertionError(f"{node} never reached {address} within {deadline} s: {said}")
+
+
+def test_guards_keep_the_lab_off_the_lan(home: HomeLan, tmp_path: Path) -> None:
+    """A capture in the home namespace during up, a renumber and a converge run sees
+    no RA, DHCP server reply, RIPng, Babel or OSPF from the lab, while the node with
+    `advertise: true` is seen; the lab's daemons did send (the guards' counters), and
+    the home router's RA still reaches the lab's nodes."""
+    name = _lab_name("g")
+    path = write_lab(tmp_path / "lab.yaml", GUARDS.read_text().replace("NAME", name))
+    shutil.copytree(Path(__file__).parent / "external_rogue2", tmp_path / "rogue2")
+    before = bridge_state(BRIDGE)
+    capture = Capture().start()
+    try:
+        run("up", str(path), timeout=240)
+        dhcp_probes()
+        nodes = run_json("ls", name)
+        assert isinstance(nodes, list)
+        (h2,) = (
+            a.split("/")[0]
+            for n in nodes
+            if n["name"] == "h2"
+            for a in n["interfaces"][0]["ipv6"]
+            if a.startswith("2001:db8:ebbd:2092:")
+        )
+        _wait_ping(name, "h1", h2)
+        result = run(
+            "converge", "--lab", name, "--from", "h1", "--to", "h2", "--fail", "r1:r2",
+            "--duration", "4", "--format", "json", timeout=120,
+        )  # fmt: skip
+        assert '"restored": true' in result.stdout
+        run("isp", "renumber", "--lab", name, "rogue", "2001:db8:e100::/48", timeout=120)
+        dhcp_probes()
+        for node, rules in ROGUES.items():
+            missing = rules - _dropped(name, node)
+            if missing:  # a daemon's period: wait for it, bounded
+                import time
+
+                end = time.monotonic() + 20
+                while missing and time.monotonic() < end:
+                    time.sleep(0.5)  # poll the counters: RAs and hellos are periodic
+                    missing = rules - _dropped(name, node)
+            assert not missing, f"{node}'s guard never dropped {missing}: did it send at all?"
+        macs = _macs(name)
+    finally:
+        seen = capture.stop()
+        run("down", name, check=False)
+    from_lab = {(macs[mac], kind) for mac, kind in seen if mac in macs}
+    assert from_lab == {("adv:eth0", "ra")}, f"the home LAN heard from the lab: {from_lab}"
+    assert capture.frames > 0
+    assert bridge_state(BRIDGE) == before
+    assert lab_traces(name) == []

@@ -25,6 +25,7 @@ from palmnet.plan.external import (
     external_notes,
     external_plan,
     external_prefixes,
+    guarded_here,
     is_external,
     with_external,
 )
@@ -183,8 +184,9 @@ def plan_lab(lab: Lab) -> Plan:
             for d in drafts
         ],
         mac_of,
+        lambda node, iface: guarded_here(lab, lab.nodes[node], iface),
     )
-    links = _links(drafts, mac_of)
+    links = _links(drafts, mac_of, lambda d, i: guarded_here(lab, d.node, i))
     for name, ext in external_prefixes(lab).items():  # the real LAN's router, by the file
         links.advertised[name].append(("", ext))
     reservations, lans = _lan_services(lab, drafts, links, mac_of)
@@ -228,13 +230,24 @@ class _Links:
     advertised: dict[str, list[tuple[str, ipaddress.IPv6Network]]]
     senders: dict[str, list[ipaddress.IPv6Address]]
     lan_of: dict[str, list[tuple[str, LanService]]]
+    guarded: set[tuple[str, str]] = field(default_factory=set)  # (router, LAN) kept in
+
+    def offered(self, network: str) -> list[LanService]:
+        """The LAN services other nodes on `network` get (a guarded one's stay in)."""
+        return [
+            lan
+            for router, lan in self.lan_of.get(network, [])
+            if (router, lan.interface) not in self.guarded
+        ]
 
 
-def _links(drafts: list[_Draft], mac_of: MacOf) -> _Links:
+def _links(drafts: list[_Draft], mac_of: MacOf, guarded: Callable[[_Draft, Iface], bool]) -> _Links:
+    """What each network offers; on an external network, a guarded interface offers
+    nothing (its RAs and DHCP replies are dropped on the way out)."""
     links = _Links(defaultdict(list), defaultdict(list), defaultdict(list))
     for d in drafts:
         for iface in d.ifaces:
-            if iface.master is not None:
+            if iface.master is not None or guarded(d, iface):
                 continue
             prefixes = _ra_prefixes(iface)
             if prefixes and iface.ra_slaac:  # without the A flag: no SLAAC from them
@@ -242,8 +255,10 @@ def _links(drafts: list[_Draft], mac_of: MacOf) -> _Links:
             if prefixes:
                 links.senders[iface.network].append(link_local(mac_of(d.node.name, iface.name)))
         for lan in d.lans:
-            net = next(i.network for i in d.ifaces if i.name == lan.interface)
-            links.lan_of[net].append((d.node.name, lan))
+            served = next(i for i in d.ifaces if i.name == lan.interface)
+            links.lan_of[served.network].append((d.node.name, lan))
+            if guarded(d, served):
+                links.guarded.add((d.node.name, lan.interface))
     return links
 
 
@@ -265,7 +280,7 @@ def _dhcp_duids(drafts: list[_Draft], links: _Links, mac_of: MacOf) -> dict[str,
         if d.node.kind != "host":
             continue
         for iface in d.ifaces:
-            offered = [lan for _, lan in links.lan_of.get(iface.network, [])]
+            offered = links.offered(iface.network)
             if (
                 iface.accept_ra
                 and iface.master is None
@@ -288,7 +303,7 @@ def _lan_services(
             hosts = [
                 (f"{d.node.name}/{i.name}", mac_of(d.node.name, i.name))
                 for d in drafts
-                if d.node.kind == "host"
+                if d.node.kind == "host" and (router, lan.interface) not in links.guarded
                 for i in d.ifaces
                 if i.network == net and i.kind == "veth" and i.master is None
             ]
@@ -389,7 +404,7 @@ def _host_clients(d: _Draft, links: _Links, reservations: Reservations) -> tuple
     for iface in d.ifaces:
         if not iface.accept_ra or iface.master is not None:
             continue
-        offered = [lan for _, lan in links.lan_of.get(iface.network, [])]
+        offered = links.offered(iface.network)
         if (d.node.name, iface.name) in reservations.v4 or any(lan.managed for lan in offered):
             clients.append(iface.name)
         if any(lan.ra for lan in offered):

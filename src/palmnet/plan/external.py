@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from typing import Any
 
 from palmnet.addressing.eui64 import interface_id
 from palmnet.plan.model import ExternalPlan, InterfacePlan, NodePlan
-from palmnet.topology.model import Lab
+from palmnet.topology.model import Lab, Node
 
 LEARNT_AT_UP = "prefix learnt at up"
 
@@ -47,6 +48,17 @@ def external_prefixes(lab: Lab) -> dict[str, ipaddress.IPv6Network]:
     }
 
 
+def guarded_here(lab: Lab, node: Node, iface: Any) -> bool:
+    """Whether what `iface` of `node` advertises stays in the node: it is on an
+    external network (a bridge inside the node: one of its ports is) and the file
+    does not say `advertise: true` there."""
+    names = (iface.name, *iface.ports)
+    specs = [node.interfaces[n] for n in names if n in node.interfaces]
+    if not any(is_external(lab, s.network) for s in specs):
+        return False
+    return not any(s.advertise for s in specs)
+
+
 def with_external(lab: Lab, node: NodePlan) -> NodePlan:
     """The node with its interfaces on external networks marked (how they join, and
     whether the file lifts their RA guard)."""
@@ -56,7 +68,7 @@ def with_external(lab: Lab, node: NodePlan) -> NodePlan:
     ifaces = []
     for i in node.interfaces:
         ext = lab.networks[i.network].external if i.network in lab.networks else None
-        if ext is not None:  # also a port of a bridge inside the node: guarded too
+        if ext is not None and i.kind == "veth":  # a port of a bridge inside the node too
             wrote = spec.get(i.name)
             i = dataclasses.replace(
                 i, external=ext.kind, advertise=wrote.advertise if wrote is not None else False
