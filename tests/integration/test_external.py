@@ -264,3 +264,75 @@ def test_guards_keep_the_lab_off_the_lan(home: HomeLan, tmp_path: Path) -> None:
     assert capture.frames > 0
     assert bridge_state(BRIDGE) == before
     assert lab_traces(name) == []
+
+
+# -- an OpenWrt router with its WAN on the real LAN ----------------------------------
+GATEWAY = """\
+name: {name}
+networks:
+  home:
+    external: {{bridge: {bridge}, prefix: {prefix}}}
+  farm: {{}}
+nodes:
+  gw:
+    kind: openwrt
+    uci: gw
+    interfaces:
+      eth0: {{network: farm}}
+      eth1: {{network: home}}
+  w:
+    count: 2
+    interfaces:
+      eth0: {{network: farm}}
+"""
+
+
+def _home_link_local() -> str:
+    from palmnet.addressing.eui64 import link_local
+    from tests.integration.homelan import HOME_MAC
+
+    return str(link_local(HOME_MAC))
+
+
+def test_openwrt_wan_on_the_home_lan(home: HomeLan, tmp_path: Path) -> None:
+    """The WAN takes its address and default route from the home router (and an IPv4
+    lease from its DHCP server); the farm behind it reaches the home host through it
+    (its LAN has only its ULA: the UCI firewall's masq6 on the wan zone)."""
+    import json
+    import time
+
+    name = _lab_name("w")
+    path = write_lab(
+        tmp_path / "lab.yaml", GATEWAY.format(name=name, bridge=BRIDGE, prefix=HOME_PREFIX)
+    )
+    shutil.copytree(Path(__file__).parent / "external_gw", tmp_path / "gw")
+    planned = _plan_gua(path)
+    try:
+        run("up", str(path), timeout=240)
+        assert _ls_gua(name)["gw"] == planned["gw"] and len(planned["gw"]) == 1
+        gw = f"palmnet-{name}.gw"
+        routes = json.loads(
+            subprocess.run(
+                ["ip", "-n", gw, "-j", "-6", "route", "show", "default"],
+                capture_output=True, text=True, check=True,
+            ).stdout
+        )  # fmt: skip
+        assert [(r["gateway"], r["dev"]) for r in routes] == [(_home_link_local(), "eth1")]
+        lease, end = [], time.monotonic() + 30
+        while not lease and time.monotonic() < end:
+            out = subprocess.run(
+                ["ip", "-n", gw, "-j", "-4", "addr", "show", "dev", "eth1"],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            lease = [a["local"] for i in json.loads(out) for a in i["addr_info"]]
+            time.sleep(0.2)  # poll: dhcpcd's lease from the home router's dnsmasq
+        assert lease and ipaddress.IPv4Address(lease[0]) in ipaddress.IPv4Network("192.0.2.0/24"), (
+            f"gw has no DHCPv4 lease from the home router: {lease}"
+        )
+        for host in ("w1", "w2"):
+            for target in (HOME_GUA, "192.0.2.1"):
+                reply = run("exec", "--lab", name, host, "--", "ping", "-c1", "-W2", target)
+                assert "1 received" in reply.stdout, f"{host} -> {target}: {reply.stdout}"
+    finally:
+        run("down", name, check=False)
+    assert lab_traces(name) == []
