@@ -165,9 +165,10 @@ class HomeLan:
 
 
 def bridge_state(bridge: str) -> dict[str, object]:
-    """What `down` must leave as it found it: ports, addresses, the bridge's sysctls."""
+    """What `down` must leave as it found it: ports, addresses, the bridge's sysctls
+    (of a bridge, or of the interface macvlans hang on)."""
     base = Path("/sys/class/net") / bridge
-    ports = sorted(os.listdir(base / "brif"))
+    ports = sorted(os.listdir(base / "brif")) if (base / "brif").is_dir() else []
     addrs = sh("ip", "-j", "addr", "show", "dev", bridge).stdout
     sysctls = {}
     for root in (f"/proc/sys/net/ipv6/conf/{bridge}", f"/proc/sys/net/ipv4/conf/{bridge}"):
@@ -175,7 +176,7 @@ def bridge_state(bridge: str) -> dict[str, object]:
             with contextlib.suppress(OSError):
                 sysctls[f"{root}/{name}"] = Path(root, name).read_text().strip()
     bridge_attrs = {}
-    for name in sorted(os.listdir(base / "bridge")):
+    for name in sorted(os.listdir(base / "bridge")) if (base / "bridge").is_dir() else []:
         if name.endswith("_timer"):  # counting down, not a setting
             continue
         with contextlib.suppress(OSError):  # write-only: flush
@@ -184,6 +185,8 @@ def bridge_state(bridge: str) -> dict[str, object]:
         "ports": ports,
         "addresses": addrs,
         "mtu": (base / "mtu").read_text().strip(),
+        "flags": (base / "flags").read_text().strip(),
+        "address": (base / "address").read_text().strip(),
         "sysctls": sysctls,
         "bridge": bridge_attrs,
     }

@@ -336,3 +336,55 @@ def test_openwrt_wan_on_the_home_lan(home: HomeLan, tmp_path: Path) -> None:
     finally:
         run("down", name, check=False)
     assert lab_traces(name) == []
+
+
+# -- macvlan --------------------------------------------------------------------------
+PARENT = "pnextd0"  # the test's own veth end as the "NIC" (never a real one)
+
+
+@pytest.fixture
+def home_on_macvlan() -> Iterator[HomeLan]:
+    lan = HomeLan(macvlan_parent=PARENT).open()
+    try:
+        yield lan
+    finally:
+        lan.close()
+
+
+def test_macvlan_on_a_host_interface(home_on_macvlan: HomeLan, tmp_path: Path) -> None:
+    """Nodes as macvlans (bridge mode) of a host interface: SLAAC from the home router
+    as planned, home host and nodes reach each other, the nodes reach each other; down
+    leaves the interface as it was."""
+    name = _lab_name("m")
+    text = SLAAC.format(name=name, bridge=BRIDGE, prefix=f", prefix: {HOME_PREFIX}")
+    path = write_lab(tmp_path / "lab.yaml", text.replace(f"bridge: {BRIDGE}", f"macvlan: {PARENT}"))
+    planned = _plan_gua(path)
+    before = bridge_state(PARENT)
+    try:
+        run("up", str(path))
+        assert _ls_gua(name) == planned
+        for node, (gua,) in planned.items():
+            assert home_on_macvlan.ping(gua.split("/")[0]), f"home host cannot reach {node}"
+        reply = run("exec", "--lab", name, "a", "--", "ping", "-c1", "-W2", HOME_GUA)
+        assert "1 received" in reply.stdout
+        reply = run("exec", "--lab", name, "a", "--", "ping", "-c1", "-W2", planned["b"][0][:-3])
+        assert "1 received" in reply.stdout
+    finally:
+        run("down", name, check=False)
+    assert bridge_state(PARENT) == before
+    assert lab_traces(name) == []
+    assert not home_on_macvlan.ping(planned["a"][0][:-3], deadline=2), "a still answers"
+
+
+def test_down_after_kill_9_removes_the_ports(home: HomeLan, tmp_path: Path) -> None:
+    """A crash of `up` after the ports exist: `down` from the journal removes exactly
+    them, and the bridge is as it was."""
+    name = _lab_name("k")
+    path = write_lab(tmp_path / "lab.yaml", SLAAC.format(name=name, bridge=BRIDGE, prefix=""))
+    before = bridge_state(BRIDGE)
+    crashed = run("up", str(path), check=False, env={"PALMNET_CRASH_AT": "hosts"})
+    assert crashed.returncode == -9, crashed.stderr
+    assert len(bridge_state(BRIDGE)["ports"]) == len(before["ports"]) + 2  # type: ignore[arg-type]
+    run("down", name)
+    assert bridge_state(BRIDGE) == before
+    assert lab_traces(name) == []
