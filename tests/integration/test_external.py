@@ -86,6 +86,8 @@ def test_slaac_from_home_router_as_planned_and_stable(home: HomeLan, tmp_path: P
     path = write_lab(tmp_path / "lab.yaml", SLAAC.format(name=name, bridge=BRIDGE, prefix=prefix))
     planned = _plan_gua(path)
     assert all(len(v) == 1 for v in planned.values()), planned
+    chunk = run("dns", "zone", "--topology", str(path), "--external").stdout
+    assert chunk.splitlines() == [f"{n}  IN  AAAA    {a[:-3]}" for n, (a,) in planned.items()]
     before = bridge_state(BRIDGE)
     try:
         for round_ in range(2):
@@ -114,13 +116,19 @@ def test_prefix_learnt_at_up(home: HomeLan, tmp_path: Path) -> None:
     planned = run_json("plan", str(path))
     assert isinstance(planned, list)
     iids = {n["name"]: n["interfaces"][0]["interface_id"] for n in planned}
+    offline = run("dns", "zone", "--topology", str(path), "--external", check=False)
+    assert offline.returncode == 2 and "learnt at up" in offline.stderr
     try:
         run("up", str(path))
         home_prefix = ipaddress.IPv6Network(HOME_PREFIX)
+        chunk = []
         for node, iid in iids.items():
             want = ipaddress.IPv6Address(int(home_prefix.network_address) | int(
                 ipaddress.IPv6Address(iid)))  # fmt: skip
             assert home.ping(str(want)), f"{node} has no {want} from the home router's RA"
+            chunk.append(f"{node}  IN  AAAA    {want}")
+        # the field notes' zone chunk, for the home LAN's own DNS server
+        assert run("dns", "zone", name, "--external").stdout.splitlines() == chunk
     finally:
         run("down", name, check=False)
 
