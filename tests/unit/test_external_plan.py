@@ -132,3 +132,11 @@ def test_zone_chunk_as_the_field_notes_paste_it() -> None:
         eui64_address(ext.mac, HOME),
     ) in external_records(learnt, live)
     assert ("a", ipaddress.IPv6Address("2001:db8:5::1")) not in external_records(learnt, live)
+
+
+def test_a_running_lab_refuses_another_host_interface() -> None:
+    from palmnet.plan.diff import diff_plans
+
+    moved = plan_lab(load_lab_text(LAB.format(prefix="").replace("br0", "br1"), "lab.yaml"))
+    diff = diff_plans(_plan(None), moved)
+    assert diff.refused == ["  network home: external {bridge: br0} -> {bridge: br1}"]
