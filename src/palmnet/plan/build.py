@@ -395,14 +395,21 @@ def _interface_plan(
     )
 
 
-def _host_clients(d: _Draft, links: _Links, reservations: Reservations) -> tuple[list[str], bool]:
-    """Where a host runs a DHCP client, and whether its resolver comes from RAs."""
+def _host_clients(
+    lab: Lab, d: _Draft, links: _Links, reservations: Reservations
+) -> tuple[list[str], bool]:
+    """Where a host runs a DHCP client, and whether its resolver comes from RAs.
+    On an external network a host asks the real LAN's DHCPv4 server, as the field
+    notes' containers on br0 do (the plan cannot know that lease: up waits not)."""
     clients = list(d.dhcp_client)
     resolver = False
     if d.node.kind != "host":
         return clients, resolver
     for iface in d.ifaces:
         if not iface.accept_ra or iface.master is not None:
+            continue
+        if is_external(lab, iface.network):
+            clients.append(iface.name)
             continue
         offered = links.offered(iface.network)
         if (d.node.name, iface.name) in reservations.v4 or any(lan.managed for lan in offered):
@@ -434,7 +441,7 @@ def _node_plan(
 ) -> NodePlan:
     node = d.node
     ifaces = tuple(_interface_plan(d, i, links, reservations, mac_of) for i in d.ifaces)
-    clients, resolver = _host_clients(d, links, reservations)
+    clients, resolver = _host_clients(lab, d, links, reservations)
     return NodePlan(
         name=node.name,
         kind=node.kind,
