@@ -67,6 +67,11 @@ class HomeLan:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pnext-home.")))
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
 
+    @property
+    def port(self) -> str:
+        """The home router's port on the bridge (host side of its veth)."""
+        return f"{self.bridge}h"
+
     def open(self) -> HomeLan:
         sh("ip", "netns", "add", self.ns)
         write_sysctl("net.ipv6.conf.all.forwarding", 1, self.ns)
@@ -75,10 +80,10 @@ class HomeLan:
             sh("ip", "link", "add", self.bridge, "type", "bridge")
             write_sysctl(f"net.ipv6.conf.{self.bridge}.disable_ipv6", 1)
             sh("ip", "link", "set", self.bridge, "up")
-            sh("ip", "link", "add", "pnexth0", "type", "veth", "peer", "name", "eth0",
+            sh("ip", "link", "add", self.port, "type", "veth", "peer", "name", "eth0",
                "netns", self.ns)  # fmt: skip
-            write_sysctl("net.ipv6.conf.pnexth0.disable_ipv6", 1)
-            sh("ip", "link", "set", "pnexth0", "master", self.bridge, "up")
+            write_sysctl(f"net.ipv6.conf.{self.port}.disable_ipv6", 1)
+            sh("ip", "link", "set", self.port, "master", self.bridge, "up")
         else:
             # A veth pair the test owns as the "NIC" (this kernel may lack dummy);
             # the home router is a macvlan of it, like the lab's nodes.
@@ -147,7 +152,7 @@ class HomeLan:
                 proc.kill()
         sh("ip", "netns", "del", self.ns, check=False)
         if self.macvlan_parent is None:
-            sh("ip", "link", "del", "pnexth0", check=False)
+            sh("ip", "link", "del", self.port, check=False)
             sh("ip", "link", "del", self.bridge, check=False)
         else:
             sh("ip", "link", "del", self.macvlan_parent, check=False)
