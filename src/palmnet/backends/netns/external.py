@@ -8,7 +8,8 @@ interface IF, straight inside the node (nothing of the lab in the host's namespa
 What palmnet changes on the host is only what it adds: the ports (each journalled
 before it is made, so `down` removes exactly those, also after a kill -9; a veth
 also dies with its node's namespace, but the kernel frees a namespace later, so
-`down` deletes the ports itself and returns with the bridge as it found it). It
+`down` waits for them to go, deletes any left, and returns with the bridge as it
+found it). It
 never creates, addresses or configures the bridge or the NIC, and never writes a
 host-wide sysctl. A port's own settings are set before it comes up: IPv6 off on
 the outer end (a switch port has no address: no link-local, no DAD probe, no MLD
@@ -26,15 +27,20 @@ import contextlib
 import errno
 import hashlib
 import os
+from collections.abc import Iterator
 
 from palmnet.backends.netns.names import node_netns
+from palmnet.errors import LabError
 from palmnet.kernel import nsfs, sysctl
 from palmnet.kernel.hostlinks import host_link, host_link_names
+from palmnet.kernel.linkwait import subscribe_links, wait_links_gone
 from palmnet.kernel.rtnl import Rtnl
 from palmnet.plan.model import ExternalPlan, InterfacePlan, NodePlan, Plan
 from palmnet.state.journal import Journal
 
 PORT_PREFIX = "pnx"
+HOST_NETNS = "/proc/self/ns/net"  # palmnet's own namespace: the machine's
+PORTS_GONE_TIMEOUT = 10.0  # s; then they are deleted one by one
 KIND = "port"  # journal kind of a port on the host's LAN
 
 
@@ -119,6 +125,7 @@ class ExternalPorts:
         self.journal = journal
         self.names = host_ports(plan)
         self._rt: Rtnl | None = None
+        self._parents: dict[str, tuple[int, int]] = {}  # host interface -> (index, MTU)
 
     @property
     def rt(self) -> Rtnl:
@@ -133,10 +140,7 @@ class ExternalPorts:
     def add(self, node: NodePlan, iface: InterfacePlan, netns_fd: int) -> None:
         ext = self.plan.network(iface.network).external
         assert ext is not None
-        link = host_link(ext.parent)
-        if link is None:  # checked by up's preflight; gone since
-            raise OSError(errno.ENODEV, f"host interface {ext.parent} is gone")
-        index = self.rt.index_of(ext.parent)
+        index, mtu = self._parent(ext.parent)
         if ext.kind == "macvlan":
             self.journal.record(
                 KIND, f"{node.name}/{iface.name}", node.name, how="macvlan", parent=ext.parent
@@ -147,9 +151,19 @@ class ExternalPorts:
         self.journal.record(
             KIND, name, node.name, how="veth", parent=ext.parent, interface=iface.name
         )
-        self.rt.add_veth(name, iface.name, netns_fd, iface.mac, master=index, mtu=link.mtu)
+        self.rt.add_veth(name, iface.name, netns_fd, iface.mac, master=index, mtu=mtu)
         sysctl.apply_sysctls({f"net/ipv6/conf/{name}/disable_ipv6": 1})
         self.rt.set_up(name)
+
+    def _parent(self, name: str) -> tuple[int, int]:
+        """The host interface's index and MTU, read once per application."""
+        found = self._parents.get(name)
+        if found is None:
+            link = host_link(name)
+            if link is None:  # checked by up's preflight; gone since
+                raise OSError(errno.ENODEV, f"host interface {name} is gone")
+            found = self._parents[name] = (self.rt.index_of(name), link.mtu)
+        return found
 
 
 def remove_ports(lab: str, journal: Journal | None, node: str | None = None) -> None:
@@ -165,13 +179,57 @@ def remove_ports(lab: str, journal: Journal | None, node: str | None = None) -> 
     entries = journal.entries(KIND, node=node)
     if not entries:
         return
+    present = set(host_link_names())
+    ports = [
+        e.name
+        for e in entries
+        if e.data.get("how") == "veth" and e.name.startswith(prefix) and e.name in present
+    ]
     with Rtnl.open(None) as rt:
-        for e in entries:
-            if e.data.get("how") == "veth" and e.name.startswith(prefix):
-                _delete(rt, e.name)
-            elif e.data.get("how") == "macvlan" and e.node is not None:
-                _delete_inside(lab, e.node, e.name.split("/", 1)[1])
+        try:
+            with rt.pipeline():  # one stream of deletions
+                for name in ports:
+                    rt.delete_link(name)
+        except OSError:  # one went meanwhile (its namespace freed): one by one
+            for name in ports:
+                _delete(rt, name)
+    for e in entries:
+        if e.data.get("how") == "macvlan" and e.node is not None:
+            _delete_inside(lab, e.node, e.name.split("/", 1)[1])
+        journal.forget(KIND, e.name)
+
+
+def remove_macvlans(lab: str, journal: Journal | None) -> None:
+    """Delete the lab's macvlans from inside their nodes (they leave their parent at
+    once, not when the kernel gets round to freeing the nodes' namespaces)."""
+    if journal is None:
+        return
+    for e in journal.entries(KIND):
+        if e.data.get("how") == "macvlan" and e.node is not None:
+            _delete_inside(lab, e.node, e.name.split("/", 1)[1])
             journal.forget(KIND, e.name)
+
+
+@contextlib.contextmanager
+def ports_gone(lab: str, journal: Journal | None) -> Iterator[None]:
+    """Around the deletion of a lab's node namespaces: afterwards, wait until their
+    veths' host ends are gone from the bridge (the kernel frees namespaces in the
+    background, one batch for all, where deleting them one by one waits for an RCU
+    grace period each: benchmarks/external.py), then delete what is left and forget
+    them."""
+    ports = leftover_ports(lab)
+    if not ports:
+        yield
+        remove_ports(lab, journal)
+        return
+    sock = subscribe_links(HOST_NETNS)
+    try:
+        yield
+        with contextlib.suppress(LabError):
+            wait_links_gone(sock, HOST_NETNS, ports, timeout=PORTS_GONE_TIMEOUT)
+    finally:
+        sock.close()
+    remove_ports(lab, journal)
 
 
 def leftover_ports(lab: str) -> list[str]:

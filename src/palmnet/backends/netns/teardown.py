@@ -1,9 +1,10 @@
 """Remove what a lab made, from its journal, after a clean run or any crash.
 
 Order: processes (by recorded pid, then anything else still inside the lab's
-namespaces: they are the lab's), the ports on the machine's own LAN (external
-networks: deleted, not left for the kernel's lazy namespace cleanup), node
-mount namespaces, node namespaces (their veth pairs go with them), the hidden
+namespaces: they are the lab's), the macvlans on the machine's own LAN (external
+networks), node mount namespaces, node namespaces (their veth pairs go with them;
+`down` waits until the ports on a host bridge are gone, and deletes what is left),
+the hidden
 namespace (bridges go with it), the private mounts of the state dir, the state
 dir. Names are checked against the lab's prefix, so nothing else is touched.
 Host-level settings the lab changed (the neighbour limit) are the Lab API's to
@@ -17,7 +18,7 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from palmnet.backends.netns.external import remove_ports
+from palmnet.backends.netns.external import ports_gone, remove_macvlans, remove_ports
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import node_netns, switch_netns
 from palmnet.kernel import namespaces, nsfs, processes
@@ -67,13 +68,14 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
         names |= {e.name for e in journal.entries("netns")}
     names = {n for n in names if n == switch_netns(lab) or n.startswith(node_netns(lab, ""))}
     stop_node_processes(journal, sorted(names), None)
-    remove_ports(lab, journal)
+    remove_macvlans(lab, journal)
     nsd = ns_dir(lab)
     if nsd.is_dir():
         for f in sorted(nsd.iterdir()):
             with contextlib.suppress(OSError):
                 nsfs.umount(str(f))
-    namespaces.delete_many(sorted(names - {switch_netns(lab)}))
+    with ports_gone(lab, journal):  # the host ports go with their nodes' namespaces
+        namespaces.delete_many(sorted(names - {switch_netns(lab)}))
     namespaces.delete_netns(switch_netns(lab))
     release_state_tmpfs(nsd)
     release_state_tmpfs(lab_dir(lab))
