@@ -285,6 +285,14 @@ def test_guards_keep_the_lab_off_the_lan(home: HomeLan, tmp_path: Path) -> None:
                     missing = rules - _dropped(name, node)
             assert not missing, f"{node}'s guard never dropped {missing}: did it send at all?"
         macs = _macs(name)
+        # the home router's RA still reaches the lab's nodes (through their guards'
+        # ingress side: a guard is egress only), and only adv's lab prefix does too
+        learnt = _ls_gua(name)
+        for node in ("hh", "r1", "r2", "r3", "rip", "osp"):
+            assert len(learnt[node]) == 1, f"{node} has no address from the home router"
+        hh = next(n for n in run_json("ls", name) if n["name"] == "hh")  # type: ignore[union-attr]
+        prefixes = {str(ipaddress.IPv6Interface(a).network) for a in hh["interfaces"][0]["ipv6"]}
+        assert prefixes == {"fe80::/64", HOME_PREFIX, "2001:db8:ebbd:2099::/64"}, prefixes
     finally:
         seen = capture.stop()
         run("down", name, check=False)
@@ -414,5 +422,20 @@ def test_down_after_kill_9_removes_the_ports(home: HomeLan, tmp_path: Path) -> N
     assert crashed.returncode == -9, crashed.stderr
     assert len(bridge_state(BRIDGE)["ports"]) == len(before["ports"]) + 2  # type: ignore[arg-type]
     run("down", name)
+    assert bridge_state(BRIDGE) == before
+    assert lab_traces(name) == []
+
+
+def test_up_checks_the_ra_brought_the_prefix(home: HomeLan, tmp_path: Path) -> None:
+    """A `prefix:` the home router does not advertise: up fails naming it, removes what
+    it made, and the bridge is as it was."""
+    name = _lab_name("p")
+    wrong = ", prefix: 2001:db8:ebbd:2081::/64"
+    path = write_lab(tmp_path / "lab.yaml", SLAAC.format(name=name, bridge=BRIDGE, prefix=wrong))
+    before = bridge_state(BRIDGE)
+    proc = run("up", str(path), check=False, env={"PALMNET_READY_TIMEOUT": "4"})
+    assert proc.returncode == 1, proc.stderr
+    assert "2001:db8:ebbd:2081:" in proc.stderr and "absent" in proc.stderr
+    assert "advertises 2001:db8:ebbd:2081::/64; no such RA came" in proc.stderr
     assert bridge_state(BRIDGE) == before
     assert lab_traces(name) == []

@@ -43,6 +43,7 @@ from palmnet.backends.netns.layout import etc_upper, etc_work, mnt_file, ns_dir,
 from palmnet.backends.netns.names import node_netns, outer_names, switch_netns
 from palmnet.diagnostics.crash import checkpoint
 from palmnet.diagnostics.phases import PhaseTimer
+from palmnet.errors import LabError
 from palmnet.kernel import namespaces, nsfs, sysctl
 from palmnet.kernel.mountns import MountJob, NodeMounts, create_mount_namespaces
 from palmnet.kernel.rtnl import IFA_F_NODAD, RTN_UNREACHABLE, Rtnl
@@ -406,7 +407,18 @@ class Builder:
                     rt.set_up(iface.name)
 
     def wait_addresses(self, nodes: Sequence[NodePlan]) -> None:
-        self.watch.wait(READY_TIMEOUT, [n.name for n in nodes])
+        try:
+            self.watch.wait(READY_TIMEOUT, [n.name for n in nodes])
+        except LabError as exc:
+            said = [
+                f"external network {n.name}: the file says its LAN's router advertises "
+                f"{n.external.prefix}; no such RA came (prefix: wrong, or that router down?)"
+                for n in self.plan.external
+                if n.external is not None and n.external.prefix is not None
+            ]
+            if not said:
+                raise
+            raise LabError("\n".join([str(exc), *said])) from None
 
     def wait_own_addresses(self, nodes: Sequence[NodePlan]) -> None:
         """Link-local and static addresses only: what a router needs to send RAs
