@@ -439,3 +439,33 @@ def test_up_checks_the_ra_brought_the_prefix(home: HomeLan, tmp_path: Path) -> N
     assert "advertises 2001:db8:ebbd:2081::/64; no such RA came" in proc.stderr
     assert bridge_state(BRIDGE) == before
     assert lab_traces(name) == []
+
+
+# -- the LXD backend: the field notes' extbridge profile ------------------------------
+def test_lxd_nics_on_the_host_bridge(home: HomeLan, tmp_path: Path) -> None:
+    """On the LXD backend each NIC on the external network is `nictype: bridged,
+    parent: BRIDGE` with the planned MAC: the GUAs from the home router's RA are the
+    planned ones, the guard is loaded in the container, down leaves the bridge as it was."""
+    from tests.integration.labs import lxd_reason, node_tool, traces
+
+    reason = lxd_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    name = _lab_name("x")
+    prefix = f", prefix: {HOME_PREFIX}"
+    path = write_lab(tmp_path / "lab.yaml", SLAAC.format(name=name, bridge=BRIDGE, prefix=prefix))
+    planned = _plan_gua(path)
+    before = bridge_state(BRIDGE)
+    try:
+        run("up", "--backend", "lxd", str(path), timeout=300)
+        assert _ls_gua(name) == planned
+        for node, (gua,) in planned.items():
+            assert home.ping(gua.split("/")[0]), f"home host cannot reach {node}"
+            _wait_ping(name, node, HOME_GUA, deadline=10)
+            guard = node_tool(name, node, "nft", "list", "table", "netdev", f"palmnet_{name}_guard")
+            assert 'hook egress device "eth0"' in guard.stdout, guard.stderr
+    finally:
+        run("down", name, check=False, timeout=300)
+    assert bridge_state(BRIDGE)["ports"] == before["ports"]
+    assert bridge_state(BRIDGE) == before
+    assert traces(name, "lxd") == []

@@ -117,14 +117,6 @@ class _Loader:
         lab_dad = header.dad if header is not None else True
 
         self.networks = self.load_networks(_section(data, "networks"))
-        if header is not None and header.backend == "lxd":
-            for net, spec in self.networks.items():
-                if spec.external is not None:
-                    self.problem(
-                        ("networks", net, "external"),
-                        "external networks need the netns backend in this version "
-                        "(the lxd backend would make them LXD bridged NICs; not yet)",
-                    )
         self.profiles = self.load_profiles(_section(data, "profiles"))
         valid = isinstance(domain, str) and DOMAIN.fullmatch(domain)
         self.domain = domain.rstrip(".") if valid and domain else ""  # for names' length

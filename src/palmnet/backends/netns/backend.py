@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import NoReturn
 
 from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process_pids
+from palmnet.backends.external import preflight as external_preflight
 from palmnet.backends.live import observe_netns
 from palmnet.backends.netns.build import apply_plan
 from palmnet.backends.netns.daemons import NetnsSpawner, adapters, refresh_daemons
 from palmnet.backends.netns.external import leftover_ports
-from palmnet.backends.netns.external import preflight as external_preflight
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import (
     IMPAIR_TABLE,

@@ -35,7 +35,7 @@ from palmnet.kernel import nsfs, sysctl
 from palmnet.kernel.hostlinks import host_link, host_link_names
 from palmnet.kernel.linkwait import subscribe_links, wait_links_gone
 from palmnet.kernel.rtnl import Rtnl
-from palmnet.plan.model import ExternalPlan, InterfacePlan, NodePlan, Plan
+from palmnet.plan.model import InterfacePlan, NodePlan, Plan
 from palmnet.state.journal import Journal
 
 PORT_PREFIX = "pnx"
@@ -74,47 +74,6 @@ def host_ports(plan: Plan) -> dict[tuple[str, str], str]:
             used.add(name)
             names[(node.name, iface.name)] = name
     return names
-
-
-def preflight(plan: Plan) -> list[tuple[tuple[str, ...], str]]:
-    """Every external network's host interface is there and is what the file says."""
-    problems = []
-    for net in plan.external:
-        ext = net.external
-        assert ext is not None
-        path = ("networks", net.name, "external", ext.kind)
-        problem = _interface_problem(ext)
-        if problem:
-            problems.append((path, problem))
-    return problems
-
-
-def _interface_problem(ext: ExternalPlan) -> str | None:
-    link = host_link(ext.parent)
-    if link is None:
-        if ext.kind == "bridge":
-            bridges = [n for n in host_link_names() if (h := host_link(n)) and h.kind == "bridge"]
-            known = ", ".join(bridges) or "none"
-            return (
-                f"this machine has no interface {ext.parent} (its bridges: {known}); "
-                "palmnet joins an existing bridge and never creates one"
-            )
-        return f"this machine has no interface {ext.parent}"
-    if ext.kind == "bridge" and link.kind != "bridge":
-        return (
-            f"{ext.parent} is not a bridge: bridge: names an existing host bridge (the "
-            f"field notes' br0); to hang the nodes on {ext.parent} itself use macvlan: "
-            f"{ext.parent}"
-        )
-    if ext.kind == "macvlan":
-        if link.kind == "loopback":
-            return f"{ext.parent} is the loopback interface: macvlan needs an Ethernet one"
-        if link.master is not None:
-            return (
-                f"{ext.parent} is a port of {link.master}: its frames belong to that bridge; "
-                f"use bridge: {link.master}"
-            )
-    return None
 
 
 class ExternalPorts:
