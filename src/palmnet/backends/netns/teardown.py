@@ -70,6 +70,11 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
     stop_node_processes(journal, sorted(names), None)
     remove_macvlans(lab, journal)
     nsd = ns_dir(lab)
+    # One lazy unmount of the lab's private tmpfs detaches every node's mount and
+    # UTS namespace file below it at once: one RCU grace period instead of one per
+    # file (2,000 files: 0.46 s one by one). Files left mounted without that tmpfs
+    # (a crash before it was made) go one by one.
+    release_state_tmpfs(nsd)
     if nsd.is_dir():
         for f in sorted(nsd.iterdir()):
             with contextlib.suppress(OSError):
@@ -77,6 +82,5 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
     with ports_gone(lab, journal):  # the host ports go with their nodes' namespaces
         namespaces.delete_many(sorted(names - {switch_netns(lab)}))
     namespaces.delete_netns(switch_netns(lab))
-    release_state_tmpfs(nsd)
     release_state_tmpfs(lab_dir(lab))
     shutil.rmtree(lab_dir(lab), ignore_errors=True)
