@@ -431,7 +431,8 @@ def _host_clients(
         if not iface.accept_ra or iface.master is not None:
             continue
         if is_external(lab, iface.network):
-            clients.append(iface.name)
+            if lab.networks[iface.network].ipv4:  # `ipv4: false`: no DHCPv4 asked there
+                clients.append(iface.name)
             continue
         offered = links.offered(iface.network)
         if (d.node.name, iface.name) in reservations.v4 or any(lan.managed for lan in offered):
