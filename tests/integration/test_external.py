@@ -146,6 +146,13 @@ def test_prefix_learnt_at_up(home: HomeLan, tmp_path: Path) -> None:
             chunk.append(f"{node}  IN  AAAA    {want}")
         # the field notes' zone chunk, for the home LAN's own DNS server
         assert run("dns", "zone", name, "--external").stdout.splitlines() == chunk
+        # stop takes the node's port off the bridge; start puts it back, same address
+        ports = bridge_state(BRIDGE)["ports"]
+        run("stop", "--lab", name, "a")
+        assert len(bridge_state(BRIDGE)["ports"]) == len(ports) - 1  # type: ignore[arg-type]
+        run("start", "--lab", name, "a")
+        assert len(bridge_state(BRIDGE)["ports"]) == len(ports)  # type: ignore[arg-type]
+        assert home.ping(chunk[0].split()[-1]), "a lost its address across stop/start"
     finally:
         run("down", name, check=False)
 
