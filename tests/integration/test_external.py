@@ -280,6 +280,8 @@ def test_guards_keep_the_lab_off_the_lan(home: HomeLan, tmp_path: Path) -> None:
         )  # fmt: skip
         assert '"restored": true' in result.stdout
         run("isp", "renumber", "--lab", name, "rogue", "2001:db8:e100::/48", timeout=120)
+        # OpenWrt's firewall restart (fw4 flushes its own table only) keeps the guard
+        run("exec", "--lab", name, "rogue2", "--", "/etc/init.d/firewall", "restart")
         dhcp_probes()
         for node, rules in ROGUES.items():
             missing = rules - _dropped(name, node)
