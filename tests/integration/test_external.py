@@ -451,20 +451,37 @@ def test_up_checks_the_ra_brought_the_prefix(home: HomeLan, tmp_path: Path) -> N
 
 
 # -- the LXD backend: the field notes' extbridge profile ------------------------------
-def test_lxd_nics_on_the_host_bridge(home: HomeLan, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["bridge", "macvlan"])
+def test_lxd_nics_on_the_real_lan(how: str, tmp_path: Path) -> None:
     """On the LXD backend each NIC on the external network is `nictype: bridged,
-    parent: BRIDGE` with the planned MAC: the GUAs from the home router's RA are the
-    planned ones, the guard is loaded in the container, down leaves the bridge as it was."""
-    from tests.integration.labs import lxd_reason, node_tool, traces
+    parent: BRIDGE` (or `nictype: macvlan`) with the planned MAC: the GUAs from the
+    home router's RA are the planned ones, the guard is loaded in the container, down
+    leaves the bridge (or the macvlans' parent) as it was."""
+    from tests.integration.labs import lxd_reason, traces
 
     reason = lxd_reason()
     if reason is not None:
         pytest.skip(reason)
-    name = _lab_name("x")
+    name = _lab_name("x" + how[0])
     prefix = f", prefix: {HOME_PREFIX}"
-    path = write_lab(tmp_path / "lab.yaml", SLAAC.format(name=name, bridge=BRIDGE, prefix=prefix))
+    text = SLAAC.format(name=name, bridge=BRIDGE, prefix=prefix)
+    parent = BRIDGE if how == "bridge" else PARENT
+    if how == "macvlan":
+        text = text.replace(f"bridge: {BRIDGE}", f"macvlan: {PARENT}")
+    path = write_lab(tmp_path / "lab.yaml", text)
+    home = HomeLan(bridge=BRIDGE, macvlan_parent=None if how == "bridge" else PARENT).open()
+    try:
+        _lxd_round(name, path, parent, home)
+    finally:
+        home.close()
+    assert traces(name, "lxd") == []
+
+
+def _lxd_round(name: str, path: Path, parent: str, home: HomeLan) -> None:
+    from tests.integration.labs import node_tool
+
     planned = _plan_gua(path)
-    before = bridge_state(BRIDGE)
+    before = bridge_state(parent)
     try:
         run("up", "--backend", "lxd", str(path), timeout=300)
         assert _ls_gua(name) == planned
@@ -475,6 +492,4 @@ def test_lxd_nics_on_the_host_bridge(home: HomeLan, tmp_path: Path) -> None:
             assert 'hook egress device "eth0"' in guard.stdout, guard.stderr
     finally:
         run("down", name, check=False, timeout=300)
-    assert bridge_state(BRIDGE)["ports"] == before["ports"]
-    assert bridge_state(BRIDGE) == before
-    assert traces(name, "lxd") == []
+    assert bridge_state(parent) == before
