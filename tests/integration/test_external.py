@@ -146,6 +146,13 @@ def test_prefix_learnt_at_up(home: HomeLan, tmp_path: Path) -> None:
             chunk.append(f"{node}  IN  AAAA    {want}")
         # the field notes' zone chunk, for the home LAN's own DNS server
         assert run("dns", "zone", name, "--external").stdout.splitlines() == chunk
+        # a guard deleted inside a node: `up` again puts it back (repair)
+        table = f"palmnet_{name}_guard"
+        run("exec", "--lab", name, "b", "--", "nft", "delete", "table", "netdev", table)
+        again = run("up", str(path))
+        assert "the guard of b" in again.stderr, again.stderr
+        listed = run("exec", "--lab", name, "b", "--", "nft", "list", "table", "netdev", table)
+        assert "nd-router-advert" in listed.stdout
         # stop takes the node's port off the bridge; start puts it back, same address
         ports = bridge_state(BRIDGE)["ports"]
         run("stop", "--lab", name, "a")

@@ -322,7 +322,30 @@ class LabAPI:
         if supervisor.pid_of(j) is None:
             supervisor.start(plan.lab, j)
             done.append("the supervisor")
+        done += self._repair_guards(j, plan, backend)
         return f"repaired {', '.join(done)}" if done else ""
+
+    @staticmethod
+    def _repair_guards(j: Journal, plan: Plan, backend: Backend) -> list[str]:
+        """Load again the guard of a running node on an external network whose table
+        is gone (deleted inside the node): a lab stays a well-behaved guest."""
+        from palmnet.plan.guard import guard_ruleset, guard_table
+        from palmnet.services import nftables
+
+        done = []
+        stopped = set(j.meta("stopped", []))
+        for node in plan.nodes:
+            text = guard_ruleset(plan.lab, node)
+            if text is None or node.name in stopped:
+                continue
+            handle = backend.node(plan, j, node.name)
+            if not handle.running():
+                continue
+            table = ["nft", "list", "table", "netdev", guard_table(plan.lab)]
+            if handle.tool(table).returncode != 0:
+                nftables.load(node, handle.netns, text)
+                done.append(f"the guard of {node.name}")
+        return done
 
     @staticmethod
     def _store(j: Journal, plan: Plan, text: str, source: str) -> None:
