@@ -66,6 +66,8 @@ RTMGRP_IPV6_IFADDR = 0x100
 # linux/if_link.h, linux/veth.h, linux/if_addr.h, linux/neighbour.h, linux/rtnetlink.h
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
+IFLA_MTU = 4
+IFLA_LINK = 5
 IFLA_MASTER = 10
 IFLA_LINKINFO = 18
 IFLA_NET_NS_FD = 28
@@ -73,6 +75,8 @@ IFLA_EXT_MASK = 29
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 VETH_INFO_PEER = 1
+IFLA_MACVLAN_MODE = 1
+MACVLAN_MODE_BRIDGE = 4
 IFLA_BR_FORWARD_DELAY = 1
 IFLA_BR_STP_STATE = 5
 IFLA_BR_MCAST_SNOOPING = 23
@@ -299,14 +303,17 @@ class Rtnl:
         peer_mac: str | None = None,
         master: int | None = None,
         up: bool = False,
+        mtu: int | None = None,
     ) -> None:
         """Create veth pair `name`/`peer` in one request.
 
         The peer is made straight in the namespace open on `peer_netns_fd`
         (None: this one), with `peer_mac`, and stays down; `master` (a bridge
-        index) and `up` apply to the local end.
+        index) and `up` apply to the local end; `mtu` (None: the kernel's 1500)
+        to both.
         """
-        peer_attrs = [attr_str(IFLA_IFNAME, peer)]
+        sized = [attr_u32(IFLA_MTU, mtu)] if mtu is not None else []
+        peer_attrs = [attr_str(IFLA_IFNAME, peer), *sized]
         if peer_mac is not None:
             peer_attrs.append(attr(IFLA_ADDRESS, mac_bytes(peer_mac)))
         if peer_netns_fd is not None:
@@ -318,8 +325,28 @@ class Rtnl:
             nest(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_msg)),
         )
         extra = [attr_u32(IFLA_MASTER, master)] if master is not None else []
-        body = link_body(name, 0, up, *extra, info)
+        body = link_body(name, 0, up, *extra, *sized, info)
         self._submit(RTM_NEWLINK, ADD, body, f"add veth {name} (peer {peer})")
+
+    def add_macvlan(self, name: str, parent: int, netns_fd: int, mac: str) -> None:
+        """Create macvlan `name` in bridge mode on the link with index `parent` (in
+        this namespace), made straight in the namespace open on `netns_fd` with
+        `mac`, down. Bridge mode: the macvlans of one parent reach each other."""
+        info = nest(
+            IFLA_LINKINFO,
+            attr_str(IFLA_INFO_KIND, "macvlan"),
+            nest(IFLA_INFO_DATA, attr_u32(IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE)),
+        )
+        body = link_body(
+            name,
+            0,
+            None,
+            attr_u32(IFLA_LINK, parent),
+            attr(IFLA_ADDRESS, mac_bytes(mac)),
+            attr_u32(IFLA_NET_NS_FD, netns_fd),
+            info,
+        )
+        self._submit(RTM_NEWLINK, ADD, body, f"add macvlan {name} (parent #{parent})")
 
     def set_up(self, name: str | None = None, index: int | None = None, up: bool = True) -> None:
         """Bring a link up (or down), named or by index; a name needs no lookup."""

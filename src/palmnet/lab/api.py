@@ -112,6 +112,22 @@ def _check_docker_backend(model: Lab, backend: str) -> None:
             )
 
 
+def _preflight(model: Lab, plan: Plan, backend: Backend) -> None:
+    """What the machine lacks for the plan (an external network's host interface), as
+    bad input at the file's lines, before anything is made."""
+    from palmnet.topology.problems import Problem, TopologyError
+    from palmnet.topology.yaml_source import format_path
+
+    found = backend.preflight(plan)
+    if found:
+        lines = model.lines
+        problems = [
+            Problem(lines.line(path) if lines is not None else 0, format_path(path), message)
+            for path, message in found
+        ]
+        raise TopologyError(problems, file=plan.source)
+
+
 @dataclass(frozen=True)
 class UpResult:
     plan: Plan
@@ -269,6 +285,7 @@ class LabAPI:
             unsupported = backend_problem(planned, backend.name)
             if unsupported:
                 raise InputError(unsupported, file=str(model.source))
+            _preflight(model, planned, backend)
             if store.has_journal(model.name):
                 with store.journal(model.name) as j:
                     if j.meta("status") == "running":
@@ -371,7 +388,30 @@ class LabAPI:
         if supervisor.pid_of(j) is None:
             supervisor.start(plan.lab, j)
             done.append("the supervisor")
+        done += self._repair_guards(j, plan, backend)
         return f"repaired {', '.join(done)}" if done else ""
+
+    @staticmethod
+    def _repair_guards(j: Journal, plan: Plan, backend: Backend) -> list[str]:
+        """Load again the guard of a running node on an external network whose table
+        is gone (deleted inside the node): a lab stays a well-behaved guest."""
+        from palmnet.plan.guard import guard_ruleset, guard_table
+        from palmnet.services import nftables
+
+        done = []
+        stopped = set(j.meta("stopped", []))
+        for node in plan.nodes:
+            text = guard_ruleset(plan.lab, node)
+            if text is None or node.name in stopped:
+                continue
+            handle = backend.node(plan, j, node.name)
+            if not handle.running():
+                continue
+            table = ["nft", "list", "table", "netdev", guard_table(plan.lab)]
+            if handle.tool(table).returncode != 0:
+                nftables.load(node, handle.netns, text)
+                done.append(f"the guard of {node.name}")
+        return done
 
     @staticmethod
     def _store(j: Journal, plan: Plan, text: str, source: str) -> None:

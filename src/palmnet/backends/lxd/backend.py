@@ -37,6 +37,7 @@ from palmnet.backends.base import (
     Switch,
     process_pids,
 )
+from palmnet.backends.external import preflight as external_preflight
 from palmnet.backends.live import observe_netns
 from palmnet.backends.lxd import client as lxdclient
 from palmnet.backends.lxd import docker, images, inside, instances, networks
@@ -45,6 +46,7 @@ from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.errors import InputError, LabError
 from palmnet.kernel.processes import run_in_netns
 from palmnet.kernel.watch import AddressWatch
+from palmnet.plan.guard import guard_ruleset
 from palmnet.plan.model import NodePlan, Plan
 from palmnet.services import nftables, runner
 from palmnet.services.base import Service
@@ -138,6 +140,9 @@ class LxdBackend(Backend):
         super().prepare(lab)
 
     # -- up ------------------------------------------------------------------------------
+    def preflight(self, plan: Plan) -> list[tuple[tuple[str, ...], str]]:
+        return external_preflight(plan)
+
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
         lxd = self.lxd
         chosen = list(plan.nodes) if nodes is None else [plan.node(n) for n in nodes]
@@ -235,6 +240,9 @@ class LxdBackend(Backend):
         inside.configure_links(node, pid)
         if node.uci:
             nftables.load(node, inside.netns_path(pid))
+        guard = guard_ruleset(plan.lab, node)
+        if guard is not None:  # external networks: the guards (plan/guard.py)
+            nftables.load(node, inside.netns_path(pid), guard)
 
     def refresh(self, plan: Plan, journal: Journal) -> None:
         """Re-render the daemons that re-read their files on SIGHUP, and signal them."""
@@ -330,11 +338,12 @@ class LxdBackend(Backend):
         return Switch(
             netns=self._lxd_netns(),
             table=impair_table(plan.lab),
-            bridges={n.name: networks.bridge_name(plan.lab, n.name) for n in plan.networks},
+            bridges={n.name: networks.bridge_name(plan.lab, n.name) for n in plan.bridged},
             ports={
                 (n.name, i.name): port_name(plan.lab, n.name, i.name)
                 for n in plan.nodes
                 for i in n.veths
+                if i.external is None
             },
         )
 

@@ -57,7 +57,7 @@ def create_networks(lxd: Lxd, plan: Plan, journal: Journal) -> None:
     """Every network of the plan that is not there yet (journalled before it is made)."""
     existing = _existing(lxd)
     wanted = []
-    for net in plan.networks:
+    for net in plan.bridged:  # an external network is the machine's, never made here
         name = bridge_name(plan.lab, net.name)
         if name in existing:
             if tags.lab_of(existing[name]) != plan.lab:
