@@ -13,6 +13,9 @@ PACKAGES=(
   iproute2 nftables radvd rdnssd ndisc6 dnsmasq-base kea-dhcp6-server
   dhcpcd-base bird2 bind9-dnsutils bind9-utils curl util-linux procps iputils-ping
   python3 python3-venv python3-pip
+  # the web UI's browser tests: Debian's Chromium driven headless by Selenium
+  # (never a browser downloaded by a tool)
+  chromium chromium-driver
 )
 # Units the packages above would start on the host.
 HOST_UNITS=(radvd rdnssd kea-dhcp6-server kea-dhcp4-server kea-ctrl-agent kea-dhcp-ddns-server bird dhcpcd dnsmasq)
@@ -45,5 +48,5 @@ fi
 PY=${PYTHON:-/usr/bin/python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[dev,lxd]'
+.venv/bin/pip install -q -e '.[dev,lxd,ui]'
 echo "palmnet installed: $(.venv/bin/palmnet --version)"

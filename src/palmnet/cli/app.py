@@ -30,6 +30,7 @@ VERB_MODULES = (
     "audit",
     "lxd",
     "isp",
+    "ui",
 )
 
 

@@ -1,0 +1,88 @@
+"""Long actions of the UI (up, down, converge, audit) as jobs in threads.
+
+A browser starts a job and gets its page, which polls it: the job runs in the
+server, not in the page, so the page can be left (or closed) and come back,
+and a second browser sees the same jobs on the labs page. Each job keeps the
+lines its Lab API call reported (`report=`), its outcome and, for converge,
+the folder with the timeline picture. Jobs live as long as the server; the
+oldest finished ones are forgotten past a limit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from palmnet.errors import PalmnetError
+
+KEEP = 50  # finished jobs remembered
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str  # up, down, converge, audit
+    title: str
+    lab: str | None
+    lines: list[str] = field(default_factory=list)
+    state: str = "running"  # running, done, failed
+    error: str = ""
+    result: Any = None
+    folder: Path | None = None  # files the job wrote (converge: timeline.png)
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+
+    def report(self, line: str) -> None:
+        self.lines.append(line)
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended or time.time()) - self.started
+
+
+class Jobs:
+    def __init__(self) -> None:
+        self._jobs: dict[int, Job] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._root = Path(tempfile.mkdtemp(prefix="palmnet-ui-"))
+
+    def start(self, kind: str, title: str, lab: str | None, work: Callable[[Job], Any]) -> Job:
+        with self._lock:
+            job = Job(next(self._ids), kind, title, lab)
+            job.folder = self._root / str(job.id)
+            self._jobs[job.id] = job
+            self._forget_old()
+        threading.Thread(target=self._run, args=(job, work), daemon=True).start()
+        return job
+
+    @staticmethod
+    def _run(job: Job, work: Callable[[Job], Any]) -> None:
+        try:
+            job.result = work(job)
+            job.state = "done"
+        except PalmnetError as exc:
+            job.error, job.state = str(exc), "failed"
+        except Exception as exc:  # shown on the job's page, never a traceback there
+            job.error, job.state = f"{type(exc).__name__}: {exc}", "failed"
+            traceback.print_exc()
+        finally:
+            job.ended = time.time()
+
+    def get(self, job_id: int) -> Job | None:
+        return self._jobs.get(job_id)
+
+    def all(self) -> list[Job]:
+        return sorted(self._jobs.values(), key=lambda j: -j.id)
+
+    def _forget_old(self) -> None:
+        done = [j for j in self.all() if j.state != "running"]
+        for job in done[KEEP:]:
+            del self._jobs[job.id]
