@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 from palmnet.errors import InputError, LabError
 from palmnet.lab import LabAPI, NodeHandle
@@ -51,5 +50,12 @@ def read_package(handle: NodeHandle, name: str) -> tuple[str, UciPackage]:
 
 
 def write_config(handle: NodeHandle, name: str, text: str) -> None:
-    """Replace /etc/config/NAME in the node, as `uci commit` does."""
-    handle.write({Path(f"{CONFIG}/{name}"): text})
+    """Replace /etc/config/NAME in the node, as `uci commit` does: a new file renamed
+    over the old one, written by the node's own `sh` inside it, so it lands in the
+    node's /etc on every backend (a namespace node's /etc is an overlay only its
+    mount namespace sees). The text goes in on stdin, never on a command line."""
+    path = f"{CONFIG}/{name}"
+    script = 'cat > "$0.palmnet-new" && mv -f "$0.palmnet-new" "$0"'
+    proc = handle.run(["sh", "-c", script, path], stdin=text, timeout=30)
+    if proc.returncode != 0:
+        raise LabError(f"cannot write {path} in node {handle.name}: {proc.stderr.strip()}")

@@ -45,8 +45,9 @@
   const layout = tree
     ? { name: 'breadthfirst', directed: false, roots: root ? [root.data.id] : undefined,
         spacingFactor: 1.0, padding: 30, avoidOverlap: true, animate: false }
-    : { name: 'cose', animate: false, randomize: false, nodeRepulsion: 12000,
-        idealEdgeLength: 110, padding: 30, componentSpacing: 80 };
+    : { name: 'cose', animate: false, randomize: true, nodeRepulsion: () => 400000,
+        idealEdgeLength: () => 70, edgeElasticity: () => 100, gravity: 60, numIter: 2500,
+        nodeOverlap: 20, padding: 30, componentSpacing: 80 };
   const cy = cytoscape({ container: box, elements, style, wheelSensitivity: 0.3,
     maxZoom: 1.8, layout });
   window.palmnetGraph = cy;

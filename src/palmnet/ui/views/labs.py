@@ -71,11 +71,14 @@ def _job(ui: Ui, request: Request) -> Job:
 
 
 def job_page(ui: Ui, request: Request) -> Response:
-    return ui.page(request, "job.html", job=_job(ui, request))
+    job = _job(ui, request)
+    return ui.page(request, "job.html", job=job, lab=job.lab)
 
 
 def job_fragment(ui: Ui, request: Request) -> Response:
-    return ui.page(request, "job_body.html", job=_job(ui, request))
+    """The job's state for the page's polling; 286 (htmx: stop polling) once it ended."""
+    job = _job(ui, request)
+    return ui.page(request, "job_body.html", 200 if job.state == "running" else 286, job=job)
 
 
 def job_file(ui: Ui, request: Request) -> Response:
