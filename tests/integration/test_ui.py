@@ -323,6 +323,55 @@ def test_converge_from_the_form_shows_its_picture(chrome, ring_lab, shots) -> No
     assert json.loads(run("link", "show", "--lab", lab, "--format", "json").stdout) == []
 
 
+SMALL = """\
+name: {name}
+networks:
+  n1: {{}}
+nodes:
+  r:
+    kind: router
+    interfaces:
+      eth0: {{network: n1, ipv6: [2001:db8:77::1/64], ra: true}}
+  h:
+    interfaces:
+      eth0: {{network: n1}}
+"""
+
+
+def _job_ends(chrome) -> str:  # type: ignore[no-untyped-def]
+    wait_for("the job page", lambda: "/jobs/" in chrome.current_url)
+    return wait_for(
+        "the job to end",
+        lambda: (
+            _by(chrome, "#job-body").get_attribute("data-state") != "running"
+            and _by(chrome, "#job-state").text
+        ),
+        deadline=120,
+        every=0.3,
+    )
+
+
+def test_bring_a_lab_up_and_down_from_the_labs_page(chrome, tmp_path: Path) -> None:
+    name = f"uis{os.getpid() % 10000}"
+    path = write_lab(tmp_path / "small.yaml", SMALL.format(name=name))
+    try:
+        chrome.get(_base(chrome) + "/")
+        _by(chrome, "input[name='path']").send_keys(str(path))
+        _by(chrome, "input[name='path']").submit()
+        assert _job_ends(chrome) == "done", _by(chrome, "#job-body").text
+        assert f"lab {name}: created" in _by(chrome, "#job-result").text
+        assert {n["name"] for n in run_json("ls", name)} == {"r", "h"}
+        chrome.get(_base(chrome) + "/")
+        row = _by(chrome, f"#labs tr[data-lab='{name}']")
+        row.find_element("xpath", ".//button[contains(text(), 'Take down')]").click()
+        _by(chrome, "#confirm-down").click()  # the confirmation page
+        assert _job_ends(chrome) == "done"
+        assert f"lab {name} removed" in _by(chrome, "#job-result").text
+        assert lab_traces(name) == []
+    finally:
+        run("down", name, check=False)
+
+
 def test_a_lab_taken_down_from_the_cli_turns_gone(chrome, server, ring_lab) -> None:
     lab = ring_lab
     _graph_ready(chrome, lab)

@@ -11,6 +11,7 @@ with cytoscape's force-directed layout (cose).
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -67,7 +68,7 @@ def elements(
         out.append(
             {"data": {"id": f"net:{net.name}", "label": label, "kind": "network", "state": state}}
         )
-    for node in plan.nodes:
+    for node in sorted(plan.nodes, key=lambda n: _natural(n.name)):
         state = live.get(node.name, "GONE")
         out.append(
             {
@@ -94,6 +95,11 @@ def elements(
                 }
             )
     return out
+
+
+def _natural(name: str) -> tuple[object, ...]:
+    """w2 before w10: the order the picture places a farm's copies in."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def _network_of(plan: Plan, node: str, iface: str) -> Sequence[str]:
