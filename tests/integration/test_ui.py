@@ -187,6 +187,30 @@ def test_ls_page_has_copy_buttons(chrome, router_lab) -> None:
     assert w1 in [b.get_attribute("data-copy") for b in _all(chrome, "button.copy")]
 
 
+def test_router_page_shows_live_leases(chrome, router_lab) -> None:
+    lab, nodes = router_lab
+    chrome.get(f"{_base(chrome)}/lab/{lab}/node/router")
+    leases = _by(chrome, "#live-leases").text
+    w1v4 = _addr(nodes, "w1", "eth0", "198.51.100.")
+    assert any(line.startswith(f"w1 {w1v4} ") for line in leases.splitlines()), leases
+    assert "dnsmasq" in _by(chrome, "#services").text
+
+
+def test_audit_on_demand(chrome, router_lab) -> None:
+    lab, _ = router_lab
+    chrome.get(f"{_base(chrome)}/lab/{lab}/node/w1")
+    _by(chrome, "#audit summary").click()
+    quick = ("slaac", "default_route_ll", "rdnss_dnssl")
+    for box in _all(chrome, "#audit-form input[type='checkbox']"):
+        if box.get_attribute("name").removeprefix("check_") not in quick:
+            box.click()
+    _by(chrome, "#run-audit").click()
+    assert _job_ends(chrome) == "done", _by(chrome, "#job-body").text
+    card = _by(chrome, "#job-result").text
+    assert "PASS: 3 pass, 0 fail" in card, card
+    assert "slaac: PASS" in _by(chrome, "#job-lines").text
+
+
 def test_firewall_rule_from_the_form_opens_port_80_on_the_wan_only(chrome, router_lab, shots):
     from selenium.webdriver.support.ui import Select
 
@@ -291,6 +315,24 @@ def test_link_failed_from_the_ui_is_down_and_marked(chrome, ring_lab, shots) -> 
     assert json.loads(run("link", "show", "--lab", lab, "--format", "json").stdout) == []
 
 
+def test_router_page_lists_its_routing_neighbours(chrome, ring_lab) -> None:
+    chrome.get(f"{_base(chrome)}/lab/{ring_lab}/node/r1")
+    rows = wait_for(
+        "two RIPng neighbours of r1",
+        lambda: _reload_rows(chrome, "#neighbors tr", 3),
+        deadline=20,
+        every=1,
+    )
+    assert all(r.text.startswith("fe80::") for r in rows[1:]), [r.text for r in rows]
+    assert "Routing neighbours (ripng)" in chrome.page_source
+
+
+def _reload_rows(chrome, css: str, count: int):  # type: ignore[no-untyped-def]
+    chrome.refresh()
+    rows = _all(chrome, css)
+    return rows if len(rows) == count else None
+
+
 def test_converge_from_the_form_shows_its_picture(chrome, ring_lab, shots) -> None:
     from selenium.webdriver.support.ui import Select
 
@@ -375,7 +417,25 @@ def test_bring_a_lab_up_and_down_from_the_labs_page(chrome, tmp_path: Path) -> N
 def test_a_lab_taken_down_from_the_cli_turns_gone(chrome, server, ring_lab) -> None:
     lab = ring_lab
     _graph_ready(chrome, lab)
+    run("stop", "--lab", lab, "dns")  # live state: the picture follows
+    wait_for(
+        "dns drawn as stopped",
+        lambda: (
+            chrome.execute_script("return palmnetGraph.getElementById('node:dns').data('state')")
+            == "stopped"
+        ),
+        deadline=20,
+    )
+    first, base = chrome.current_window_handle, _base(chrome)
+    chrome.switch_to.new_window("tab")  # a second page of the lab, open meanwhile
+    chrome.get(f"{base}/lab/{lab}/ls")
+    second = chrome.current_window_handle
+    assert "STOPPED" in _by(chrome, "#ls tr[data-node='dns']").text
     run("down", lab)
+    wait_for("the ls page's gone banner", lambda: _by(chrome, "#gone-banner"), deadline=20)
+    chrome.close()
+    chrome.switch_to.window(first)
+    assert second not in chrome.window_handles
     wait_for(
         "the page to say GONE",
         lambda: "GONE" in _by(chrome, "#graph-status").text,

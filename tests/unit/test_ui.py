@@ -291,3 +291,22 @@ def test_bad_listen_address_is_bad_input() -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "not an IP address" in proc.stderr
+
+
+def test_dnsmasq_leases() -> None:
+    from palmnet.ui.leases import parse_leases
+
+    text = (
+        "1796238775 00:16:3e:24:db:54 198.51.100.136 w1 01:00:16:3e:24:db:54\n"
+        "0 00:16:3e:31:5e:67 198.51.100.186 * *\n"
+        "duid 00:01:00:01:2c:aa:bb:cc:00:16:3e:dd:14:51\n"
+        "1796238774 1 2001:db8:ebbd:2084::116a w1 00:03:00:01:00:16:3e:24:db:54\n"
+        "garbage line here\n"
+    )
+    leases = parse_leases(text)
+    assert [(x.family, x.address, x.hostname, x.expires) for x in leases] == [
+        (4, "198.51.100.136", "w1", 1796238775),
+        (4, "198.51.100.186", "", 0),
+        (6, "2001:db8:ebbd:2084::116a", "w1", 1796238774),
+    ]
+    assert leases[2].client == "00:03:00:01:00:16:3e:24:db:54"

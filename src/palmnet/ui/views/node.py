@@ -5,21 +5,36 @@ last log lines, what a router serves (DHCP reservations, delegated prefix), and 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from palmnet.errors import PalmnetError
+from palmnet.errors import InputError, PalmnetError
 from palmnet.lab import LabAPI, LiveNode
 from palmnet.ui.form import form_of
+from palmnet.ui.leases import Lease, parse_leases
 
 if TYPE_CHECKING:
     from palmnet.ui.app import Ui
     from palmnet.ui.jobs import Job
 
 LOG_LINES = 15
+# The audit's checks (toolbox/audit/runner.py CHECK_NAMES), the quick ones first.
+CHECKS = (
+    "slaac",
+    "default_route_ll",
+    "rdnss_dnssl",
+    "dhcpv6",
+    "prefix_delegation",
+    "icmpv6_essentials",
+    "link_bounce",
+    "restart_stable",
+    "ra_flood",
+    "nd_scan",
+)
 
 
 def _tail(path: Any, lines: int = LOG_LINES) -> list[str]:
@@ -30,6 +45,16 @@ def _tail(path: Any, lines: int = LOG_LINES) -> list[str]:
         return []
 
 
+def _leases(handle: Any) -> list[Lease]:
+    """The router's live DHCP leases (dnsmasq's lease file, seen from the host)."""
+    try:
+        svc = handle.service("dnsmasq")
+        text = svc.host(svc.leases).read_text()
+    except (PalmnetError, OSError, KeyError, AttributeError):
+        return []
+    return parse_leases(text)
+
+
 def node_view(lab: str, name: str) -> dict[str, Any]:
     from palmnet.toolbox.route_query import neighbors_of, routes_of
 
@@ -38,7 +63,7 @@ def node_view(lab: str, name: str) -> dict[str, Any]:
     planned = plan.node(name)
     node: LiveNode = next(n for n in live if n.name == name)
     running = node.state not in ("STOPPED", "ERROR")
-    routes, neighbors, logs, problems = [], [], {}, []
+    routes, neighbors, logs, problems, leases = [], [], {}, [], []
     if running:
         try:
             routes = routes_of(lab, name)
@@ -54,6 +79,8 @@ def node_view(lab: str, name: str) -> dict[str, Any]:
             for svc in node.services:
                 with contextlib.suppress(PalmnetError, OSError, KeyError):
                     logs[svc.name] = _tail(handle.service(svc.name).host_log)
+            if any(svc.name == "dnsmasq" for svc in node.services):
+                leases = _leases(handle)
     return {
         "plan": plan,
         "node": node,
@@ -63,6 +90,9 @@ def node_view(lab: str, name: str) -> dict[str, Any]:
         "logs": logs,
         "problems": problems,
         "running": running,
+        "leases": leases,
+        "now": time.time(),
+        "checks": CHECKS,
     }
 
 
@@ -75,7 +105,11 @@ def audit(ui: Ui, request: Request) -> Response:
     """Start `palmnet audit NODE` as a job; its page shows each check as it ends."""
     lab, name = request.path_params["lab"], request.path_params["node"]
     LabAPI().plan_of(lab).node(name)  # an unknown node is said now
-    only = form_of(request).get("only", "").strip() or None
+    form = form_of(request)
+    chosen = [c for c in CHECKS if form.get(f"check_{c}")]
+    if not chosen:
+        raise InputError("choose at least one check", key="checks")
+    only = ",".join(chosen) if len(chosen) < len(CHECKS) else None
 
     def work(job: Job) -> str:
         from palmnet.toolbox.audit.model import format_seconds

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from palmnet.lab import LabAPI
 from palmnet.ui import graph
@@ -79,7 +80,19 @@ def ls_json(ui: Ui, request: Request) -> Response:
     )
 
 
+def alive(ui: Ui, request: Request) -> Response:
+    """What every page of a lab polls: nothing while the lab runs, a banner once gone."""
+    lab = request.path_params["lab"]
+    if lab in LabAPI().labs():
+        return HTMLResponse("")
+    return HTMLResponse(
+        f'<div class="note error" id="gone-banner">Lab {escape(lab)} is gone: it is not '
+        'running any more (taken down). <a href="/">Back to the running labs</a></div>'
+    )
+
+
 ROUTES = [
+    ("/lab/{lab}/alive", alive, ["GET"]),
     ("/lab/{lab}", topology, ["GET"]),
     ("/lab/{lab}/graph.json", graph_json, ["GET"]),
     ("/lab/{lab}/ls", ls_page, ["GET"]),
