@@ -259,10 +259,30 @@ def test_port_99999_is_refused_and_nothing_is_written(chrome, router_lab, shots)
     _shot(chrome, shots, "firewall-refused", 900)
 
 
-def test_disable_and_delete_the_rule(chrome, router_lab) -> None:
+def test_edit_disable_and_delete_the_rule(chrome, router_lab) -> None:
     lab, nodes = router_lab
     wan = _addr(nodes, "router", "eth1", "2001:db8:ebbd:2080:")
     chrome.get(f"{_base(chrome)}/lab/{lab}/node/router/firewall")
+    row = _by(chrome, "#rules tr[data-rule='ext_web']")
+    row.find_element("link text", "Edit").click()
+    port = _by(chrome, "#add-rule").find_element("name", "dest_port")
+    assert port.get_attribute("value") == "80"
+    port.clear()
+    port.send_keys("8080")
+    _by(chrome, "#save").click()  # written, not applied
+    note = wait_for("the note", lambda: _by(chrome, "#note").text)
+    assert "rule 'ext_web' changed" in note and "not applied yet" in note, note
+    assert "option dest_port '8080'" in _firewall_text(lab)
+    assert _curl(lab, "laptop", f"http://[{wan}]/").stdout == "200"  # the loaded one stays
+    # the file changed behind the page's back: the page's edit is refused
+    hand_edit = "echo '# hand edit' >> /etc/config/firewall"
+    run("exec", "--lab", lab, "router", "--", "sh", "-c", hand_edit)
+    row = _by(chrome, "#rules tr[data-rule='ext_web']")
+    row.find_element("xpath", ".//button[text()='Delete']").click()
+    chrome.switch_to.alert.accept()
+    note = wait_for("the refusal", lambda: _by(chrome, "#note").text)
+    assert "changed since this page was loaded" in note and "nothing written" in note
+    assert _firewall_text(lab).endswith("# hand edit\n")
     row = _by(chrome, "#rules tr[data-rule='ext_web']")
     row.find_element("xpath", ".//button[text()='Disable']").click()
     wait_for("the note", lambda: "disabled" in _by(chrome, "#note").text)
