@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 from palmnet.errors import InputError, LabError
-from palmnet.lab import LabAPI, NodeHandle
+from palmnet.lab import NodeHandle
 from palmnet.openwrt.uci import UciPackage, parse
 
 MODULE = "palmnet.openwrt.firewall_cli"
@@ -23,6 +23,8 @@ CONFIG = "/etc/config"
 
 def openwrt_handle(lab: str | None, node: str) -> NodeHandle:
     """A running openwrt node (InputError for another kind, LabError if stopped)."""
+    from palmnet.lab import LabAPI  # looked up at each call (tests stand a fake lab in)
+
     with LabAPI().session(lab) as s:
         kind = s.plan.node(node).kind
         if kind != "openwrt":

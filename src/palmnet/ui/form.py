@@ -8,6 +8,11 @@ import anyio.from_thread
 from starlette.requests import Request
 
 
+async def _multipart(request: Request) -> dict[str, str]:
+    data = await request.form()
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
 def form_of(request: Request) -> dict[str, str]:
     """The last value of each field of a urlencoded or multipart form ({} for a GET)."""
     if request.method in ("GET", "HEAD"):
@@ -21,7 +26,6 @@ def form_of(request: Request) -> dict[str, str]:
         parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         form = {k: v[-1] for k, v in parsed.items()}
     else:
-        data = anyio.from_thread.run(request.form)
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = anyio.from_thread.run(_multipart, request)
     request.state.form = form
     return form

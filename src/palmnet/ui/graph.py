@@ -37,7 +37,12 @@ def network_prefixes(plan: Plan) -> dict[str, list[str]]:
 
 def _prefixes(iface: InterfacePlan) -> Iterable[str]:
     yield from (str(p) for p in iface.ra_prefixes)
-    for address in (*iface.ipv6_static, *iface.ipv6_delegated, *iface.ipv4_static):
+    statics: tuple[ipaddress.IPv6Interface | ipaddress.IPv4Interface, ...] = (
+        *iface.ipv6_static,
+        *iface.ipv6_delegated,
+        *iface.ipv4_static,
+    )
+    for address in statics:
         if not address.ip.is_link_local:
             yield str(address.network)
 
