@@ -160,7 +160,7 @@ def test_topology_has_every_node_and_a_click_opens_it(chrome, router_lab, shots)
         "return palmnetGraph.nodes('[kind = \"network\"]').map(n => n.data('label'))"
     )
     assert any("2001:db8:ebbd:2084::/64" in n for n in networks)
-    _shot(chrome, shots, "topology", 820)
+    _shot(chrome, shots, "topology")
     # a real click where the router is drawn
     x, y = chrome.execute_script(
         "const p = palmnetGraph.getElementById('node:router').renderedPosition();return [p.x, p.y];"
@@ -327,7 +327,7 @@ def test_link_failed_from_the_ui_is_down_and_marked(chrome, ring_lab, shots) -> 
     down = sorted(i for i, s in states if s == "down")
     assert down == ["port:r1:eth0", "port:r2:eth1"] or len(down) == 2, states
     assert "r1:r2" in _by(chrome, "#failed-links").text
-    _shot(chrome, shots, "link-down", 820)
+    _shot(chrome, shots, "link-down")
     chrome.get(f"{_base(chrome)}/lab/{lab}/experiments")
     row = _by(chrome, "#links tr[data-link='r1:r2']")
     row.find_element("xpath", ".//button[@value='restore']").click()

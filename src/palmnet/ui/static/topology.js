@@ -37,6 +37,7 @@
   // A tree (the usual lab: upstream, router, LAN hosts) is drawn top-down in levels
   // from the most upstream node (an ISP, else the first router), which suits a wide
   // screen; a graph with cycles (a ring of routers) by the force-directed layout.
+  const natural = new Intl.Collator('en', { numeric: true });  // w2 before w10
   const nodes = elements.filter((e) => !e.data.source);
   const edges = elements.filter((e) => e.data.source);
   const root = nodes.find((e) => e.data.kind === 'isp') || nodes.find((e) => e.data.kind === 'router')
@@ -44,12 +45,20 @@
   const tree = edges.length < nodes.length;
   const layout = tree
     ? { name: 'breadthfirst', directed: false, roots: root ? [root.data.id] : undefined,
-        spacingFactor: 1.0, padding: 30, avoidOverlap: true, animate: false }
+        spacingFactor: 1.0, padding: 30, avoidOverlap: true, animate: false,
+        depthSort: (a, b) => natural.compare(a.data('label'), b.data('label')) }
     : { name: 'cose', animate: false, randomize: true, nodeRepulsion: () => 400000,
         idealEdgeLength: () => 70, edgeElasticity: () => 100, gravity: 60, numIter: 2500,
         nodeOverlap: 20, padding: 30, componentSpacing: 80 };
   const cy = cytoscape({ container: box, elements, style, wheelSensitivity: 0.3,
     maxZoom: 1.8, layout });
+  // A tree deeper than the screen is tall (ISP, router, LAN, router, LAN...): turn it to
+  // run left to right, so the picture fills the wide box and the labels stay readable.
+  const bb = cy.elements().boundingBox();
+  if (tree && bb.h / Math.max(bb.w, 1) > box.clientHeight / box.clientWidth) {
+    cy.nodes().positions((n) => ({ x: n.position('y') * 1.6, y: n.position('x') }));
+    cy.fit(undefined, 30);
+  }
   window.palmnetGraph = cy;
   box.dataset.ready = '1';
   cy.on('tap', 'node[href]', (e) => { window.location = e.target.data('href'); });
