@@ -101,15 +101,26 @@ def test_every_write_needs_the_csrf_token(app) -> None:
     assert multipart.status_code == 400
 
 
-def test_a_lab_that_is_not_running_is_gone_not_an_error(app) -> None:
+def test_a_lab_that_is_not_running_is_unknown_or_gone_never_an_error(app) -> None:
     client = TestClient(app, follow_redirects=False)
     client.cookies.set(COOKIE, TOKEN)
-    for path in ("/lab/l1", "/lab/l1/ls", "/lab/l1/node/n1", "/lab/l1/node/n1/firewall"):
+    paths = ("/lab/l1", "/lab/l1/ls", "/lab/l1/node/n1", "/lab/l1/node/n1/firewall")
+    for path in paths:
+        reply = client.get(path)
+        assert reply.status_code == 404, path
+        assert (
+            "no running lab named l1 (running: none)" in reply.text
+            and "Traceback" not in reply.text
+        )
+    app.state.ui.seen.add("l1")  # a page showed it once: now it is gone
+    for path in paths:
         reply = client.get(path)
         assert reply.status_code == 410, path
         assert "is gone" in reply.text and "Traceback" not in reply.text
     reply = client.get("/lab/l1/graph.json")
     assert reply.status_code == 410 and reply.json()["gone"] is True
+    alive = client.get("/lab/l1/alive")
+    assert alive.status_code == 200 and "gone-banner" in alive.text
 
 
 def test_tokens_are_random_and_never_blank() -> None:

@@ -51,6 +51,7 @@ class Ui:
         default_factory=lambda: Jinja2Templates(directory=str(HERE / "templates"))
     )
     notes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)  # labs a page showed: gone, not unknown
 
     @property
     def csrf(self) -> str:
@@ -87,10 +88,22 @@ def guard(ui: Ui, fn: Callable[..., Response]) -> Callable[[Request], Response]:
         wants_json = request.url.path.endswith(".json") or request.url.path.startswith("/api/")
         try:
             try:
-                return fn(ui, request)
+                response = fn(ui, request)
             except (PalmnetError, OSError, sqlite3.Error) as exc:
                 raise gone_or(lab, exc) from exc
+            if lab is not None and response.status_code < 300:
+                ui.seen.add(lab)
+            return response
         except Gone as exc:
+            if exc.lab not in ui.seen:  # never shown here: unknown, not gone
+                running = ", ".join(LabAPI().labs()) or "none"
+                return _error(
+                    ui,
+                    request,
+                    wants_json,
+                    404,
+                    f"no running lab named {exc.lab} (running: {running})",
+                )
             if wants_json:
                 return JSONResponse({"gone": True, "lab": exc.lab, "error": str(exc)}, 410)
             return ui.page(request, "gone.html", 410, lab=exc.lab)

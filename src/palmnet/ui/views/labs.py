@@ -27,7 +27,9 @@ def summaries() -> list[LabSummary]:
 
 
 def index(ui: Ui, request: Request) -> Response:
-    return ui.page(request, "labs.html", labs=summaries(), jobs=ui.jobs.all())
+    labs = summaries()
+    ui.seen.update(s.name for s in labs)
+    return ui.page(request, "labs.html", labs=labs, jobs=ui.jobs.all())
 
 
 def api_labs(ui: Ui, request: Request) -> Response:
