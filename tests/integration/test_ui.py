@@ -86,6 +86,15 @@ def chrome(server, tmp_path_factory: pytest.TempPathFactory):
         yield driver
 
 
+@pytest.fixture(scope="module")
+def chrome2(server, tmp_path_factory: pytest.TempPathFactory):
+    """A second browser (its own profile and cookie): what one changes, the other sees."""
+    with browser(tmp_path_factory.mktemp("chromium2")) as driver:
+        driver.get(server.url)
+        wait_for("the labs page", lambda: driver.find_element("id", "labs"))
+        yield driver
+
+
 def _by(driver, css: str):  # type: ignore[no-untyped-def]
     return driver.find_element("css selector", css)
 
@@ -275,20 +284,25 @@ def test_edit_disable_and_delete_the_rule(chrome, router_lab) -> None:
     assert "option dest_port '8080'" in _firewall_text(lab)
     assert _curl(lab, "laptop", f"http://[{wan}]/").stdout == "200"  # the loaded one stays
     # the file changed behind the page's back: the page's edit is refused
-    hand_edit = "echo '# hand edit' >> /etc/config/firewall"
-    run("exec", "--lab", lab, "router", "--", "sh", "-c", hand_edit)
+    odd = (  # a hand-written rule with an option fw4 does not know: it warns
+        "\nconfig rule\n\toption name 'odd'\n\toption src 'wan'\n\toption proto 'tcp'\n"
+        "\toption dest_port '9'\n\toption colour 'blue'\n\toption target 'REJECT'\n"
+    )
+    run("exec", "--lab", lab, "router", "--", "sh", "-c", f'printf "{odd}" >> /etc/config/firewall')
     row = _by(chrome, "#rules tr[data-rule='ext_web']")
     row.find_element("xpath", ".//button[text()='Delete']").click()
     chrome.switch_to.alert.accept()
     note = wait_for("the refusal", lambda: _by(chrome, "#note").text)
     assert "changed since this page was loaded" in note and "nothing written" in note
-    assert _firewall_text(lab).endswith("# hand edit\n")
+    assert _firewall_text(lab).endswith("\toption colour 'blue'\n\toption target 'REJECT'\n")
     row = _by(chrome, "#rules tr[data-rule='ext_web']")
     row.find_element("xpath", ".//button[text()='Disable']").click()
     wait_for("the note", lambda: "disabled" in _by(chrome, "#note").text)
     assert "option enabled '0'" in _firewall_text(lab)
     _by(chrome, "#apply").click()
-    wait_for("the reload", lambda: "firewall reloaded" in _by(chrome, "#note").text)
+    note = wait_for("the reload", lambda: _by(chrome, "#note").text)
+    assert "firewall reloaded; fw4 says:" in note, note
+    assert "Section @rule[10] (odd) specifies unknown option 'colour'" in note
     assert _curl(lab, "laptop", f"http://[{wan}]/").returncode == 7
     row = _by(chrome, "#rules tr[data-rule='ext_web']")
     row.find_element("xpath", ".//button[text()='Delete']").click()
@@ -312,7 +326,7 @@ def test_ndp_view_shows_messages_as_they_happen(chrome, router_lab) -> None:
     assert len(rows) > 2
 
 
-def test_link_failed_from_the_ui_is_down_and_marked(chrome, ring_lab, shots) -> None:
+def test_link_failed_from_the_ui_is_down_and_marked(chrome, chrome2, ring_lab, shots) -> None:
     lab = ring_lab
     chrome.get(f"{_base(chrome)}/lab/{lab}/experiments")
     row = _by(chrome, "#links tr[data-link='r1:r2']")
@@ -320,6 +334,8 @@ def test_link_failed_from_the_ui_is_down_and_marked(chrome, ring_lab, shots) -> 
     wait_for("the note", lambda: "down" in _by(chrome, "#note").text)
     shown = json.loads(run("link", "show", "--lab", lab, "--format", "json").stdout)
     assert [(s["link"], s["state"]) for s in shown] == [("r1:r2", "down")]
+    chrome2.get(f"{_base(chrome2)}/lab/{lab}/experiments")  # the other browser sees it too
+    assert "down" in _by(chrome2, "#links tr[data-link='r1:r2']").text
     _graph_ready(chrome, lab)
     states = chrome.execute_script(
         "return palmnetGraph.edges().map(e => [e.id(), e.data('state')])"
