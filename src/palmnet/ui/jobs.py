@@ -5,12 +5,14 @@ server, not in the page, so the page can be left (or closed) and come back,
 and a second browser sees the same jobs on the labs page. Each job keeps the
 lines its Lab API call reported (`report=`), its outcome and, for converge,
 the folder with the timeline picture. Jobs live as long as the server; the
-oldest finished ones are forgotten past a limit.
+oldest finished ones are forgotten past a limit. A server told to stop waits
+for its running jobs: a converge always restores its link, an up finishes.
 """
 
 from __future__ import annotations
 
 import itertools
+import shutil
 import tempfile
 import threading
 import time
@@ -38,6 +40,7 @@ class Job:
     folder: Path | None = None  # files the job wrote (converge: timeline.png)
     started: float = field(default_factory=time.time)
     ended: float | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
 
     def report(self, line: str) -> None:
         self.lines.append(line)
@@ -52,15 +55,18 @@ class Jobs:
         self._jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._root = Path(tempfile.mkdtemp(prefix="palmnet-ui-"))
+        self._root: Path | None = None  # made at the first job: most servers run none
 
     def start(self, kind: str, title: str, lab: str | None, work: Callable[[Job], Any]) -> Job:
         with self._lock:
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="palmnet-ui-"))
             job = Job(next(self._ids), kind, title, lab)
             job.folder = self._root / str(job.id)
             self._jobs[job.id] = job
             self._forget_old()
-        threading.Thread(target=self._run, args=(job, work), daemon=True).start()
+        job.thread = threading.Thread(target=self._run, args=(job, work), daemon=True)
+        job.thread.start()
         return job
 
     @staticmethod
@@ -81,6 +87,18 @@ class Jobs:
 
     def all(self) -> list[Job]:
         return sorted(self._jobs.values(), key=lambda j: -j.id)
+
+    def close(self, say: Callable[[str], None] = print) -> None:
+        """The server is stopping: let running jobs end (a converge restores its link,
+        an up finishes or cleans up), then remove the jobs' files."""
+        running = [j for j in self.all() if j.state == "running" and j.thread is not None]
+        if running:
+            say(f"waiting for {len(running)} running job(s): {', '.join(j.title for j in running)}")
+        for job in running:
+            assert job.thread is not None
+            job.thread.join()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
 
     def _forget_old(self) -> None:
         done = [j for j in self.all() if j.state != "running"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
+import signal
 import socket
 import sys
 from typing import TextIO
@@ -89,6 +90,10 @@ def warning(listen: str) -> str:
     )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(
     listen: str | None,
     port: int,
@@ -110,13 +115,20 @@ def serve(
     others = [url_of(s, token).split("/?")[0] for s in sockets[1:]]
     if others:
         print(f"also on {', '.join(others)}", file=err, flush=True)
-    config = uvicorn.Config(
-        create_app(token), log_level="warning", access_log=False, lifespan="off"
-    )
+    app = create_app(token)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
+    # uvicorn stops on SIGTERM/SIGINT, then raises the signal again with the handler it
+    # found: make that one an interrupt, so the jobs are waited for below (the default
+    # SIGTERM handler would end the process mid-converge, its link left failed).
+    old = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, old)
+        app.state.ui.jobs.close(lambda line: print(line, file=err, flush=True))
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.close()
