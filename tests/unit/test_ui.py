@@ -258,6 +258,7 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
 def _stop(proc: subprocess.Popen[str]) -> str:
     proc.terminate()
     _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err  # SIGTERM is a clean stop
     return err
 
 

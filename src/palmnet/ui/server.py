@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
+import os
 import signal
 import socket
 import sys
@@ -112,6 +113,13 @@ def serve(
     print(url_of(sockets[0], token), file=out, flush=True)
     if not is_loopback(listen):
         print(warning(str(listen)), file=err, flush=True)
+    if os.geteuid() != 0:
+        print(
+            "note: palmnet ui is not running as root: lab pages need root "
+            "(network namespaces); run it with sudo",
+            file=err,
+            flush=True,
+        )
     others = [url_of(s, token).split("/?")[0] for s in sockets[1:]]
     if others:
         print(f"also on {', '.join(others)}", file=err, flush=True)
