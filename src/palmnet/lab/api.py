@@ -243,6 +243,7 @@ class LabAPI:
                 self.report(f"lab {model.name}: removing leftovers of a lost lab first")
                 backend.destroy(model.name, None)
             plan = dataclasses.replace(planned, source=source, backend=backend.name)
+            backend.check_capacity(plan)
             self._create(plan, text, backend, raise_neigh_limit)
         return UpResult(plan, "created")
 

@@ -39,6 +39,7 @@ from palmnet.topology.model import (
     SupportedKind,
 )
 from palmnet.topology.overlay import Layer, Overlaid, overlay, profile_names
+from palmnet.topology.ports import check_bridge_ports
 from palmnet.topology.problems import Problem, TopologyError
 from palmnet.topology.validation import validate
 from palmnet.topology.yaml_source import Path_, Source, format_path, parse_yaml
@@ -210,6 +211,7 @@ class _Loader:
             for name in names:
                 nodes[name] = template.model_copy(update={"name": name})
         check_statics(entries, self.source.line, self.problem)
+        check_bridge_ports(entries, self.problem)
         return nodes
 
     def fits(self, path: Path_, count: int | None, made: int) -> bool:
