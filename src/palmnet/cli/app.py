@@ -65,6 +65,7 @@ VERB_MODULE = {
     "snapshot": "lxd",
     "publish": "lxd",
     "isp": "isp",
+    "ui": "ui",
 }
 
 
