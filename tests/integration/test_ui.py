@@ -438,6 +438,8 @@ def test_bring_a_lab_up_and_down_from_the_labs_page(chrome, tmp_path: Path) -> N
         _by(chrome, "input[name='path']").submit()
         assert _job_ends(chrome) == "done", _by(chrome, "#job-body").text
         assert f"lab {name}: created" in _by(chrome, "#job-result").text
+        steps = _by(chrome, "#job-steps").text  # the backend's progress, as the CLI's bar
+        assert "namespaces 1 of 1" in steps and "links" in steps, steps
         assert {n["name"] for n in run_json("ls", name)} == {"r", "h"}
         chrome.get(_base(chrome) + "/")
         row = _by(chrome, f"#labs tr[data-lab='{name}']")

@@ -41,9 +41,14 @@ class Job:
     started: float = field(default_factory=time.time)
     ended: float | None = None
     thread: threading.Thread | None = field(default=None, repr=False)
+    steps: dict[str, tuple[int, int]] = field(default_factory=dict)  # phase -> done, total
 
     def report(self, line: str) -> None:
         self.lines.append(line)
+
+    def step(self, phase: str, done: int, total: int) -> None:
+        """How far a bring-up is (diagnostics/progress.py's sink)."""
+        self.steps[phase] = (done, total)
 
     @property
     def seconds(self) -> float:

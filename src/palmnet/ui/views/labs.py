@@ -45,7 +45,14 @@ def up(ui: Ui, request: Request) -> Response:
     plan = plan_file(path)  # bad input is said now, before a job starts
 
     def work(job: Job) -> str:
-        result = LabAPI(report=job.report).up(path)
+        from palmnet.diagnostics import progress
+
+        # The backends report their steps to one sink: this job's while it runs.
+        progress.set_sink(job.step)
+        try:
+            result = LabAPI(report=job.report).up(path)
+        finally:
+            progress.set_sink(None)
         job.lab = result.plan.lab
         return f"lab {result.plan.lab}: {result.action} {result.detail}".strip()
 
