@@ -9,6 +9,7 @@ server-sent events fed by `palmnet ndp watch`'s decoder (toolbox/ndp_capture.py)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from palmnet.ui.app import Ui
     from palmnet.ui.jobs import Job
 
-NDP_WATCH_SECONDS = 60.0  # one stream; the browser's EventSource reconnects after it
+# One stream at most this long (the browser's EventSource reconnects after it); a page
+# that goes away stops its capture at the next ND frame.
+NDP_WATCH_SECONDS = 60.0
 
 
 def _control(lab: str) -> Any:
@@ -162,24 +165,31 @@ def _ndp_stream(lab: str, node: str) -> StreamingResponse:
         data = message.to_json()
         data["summary"] = summary(message)
         data["clock"] = time.strftime("%H:%M:%S", time.localtime(message.time or time.time()))
-        loop.call_soon_threadsafe(queue.put_nowait, json.dumps(data))
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(queue.put_nowait, json.dumps(data))
+
+    stop = threading.Event()
 
     def run() -> None:
         try:
-            ndp_capture.watch(sockets, heard, timeout=NDP_WATCH_SECONDS)
+            ndp_capture.watch(sockets, heard, timeout=NDP_WATCH_SECONDS, stop=stop)
         finally:
-            loop.call_soon_threadsafe(queue.put_nowait, None)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: server stopping
+                loop.call_soon_threadsafe(queue.put_nowait, None)
 
     threading.Thread(target=run, daemon=True).start()
 
     async def events() -> Any:
-        yield f"event: hello\ndata: {json.dumps({'watching': sorted(sockets.values())})}\n\n"
-        while True:
-            item = await queue.get()
-            if item is None:
-                yield "event: end\ndata: {}\n\n"
-                return
-            yield f"data: {item}\n\n"
+        try:
+            yield f"event: hello\ndata: {json.dumps({'watching': sorted(sockets.values())})}\n\n"
+            while True:
+                item = await queue.get()
+                if item is None:
+                    yield "event: end\ndata: {}\n\n"
+                    return
+                yield f"data: {item}\n\n"
+        finally:
+            stop.set()  # the page went away: the capture ends at its next frame
 
     return StreamingResponse(events(), media_type="text/event-stream")
 
