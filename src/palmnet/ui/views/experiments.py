@@ -15,6 +15,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -150,14 +151,20 @@ def ndp_page(ui: Ui, request: Request) -> Response:
     return ui.page(request, "ndp.html", lab=lab, name=node, seconds=NDP_WATCH_SECONDS)
 
 
-def _ndp_stream(lab: str, node: str) -> StreamingResponse:
+def _open_ndp(lab: str, node: str) -> dict[Any, str]:
+    """The capture sockets on the node's interfaces (blocking: run in a thread)."""
+    from palmnet.toolbox import ndp_capture
+
+    with LabAPI().session(lab) as s:
+        netns = s.running_node(node).netns
+    return ndp_capture.open_sockets(netns, None, node=node)
+
+
+def _ndp_stream(sockets: dict[Any, str]) -> StreamingResponse:
     """RS/RA/NS/NA/Redirect of the node as server-sent events (`data:` a JSON message)."""
     from palmnet.toolbox import ndp_capture
     from palmnet.toolbox.ndp import summary
 
-    with LabAPI().session(lab) as s:
-        netns = s.running_node(node).netns
-    sockets = ndp_capture.open_sockets(netns, None, node=node)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -198,11 +205,12 @@ def stream_routes(ui: Ui) -> list[Route]:
     async def ndp_events(request: Request) -> Response:
         lab, node = request.path_params["lab"], request.path_params["node"]
         try:
-            return _ndp_stream(lab, node)
-        except PalmnetError as exc:
+            sockets = await run_in_threadpool(_open_ndp, lab, node)
+        except (PalmnetError, OSError) as exc:
             gone = lab not in LabAPI().labs()
             body = f"event: failed\ndata: {json.dumps({'error': str(exc), 'gone': gone})}\n\n"
             return Response(body, media_type="text/event-stream")
+        return _ndp_stream(sockets)
 
     return [Route("/lab/{lab}/node/{node}/ndp/events", ndp_events, methods=["GET"])]
 
