@@ -70,6 +70,9 @@ def test_the_token_in_the_url_becomes_a_cookie(app) -> None:
     assert "samesite=strict" in cookie.lower()
     page = client.get("/")
     assert page.status_code == 200 and "Running labs" in page.text
+    for reply in (page, TestClient(app).get("/")):  # a page and a 401 alike
+        assert reply.headers["x-frame-options"] == "DENY"
+        assert reply.headers["referrer-policy"] == "no-referrer"
     assert client.get("/static/cytoscape.min.js").status_code == 200
     bearer = TestClient(app).get("/api/labs", headers={"Authorization": f"Bearer {TOKEN}"})
     assert bearer.status_code == 200 and bearer.json() == []

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import MutableMapping
+from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
@@ -57,6 +59,7 @@ class TokenAuth:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        send = _with_headers(send)
         request = Request(scope)
         from_query = request.query_params.get("token")
         if same(from_query, self.token):
@@ -114,6 +117,25 @@ class TokenAuth:
             value = form.get(CSRF_FIELD)
             return isinstance(value, str) and same(value, self.csrf)
         return False
+
+
+# Every answer: never inside another site's frame (clickjacking a write button), no
+# guessing of content types, no Referer (a first URL still holds the token).
+SECURITY_HEADERS = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+def _with_headers(send: Send) -> Send:
+    async def sending(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+        await send(message)
+
+    return sending
 
 
 def _body_receiver(body: bytes) -> Receive:
