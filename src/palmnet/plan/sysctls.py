@@ -76,10 +76,26 @@ def node_sysctls(node: NodePlan) -> dict[str, int]:
         if k in PER_INTERFACE_ONLY or (k == "accept_dad" and node.dad):
             continue
         out[f"net/ipv6/conf/all/{k}"] = v
+    if node.clat is not None:
+        out.update(clat_sysctls())
     out["net/ipv6/conf/all/force_mld_version"] = MLD_VERSION  # `all` wins over interfaces
     out["net/ipv4/ip_forward"] = 1 if node.forwarding else 0
     if any(i.kind == "bridge" for i in node.interfaces):
         out.update(BRIDGE_NF)
+    return out
+
+
+def clat_sysctls() -> dict[str, int]:
+    """A CLAT host forwards between its uplink and the translator's tun device, so it
+    takes RAs as a forwarding node does (accept_ra 2) and answers neighbour
+    solicitations for the CLAT's address (proxy_ndp), as clatd sets them up. Set
+    before the interfaces exist: turning forwarding on later flushes the default
+    routes learnt from RAs."""
+    out = {}
+    for scope in ("all", "default"):
+        out[f"net/ipv6/conf/{scope}/forwarding"] = 1
+        out[f"net/ipv6/conf/{scope}/accept_ra"] = 2
+    out["net/ipv6/conf/all/proxy_ndp"] = 1
     return out
 
 

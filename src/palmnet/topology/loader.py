@@ -42,6 +42,7 @@ from palmnet.topology.overlay import Layer, Overlaid, overlay, profile_names
 from palmnet.topology.ports import check_bridge_ports
 from palmnet.topology.problems import Problem, TopologyError
 from palmnet.topology.validation import validate
+from palmnet.topology.xlat import check_clat
 from palmnet.topology.yaml_source import Path_, Source, format_path, parse_yaml
 
 _LAB_NAME_RULE = "1-12 characters: a lowercase letter, then lowercase letters, digits or '-'"
@@ -211,6 +212,7 @@ class _Loader:
             for name in names:
                 nodes[name] = template.model_copy(update={"name": name})
         check_statics(entries, self.source.line, self.problem)
+        check_clat(nodes, self.problem)
         check_bridge_ports(entries, self.problem)
         return nodes
 
@@ -253,6 +255,8 @@ class _Loader:
             routes=tuple(merged.routes),
             routing=merged.routing,
             delegate=merged.delegate,
+            nat64=merged.nat64,
+            clat=merged.clat,
             image=merged.image,
             security_nesting=merged.security_nesting,
             security_privileged=merged.security_privileged,
