@@ -10,7 +10,9 @@ into "gone" on the next refresh.
     server.py      listening sockets (loopback, dual-stack) and uvicorn
     app.py         the Starlette app: routes, errors, templates
     views/         one module per page
+    form.py        a POSTed form, read from a sync endpoint
     jobs.py        long actions (up, down, converge, audit) in threads
     graph.py       a lab as graph elements for cytoscape (pure)
     fwform.py      the firewall page's rule form -> a UCI section, validated
+    leases.py      dnsmasq's lease file (pure)
 """

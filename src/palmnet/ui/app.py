@@ -2,13 +2,15 @@
 
 Endpoints are plain functions (Starlette runs them in its thread pool): the
 Lab API they call is blocking (netlink, subprocesses, SQLite). Every error a
-verb can raise becomes a page or a JSON body with its message: a lab that is
-no longer running is "gone" (410), bad input 400, anything else 500 with a
-message; never a traceback in a page.
+verb can raise becomes a page or a JSON body with its message: a lab this
+server showed that is no longer running is "gone" (410; one it never showed is
+404), bad input 400, anything else 500 with a message; never a traceback in a
+page.
 """
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import traceback
 from collections.abc import Callable
@@ -66,9 +68,9 @@ class Ui:
 
     def note(self, kind: str, text: str) -> str:
         """Keep a message for the page a redirect leads to; its key for `?note=`."""
-        key = str(len(self.notes) + 1) + "-" + str(abs(hash(text)) % 10**6)
-        if len(self.notes) > 200:
+        if len(self.notes) > 200:  # notes nobody came back for
             self.notes.clear()
+        key = secrets.token_hex(6)
         self.notes[key] = (kind, text)
         return key
 
