@@ -92,7 +92,6 @@ def rules(ui: Ui, request: Request) -> Response:
             422,
             note=("error", f"refused, nothing written: {exc}"),
             form=form,
-            adding=action == "add",
         )
     write_config(state["handle"], "firewall", fwform.text_of(package))
     if form.get("apply"):
