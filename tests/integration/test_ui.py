@@ -277,6 +277,16 @@ def test_edit_disable_and_delete_the_rule(chrome, router_lab) -> None:
     port = _by(chrome, "#add-rule").find_element("name", "dest_port")
     assert port.get_attribute("value") == "80"
     port.clear()
+    port.send_keys("99999")
+    _by(chrome, "#save").click()
+    note = wait_for("the refusal", lambda: _by(chrome, "#note").text)
+    assert "refused, nothing written" in note and "'99999'" in note, note
+    form = _by(chrome, "#add-rule")  # still an edit of ext_web, with what was typed
+    assert form.find_element("name", "action").get_attribute("value") == "edit"
+    assert "Edit rule ext_web" in _by(chrome, "#rule-form").text
+    port = form.find_element("name", "dest_port")
+    assert port.get_attribute("value") == "99999"
+    port.clear()
     port.send_keys("8080")
     _by(chrome, "#save").click()  # written, not applied
     note = wait_for("the note", lambda: _by(chrome, "#note").text)

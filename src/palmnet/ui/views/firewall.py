@@ -36,20 +36,31 @@ def _state(lab: str, node: str) -> dict[str, Any]:
     }
 
 
-def _page(ui: Ui, request: Request, status: int = 200, **extra: Any) -> Response:
+def _page(
+    ui: Ui,
+    request: Request,
+    status: int = 200,
+    form: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """The page; `form`: what a refused edit sent, shown again in the rule form (an
+    edit stays an edit of the same rule)."""
     lab, node = request.path_params["lab"], request.path_params["node"]
     state = _state(lab, node)
     edit_index = request.query_params.get("edit")
+    if form and form.get("action") == "edit":
+        edit_index = form.get("index")
     editing = None
     if edit_index is not None and edit_index.isdigit():
         rules = state["view"].rules
         index = int(edit_index)
         editing = rules[index] if index < len(rules) else None
+    values = form if form and form.get("action") in ("add", "edit") else None
     context = {
         "lab": lab,
         "name": node,
         "editing": editing,
-        "form": {},
+        "values": values or (editing.values if editing else {}),
         "fields": fwform,
         **{k: v for k, v in state.items() if k != "handle"},
         **extra,
