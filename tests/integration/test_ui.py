@@ -268,6 +268,21 @@ def test_port_99999_is_refused_and_nothing_is_written(chrome, router_lab, shots)
     _shot(chrome, shots, "firewall-refused", 900)
 
 
+def test_saving_an_unchanged_rule_keeps_what_the_form_has_no_choice_for(chrome, router_lab):
+    from palmnet.openwrt.uci import parse
+
+    lab, _ = router_lab
+    before = parse(_firewall_text(lab), "firewall")
+    chrome.get(f"{_base(chrome)}/lab/{lab}/node/router/firewall")
+    _by(chrome, "#rules tr[data-rule='Allow-IPSec-ESP']").find_element("link text", "Edit").click()
+    proto = _by(chrome, "#add-rule select[name='proto']")
+    assert proto.get_attribute("value") == "esp"  # not in the list: kept as it is
+    _by(chrome, "#save").click()
+    note = wait_for("the note", lambda: _by(chrome, "#note").text)
+    assert "rule 'Allow-IPSec-ESP' changed" in note, note
+    assert parse(_firewall_text(lab), "firewall") == before
+
+
 def test_edit_disable_and_delete_the_rule(chrome, router_lab) -> None:
     lab, nodes = router_lab
     wan = _addr(nodes, "router", "eth1", "2001:db8:ebbd:2080:")

@@ -26,7 +26,6 @@ from palmnet.openwrt.zones import zone_devices
 RULE_FIELDS = ("name", "src", "dest", "family", "proto", "src_ip", "dest_ip", "dest_port", "target")
 TARGETS = ("ACCEPT", "REJECT", "DROP")
 PROTOCOLS = ("tcp", "udp", "tcp udp", "icmp", "all")
-FAMILIES = ("", "ipv4", "ipv6")
 # Words a form field may hold: fw4's values (zones, ports, addresses, names) need no
 # more, and a newline or a quote in a name is a mistake, not a rule.
 _FIELD = re.compile(r"[A-Za-z0-9_.:/*!@+ -]{0,60}")
@@ -84,6 +83,16 @@ def view(package: UciPackage) -> FirewallView:
             rows.append(Row(package.section_id(section), index, values, enabled))
     out.zone_names = [r.values["name"] for r in out.zones if r.values["name"]]
     return out
+
+
+def choices(view: FirewallView) -> dict[str, list[tuple[str, str]]]:
+    """(value, label) of each select of the rule form."""
+    return {
+        "zones": [("", "this device"), ("*", "any zone"), *((z, z) for z in view.zone_names)],
+        "families": [("", "IPv4 and IPv6"), ("ipv4", "IPv4"), ("ipv6", "IPv6")],
+        "protocols": [(p, p) for p in PROTOCOLS],
+        "targets": [(t, t) for t in TARGETS],
+    }
 
 
 def rule_from_form(form: Mapping[str, str], base: UciSection | None = None) -> UciSection:

@@ -61,7 +61,7 @@ def _page(
         "name": node,
         "editing": editing,
         "values": values or (editing.values if editing else {}),
-        "fields": fwform,
+        "choices": fwform.choices(state["view"]),
         **{k: v for k, v in state.items() if k != "handle"},
         **extra,
     }
