@@ -56,6 +56,8 @@ RTM_NEWADDR = 20
 RTM_DELADDR = 21
 RTM_GETADDR = 22
 RTM_NEWROUTE = 24
+RTM_NEWNEIGHTBL = 64
+RTM_GETNEIGHTBL = 66
 RTM_SETNEIGHTBL = 67
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
@@ -79,7 +81,12 @@ IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_FLAGS = 8
 NDTA_NAME = 1
+NDTA_THRESH1 = 2
+NDTA_THRESH2 = 3
+NDTA_THRESH3 = 4
+NDTA_CONFIG = 5
 NDTA_PARMS = 6
+NDTA_STATS = 7
 NDTPA_IFINDEX = 1
 NDTPA_RETRANS_TIME = 5
 RTA_DST = 1
@@ -193,6 +200,14 @@ class _Pending:
         self.replies = replies  # (type, payload) of each answer; None: the ACK only
         self.done = False
         self.error: OSError | None = None
+
+
+class NeighTable(NamedTuple):
+    thresh1: int
+    thresh2: int
+    thresh3: int
+    entries: int
+    table_fulls: int
 
 
 class LinkInfo(NamedTuple):
@@ -372,6 +387,32 @@ class Rtnl:
                 if found is not None:
                     out.append(found)
         return out
+
+    def neigh_table(self, family: int = socket.AF_INET6) -> NeighTable:
+        """The kernel's neighbour table (ndisc_cache for IPv6): its limits, entries and
+        how often it was full. One table for the whole machine, readable from any
+        network namespace, also one of a user namespace, where /proc/net/stat and the
+        gc_thresh sysctls are not shown (measured: Linux 6.18)."""
+        name = "ndisc_cache" if family == socket.AF_INET6 else "arp_cache"
+        for kind, payload in self._dump(RTM_GETNEIGHTBL, NDTMSG.pack(family), "neigh tables"):
+            if kind != RTM_NEWNEIGHTBL:
+                continue
+            values: dict[int, bytes] = {}
+            for akind, start, end in iter_attrs(payload, NDTMSG.size, len(payload)):
+                values[akind] = bytes(payload[start:end])
+            if values.get(NDTA_NAME, b"").split(b"\0", 1)[0].decode() != name:
+                continue
+            thresh = [
+                struct.unpack_from("=I", values[k])[0] if k in values else 0
+                for k in (NDTA_THRESH1, NDTA_THRESH2, NDTA_THRESH3)
+            ]
+            # struct ndt_config: key_len, entry_size (u16), entries (u32), ...
+            entries = struct.unpack_from("=HHI", values[NDTA_CONFIG])[2]
+            # struct ndt_stats: 11 u64, table_fulls last (Linux >= 4.x)
+            stats = values.get(NDTA_STATS, b"")
+            fulls = struct.unpack_from("=Q", stats, 80)[0] if len(stats) >= 88 else 0
+            return NeighTable(*thresh, entries=entries, table_fulls=fulls)
+        raise OSError(f"the kernel has no {name} table")
 
     def set_neigh_retrans(self, index: int, ms: int, family: int = socket.AF_INET6) -> None:
         """The neighbour retransmit time of one link (DAD waits one of it per probe).
