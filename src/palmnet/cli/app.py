@@ -35,6 +35,7 @@ VERB_MODULES = (
     "audit",
     "lxd",
     "isp",
+    "ui",
 )
 
 # The top-level verb (command or group) -> the module whose register() adds it.
@@ -65,6 +66,7 @@ VERB_MODULE = {
     "snapshot": "lxd",
     "publish": "lxd",
     "isp": "isp",
+    "ui": "ui",
 }
 
 
