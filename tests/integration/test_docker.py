@@ -138,6 +138,16 @@ def test_docker_node_serves_nginx_by_planned_gua(lab: dict) -> None:
     assert "80->80/tcp" in nginx["ports"]
     assert planned["web"]["docker"][0]["ports"] == ["80:80/tcp"]
     assert "docker" not in live["client"]  # other nodes keep the contract's shape
+    # the UI's node page lists them too
+    from starlette.testclient import TestClient
+
+    from palmnet.ui.app import create_app
+
+    token = "dk-test-token"
+    with TestClient(create_app(token)) as browser:
+        html = browser.get(f"/lab/{LAB}/node/web", headers={"Authorization": f"Bearer {token}"})
+    assert html.status_code == 200, html.text[:500]
+    assert '<table id="docker">' in html.text and "nginx:latest" in html.text
     # the LXD keys Docker needs are on the container
     from palmnet.backends.lxd.client import connect
 
