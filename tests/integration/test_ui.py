@@ -268,6 +268,13 @@ def test_port_99999_is_refused_and_nothing_is_written(chrome, router_lab, shots)
     _shot(chrome, shots, "firewall-refused", 900)
 
 
+def _note_with(chrome, text: str) -> str:  # type: ignore[no-untyped-def]
+    """The page's note once it says `text` (the previous action's note may still
+    be showing while the next one runs)."""
+    note = _by(chrome, "#note").text
+    return note if text in note else ""
+
+
 def test_saving_an_unchanged_rule_keeps_what_the_form_has_no_choice_for(chrome, router_lab):
     from palmnet.openwrt.uci import parse
 
@@ -304,7 +311,7 @@ def test_edit_disable_and_delete_the_rule(chrome, router_lab) -> None:
     port.clear()
     port.send_keys("8080")
     _by(chrome, "#save").click()  # written, not applied
-    note = wait_for("the note", lambda: _by(chrome, "#note").text)
+    note = wait_for("the note", lambda: _note_with(chrome, "changed"))
     assert "rule 'ext_web' changed" in note and "not applied yet" in note, note
     assert "option dest_port '8080'" in _firewall_text(lab)
     assert _curl(lab, "laptop", f"http://[{wan}]/").stdout == "200"  # the loaded one stays
@@ -317,7 +324,7 @@ def test_edit_disable_and_delete_the_rule(chrome, router_lab) -> None:
     row = _by(chrome, "#rules tr[data-rule='ext_web']")
     row.find_element("xpath", ".//button[text()='Delete']").click()
     chrome.switch_to.alert.accept()
-    note = wait_for("the refusal", lambda: _by(chrome, "#note").text)
+    note = wait_for("the refusal", lambda: _note_with(chrome, "changed since"))
     assert "changed since this page was loaded" in note and "nothing written" in note
     assert _firewall_text(lab).endswith("\toption colour 'blue'\n\toption target 'REJECT'\n")
     row = _by(chrome, "#rules tr[data-rule='ext_web']")
@@ -325,7 +332,7 @@ def test_edit_disable_and_delete_the_rule(chrome, router_lab) -> None:
     wait_for("the note", lambda: "disabled" in _by(chrome, "#note").text)
     assert "option enabled '0'" in _firewall_text(lab)
     _by(chrome, "#apply").click()
-    note = wait_for("the reload", lambda: _by(chrome, "#note").text)
+    note = wait_for("the reload", lambda: _note_with(chrome, "reloaded"))
     assert "firewall reloaded; fw4 says:" in note, note
     assert "Section @rule[10] (odd) specifies unknown option 'colour'" in note
     assert _curl(lab, "laptop", f"http://[{wan}]/").returncode == 7

@@ -83,9 +83,21 @@ class NetnsNode(NodeHandle):
         return Path(text)
 
     def write(self, files: dict[Path, str]) -> None:
+        """A node sees the host's files except its own /etc: a path under /etc is
+        written from inside the node's mount namespace (into its overlay, never the
+        host's /etc); the others (its daemons' files in the lab's state dir) from here."""
         from palmnet.backends.netns.daemons import NetnsSpawner
 
-        NetnsSpawner(self.plan.lab, self.name).write(files)
+        own = {p: t for p, t in files.items() if _in_etc(p)}
+        NetnsSpawner(self.plan.lab, self.name).write(
+            {p: t for p, t in files.items() if p not in own}
+        )
+        for path, text in own.items():
+            mode = "755" if text.startswith("#!") else "644"
+            script = 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"'
+            proc = self.run(["sh", "-c", script, "sh", str(path), mode], stdin=text)
+            if proc.returncode != 0:
+                raise LabError(f"node {self.name}: cannot write {path}: {proc.stderr.strip()}")
 
     def service(self, name: str) -> Service:
         from palmnet.services.registry import service_named
@@ -94,6 +106,11 @@ class NetnsNode(NodeHandle):
         if not cls.wanted(self.node):
             raise LabError(f"node {self.name} runs no {name}")
         return cls(self.plan, self.node, node_dir(self.plan.lab, self.name))
+
+
+def _in_etc(path: str | Path) -> bool:
+    text = os.path.normpath(str(path))
+    return text == "/etc" or text.startswith("/etc/")
 
 
 class NetnsBackend(Backend):
