@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from palmnet.addressing.eui64 import eui64_address, link_local
 from palmnet.addressing.mac import assign_macs, mac_key, stable_mac
+from palmnet.plan import spanning
 from palmnet.plan.model import (
     DnsServerPlan,
     InterfacePlan,
@@ -185,8 +186,10 @@ def plan_lab(lab: Lab) -> Plan:
         networks=_networks(lab, nodes),
         nodes=tuple(resolve_routes(lab, nodes)),
         dad=lab.dad,
-        notes=tuple(notes),
+        notes=(*notes, *spanning.notes(lab)),
         backend=lab.backend or "netns",
+        placement=lab.placement or "spread",
+        link_mtu=spanning.link_mtu(lab),
     )
     return _with_dns(plan, {d.node.name: d for d in drafts})
 
@@ -387,6 +390,8 @@ def _backend_options(node: Node) -> tuple[tuple[str, str], ...]:
     options = []
     if node.image:
         options.append(("image", node.image))
+    if node.member:
+        options.append(("member", node.member))
     if node.security_nesting:
         options.append(("security.nesting", "true"))
     if node.security_privileged:

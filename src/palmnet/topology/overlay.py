@@ -37,6 +37,7 @@ class Overlaid:
     routing: RoutingSpec | None = None
     delegate: DelegateSpec | None = None
     image: str | None = None
+    member: str | None = None
     security_nesting: bool = False
     security_privileged: bool = False
     origins: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> layer path
@@ -52,6 +53,7 @@ _SCALAR_KEYS = (
     "routing",
     "delegate",
     "image",
+    "member",
     "security_nesting",
     "security_privileged",
 )
