@@ -70,6 +70,7 @@ class LiveNode:
     state: str  # RUNNING, DEGRADED (a daemon is down), STOPPED, ERROR
     interfaces: tuple[LiveInterface, ...] = field(default=())
     services: tuple[LiveService, ...] = field(default=())
+    member: str = ""  # the LXD cluster member it runs on ("" off a cluster)
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,17 @@
    is present and not tentative, as the node's kernel reports it on netlink
    (subscribed in the container's namespace, then a dump: no event is lost).
 A start failure carries LXD's reason; `LabAPI.up` then destroys what was made.
+
+On an LXD cluster (cluster.py) the same steps run through the member palmnet
+talks to: each node is created on the member `placement.py` picks (`target`),
+each lab network spans the members in a VXLAN tunnel (networks.py), every NIC and
+bridge gets the link MTU that fits the tunnel, and `ls` says where each node runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -29,13 +35,14 @@ from typing import Any, NoReturn
 from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process_pids
 from palmnet.backends.live import observe_netns
 from palmnet.backends.lxd import client as lxdclient
-from palmnet.backends.lxd import images, inside, instances, networks
+from palmnet.backends.lxd import cluster, images, inside, instances, networks, placement
 from palmnet.backends.lxd.instances import instance_name, is_router, port_name
 from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.errors import InputError, LabError
 from palmnet.kernel.processes import run_in_netns
 from palmnet.kernel.watch import AddressWatch
 from palmnet.plan.model import NodePlan, Plan
+from palmnet.plan.spanning import TUNNEL_MTU
 from palmnet.services import nftables, runner
 from palmnet.services.base import Service
 from palmnet.services.registry import service_named
@@ -44,6 +51,12 @@ from palmnet.state.paths import lab_dir
 
 KINDS = ("lxd-instance", "lxd-network", "lxd-profile", "lxd-image")
 HOST_WORKERS = 8
+
+
+def _member(inst: dict[str, Any]) -> str:
+    """The cluster member an instance runs on ('' off a cluster: LXD says 'none')."""
+    where = str(inst.get("location") or "")
+    return "" if where == "none" else where
 
 
 def _report(message: str) -> None:
@@ -131,19 +144,26 @@ class LxdBackend(Backend):
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
         lxd = self.lxd
         chosen = list(plan.nodes) if nodes is None else [plan.node(n) for n in nodes]
+        members = cluster.members(lxd)
+        # Placed over the whole plan, so that a node lands on the same member whether
+        # the lab comes up at once or grows by `launch` (nothing made before this).
+        where = placement.place(plan.nodes, plan.placement, members, cluster.local_member(lxd))
+        mtu = plan.link_mtu or (TUNNEL_MTU if members else None)
+        if not members and any(n.option("member") for n in chosen):
+            _report("LXD is not a cluster: `member:` keys are ignored, every node runs here")
         t = PhaseTimer()
         for image in sorted({instances.image_of(n) for n in chosen}):
             images.ensure(lxd, image, _report)
         t.lap("images")
         profile = networks.ensure_profile(lxd, plan.lab, lxd.pool(), journal)
-        networks.create_networks(lxd, plan, journal)
+        networks.create_networks(lxd, plan, journal, [m.name for m in members], mtu)
         t.lap("networks")
         existing = instances.lab_instances(lxd, plan.lab)
         fresh = [n for n in chosen if n.name not in existing]
         journal.record_many(
             ("lxd-instance", instance_name(plan.lab, n.name), n.name, {}) for n in fresh
         )
-        instances.create(lxd, plan, fresh, profile)
+        instances.create(lxd, plan, fresh, profile, where if members else None, mtu)
         t.lap("create")
         stopped = [n for n in chosen if existing.get(n.name, {}).get("status") != "Running"]
         routers = [n for n in chosen if is_router(n)]
@@ -284,10 +304,11 @@ class LxdBackend(Backend):
                 continue
             if inst.get("status") != "Running":
                 state = "STOPPED" if inst.get("status") == "Stopped" else "ERROR"
-                out.append(LiveNode(node.name, node.kind, state, ()))
+                out.append(LiveNode(node.name, node.kind, state, (), member=_member(inst)))
                 continue
             pid = instances.init_pid(self.lxd, inst["name"])
-            out.append(observe_netns(node, inside.netns_path(pid)))
+            live = observe_netns(node, inside.netns_path(pid))
+            out.append(dataclasses.replace(live, member=_member(inst)))
         return out
 
     def node(self, plan: Plan, journal: Journal, name: str) -> LxdNode:
@@ -297,7 +318,7 @@ class LxdBackend(Backend):
             state = self.lxd.get(f"instances/{inst}/state")
         except self.lxd.NotFound:
             state = {}
-        init = int(state.get("pid") or 0) if state.get("status") == "Running" else 0
+        init = instances.init_pid(self.lxd, inst, state) if state else 0
         return LxdNode(plan, node, process_pids(journal, name), self.lxd, init)
 
     def switch(self, plan: Plan, journal: Journal) -> Switch:
@@ -315,9 +336,11 @@ class LxdBackend(Backend):
         )
 
     def _lxd_netns(self) -> str:
-        pid = self.lxd.client.host_info.get("environment", {}).get("server_pid")
+        """LXD's namespace, from the peer of its unix socket (SO_PEERCRED gives the pid
+        as this machine counts it, also for an LXD nested in a container)."""
+        pid = lxdclient.server_host_pid()
         if not pid:
-            raise LabError("LXD does not say its pid: cannot find its network namespace")
+            raise LabError("LXD's unix socket names no peer: cannot find its network namespace")
         return f"/proc/{pid}/ns/net"
 
     # -- down --------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def add(lxd: Lxd, name: str) -> str:
     )
     if pending is None:
         raise LabError(f"LXD started no token operation for {name}")
-    meta = lxd.api.operations[pending.url.rsplit("/", 1)[-1]].get().json()["metadata"]
+    meta = lxd.api.operations[pending.id].get().json()["metadata"]
     return encode_token(meta["metadata"])
 
 
@@ -180,7 +180,7 @@ def trust_token(lxd: Lxd, name: str) -> str:
     )
     if pending is None:
         raise LabError(f"LXD started no token operation for {name}")
-    meta = lxd.api.operations[pending.url.rsplit("/", 1)[-1]].get().json()["metadata"]
+    meta = lxd.api.operations[pending.id].get().json()["metadata"]
     return encode_token(meta["metadata"])
 
 
