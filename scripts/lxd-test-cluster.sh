@@ -8,6 +8,9 @@
 #   scripts/lxd-test-cluster.sh env      print LXD_DIR=... of a running test cluster
 #   scripts/lxd-test-cluster.sh down     remove the members and their bridge
 #
+# Exit code 3: the members (nested LXD) cannot run on this machine; any other
+# failure is palmnet's (forming the cluster).
+#
 # Each member is a system container of the host LXD (security.nesting) running LXD
 # 5.0 from Debian, on an address-less LXD bridge of its own. Everything is named with
 # PREFIX (default `pncl`): members PREFIX-m1.., bridge PREFIXfab, image PREFIX-member.
@@ -38,7 +41,8 @@ FABRIC="${PREFIX}fab"
 NET4="198.51.100"   # the members' underlay (documentation prefix), on $FABRIC only
 CACHE="${PALMNET_IMAGE_CACHE:-/var/cache/palmnet/images}/$PREFIX-member"
 PY="${PALMNET_PYTHON:-/work/main/.venv/bin/python}"
-palmnet() { PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m palmnet "$@"; }
+PALMNET=(env "PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m palmnet)
+palmnet() { "${PALMNET[@]}" "$@"; }
 say() { echo "lxd-test-cluster: $*" >&2; }
 
 member_image() {
@@ -68,10 +72,9 @@ lxd_dir() { echo "/proc/$(member_pid "$1")/root/var/lib/lxd"; }
 
 up() {
   local n="${1:-2}"
-  member_image
+  member_image || exit 3
   lxc network info "$FABRIC" >/dev/null 2>&1 || lxc network create "$FABRIC" \
-    ipv4.address=none ipv6.address=none ipv4.nat=false ipv6.nat=false \
-    description="palmnet test cluster underlay" >/dev/null
+    ipv4.address=none ipv6.address=none ipv4.nat=false ipv6.nat=false >/dev/null
   local i m
   for i in $(seq 1 "$n"); do
     m="$PREFIX-m$i"
@@ -79,11 +82,15 @@ up() {
     lxc init "$IMAGE" "$m" -n "$FABRIC" -c security.nesting=true \
       -c raw.lxc="lxc.mount.auto = cgroup:rw:force" -c boot.autostart=false >/dev/null
   done
-  for i in $(seq 1 "$n"); do lxc start "$PREFIX-m$i" 2>/dev/null || true; done
+  for i in $(seq 1 "$n"); do
+    m="$PREFIX-m$i"
+    [ "$(lxc query "/1.0/instances/$m/state" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = Running ] \
+      || lxc start "$m" || exit 3
+  done
   for i in $(seq 1 "$n"); do
     m="$PREFIX-m$i"
     lxc exec "$m" -- sh -c "ip link set eth0 up && ip -4 addr replace $NET4.1$i/24 dev eth0 \
-      && ip route replace 224.0.0.0/4 dev eth0 && lxd waitready --timeout=60"
+      && ip route replace 224.0.0.0/4 dev eth0 && lxd waitready --timeout=60" || exit 3
   done
   local first
   first="$(lxd_dir "$PREFIX-m1")"
@@ -97,7 +104,7 @@ up() {
     token="$(LXD_DIR="$first" palmnet lxd cluster add "$m")"
     # run in the member's network namespace: the join talks to member 1 from there
     LXD_DIR="$(lxd_dir "$m")" nsenter --net="/proc/$(member_pid "$m")/ns/net" \
-      palmnet lxd cluster join "$token" --address "$NET4.1$i" --name "$m" >/dev/null
+      "${PALMNET[@]}" lxd cluster join "$token" --address "$NET4.1$i" --name "$m" >/dev/null
   done
   LXD_DIR="$first" palmnet lxd cluster status >&2
   echo "LXD_DIR=$first"

@@ -180,6 +180,10 @@ class NodeHandle(ABC):
 class Backend(ABC):
     name: ClassVar[str]
 
+    def check(self, plan: Plan) -> None:  # noqa: B027 (a hook: most backends see nothing)
+        """Bad input that only the backend can see (an LXD cluster member the lab names
+        that the cluster lacks): InputError (exit 2) before anything is made."""
+
     def prepare(self, lab: str) -> None:
         """Make the lab's state dir ready before its journal is opened."""
         lab_dir(lab).mkdir(parents=True, exist_ok=True)

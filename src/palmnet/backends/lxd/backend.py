@@ -132,6 +132,12 @@ class LxdBackend(Backend):
             self._conn = lxdclient.connect()
         return self._conn
 
+    def check(self, plan: Plan) -> None:
+        """Every `member:` must name a member of the cluster (exit 2, nothing made)."""
+        members = cluster.members(self.lxd)
+        if members:
+            placement.place(plan.nodes, plan.placement, members, cluster.local_member(self.lxd))
+
     def prepare(self, lab: str) -> None:
         """LXD must answer before the lab's state exists: else exit 2, nothing made.
         A fresh lab starts clean: LXD objects tagged with its name are leftovers of a

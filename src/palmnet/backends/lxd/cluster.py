@@ -180,8 +180,13 @@ def trust_token(lxd: Lxd, name: str) -> str:
     )
     if pending is None:
         raise LabError(f"LXD started no token operation for {name}")
-    meta = lxd.api.operations[pending.id].get().json()["metadata"]
-    return encode_token(meta["metadata"])
+    meta = lxd.api.operations[pending.id].get().json()["metadata"]["metadata"]
+    # As `lxc config trust add` writes it: LXD 5.0 keeps the name in the request and
+    # reads a token without `client_name` as no certificate token at all.
+    token = {"client_name": name, **{k: meta[k] for k in ("fingerprint", "addresses", "secret")}}
+    if meta.get("expiresAt"):
+        token["expires_at"] = meta["expiresAt"]
+    return encode_token(token)
 
 
 @dataclass

@@ -112,19 +112,24 @@ def connect(url: str, token: str | None = None) -> lxdclient.Lxd:
                 f"--remote {url}: its certificate changed ({known[:12]} -> {fingerprint[:12]}): "
                 f"not trusted; remove {pinned} and give a new --token if that is expected"
             )
-    import urllib3
+    from pylxd.client import get_session_for_url
 
-    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    cert = client_cert()
+    # verify=PATH: pylxd asserts that certificate's SHA-256 on every connection. The
+    # session must not take REQUESTS_CA_BUNDLE from the environment: requests would
+    # put that CA bundle in place of the pinned certificate, and the check fails.
+    session = get_session_for_url(url, verify=str(pinned), cert=cert)
+    session.trust_env = False
     try:
-        client = pylxd.Client(endpoint=url, cert=client_cert(), verify=False)
+        client = pylxd.Client(endpoint=url, cert=cert, verify=str(pinned), session=session)
     except Exception as exc:
         raise InputError(f"--remote {url}: {exc}") from None
-    _pin(client, fingerprint)
     if not client.trusted:
         if token is None:
             raise InputError(f"--remote {url}: palmnet's certificate is not trusted: give --token")
         try:
-            client.authenticate(token.strip())
+            # LXD 5.0 takes the whole token where a trust password would go
+            client.authenticate(token.strip(), use_token_auth=False)
         except Exception as exc:
             raise InputError(f"--remote {url}: the token was refused ({exc})") from None
     return lxdclient.Lxd(client)
@@ -133,16 +138,3 @@ def connect(url: str, token: str | None = None) -> lxdclient.Lxd:
 def _fingerprint_of(pem: str) -> tuple[bytes, str]:
     der = ssl.PEM_cert_to_DER_cert(pem)
     return der, hashlib.sha256(der).hexdigest()
-
-
-def _pin(client: object, fingerprint: str) -> None:
-    """Every later request of the client asserts the server's fingerprint."""
-    from requests.adapters import HTTPAdapter
-
-    class Pinned(HTTPAdapter):
-        def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            kwargs["assert_fingerprint"] = fingerprint
-            super().init_poolmanager(*args, **kwargs)
-
-    session = client.api.session  # type: ignore[attr-defined]
-    session.mount("https://", Pinned())
