@@ -215,7 +215,8 @@ def test_unknown_member_exits_2_and_makes_nothing(cluster: str, tmp_path: Path) 
 def test_ripng_ring_across_members(cluster: str, tmp_path: Path) -> None:
     """examples/ring.yaml spread over the members: every ring link crosses them
     (r1, r3 on member 1, r2, r4 on member 2); RIPng converges and the laptop behind
-    r1 reaches the dns host behind r3."""
+    r1 reaches the dns host behind r3; a link between members fails at both ends
+    (carrier loss, then a blackhole) and heals."""
     from ruamel.yaml import YAML
 
     name = f"{PREFIX}r"
@@ -248,6 +249,22 @@ def test_ripng_ring_across_members(cluster: str, tmp_path: Path) -> None:
 
         rows = wait_for("two neighbours on r1", both_neighbours)
         assert sorted(r["interface"] for r in rows) == ["eth0", "eth1"]
+
+        # link failures act on both ends, each in its own member's namespace
+        run("link", "down", "r1:r2", "--lab", name)
+        for node, iface in (("r1", "eth0"), ("r2", "eth1")):  # r1 on member 1, r2 on 2
+            flags = ip_json(name, node, "link", "show", iface)[0]["flags"]
+            assert "NO-CARRIER" in flags, (node, flags)
+        shown = json.loads(run("link", "show", "--lab", name, "--format", "json").stdout)
+        assert [(r["link"], r["state"]) for r in shown] == [("r1:r2", "down")]
+        wait_for("laptop reaches dns the other way round (via r4)", reaches)
+        run("link", "clear", "r1:r2", "--lab", name)
+        run("link", "impair", "r1:r4", "--blackhole", "--lab", name)
+        shown = json.loads(run("link", "show", "--lab", name, "--format", "json").stdout)
+        assert [(r["link"], r["state"]) for r in shown] == [("r1:r4", "blackhole")]
+        assert sorted(shown[0]["impaired"]) == ["r1", "r4"]  # r4's end on member 2
+        run("link", "clear", "--all", "--lab", name)
+        assert json.loads(run("link", "show", "--lab", name, "--format", "json").stdout) == []
     finally:
         run("down", name, check=False)
     assert_gone(name, path)

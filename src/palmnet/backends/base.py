@@ -77,7 +77,8 @@ class LiveNode:
 class Switch:
     """Where a lab's links plug in.
 
-    `netns` is the namespace holding the lab's bridges (a path setns() takes);
+    `netns` is the namespace holding the lab's bridges (a path setns() takes), and
+    `port_netns` any other that holds some of its ports;
     `ports` maps each node interface on a lab network to its port there (the
     outer end of its veth pair); `table` is the name of the nftables netdev
     table the lab may own in that namespace (link impairments).
@@ -87,9 +88,20 @@ class Switch:
     table: str
     bridges: dict[str, str]  # network -> bridge ifname
     ports: dict[tuple[str, str], str]  # (node, interface) -> port ifname
+    # Ports that live in another namespace than `netns` (an LXD cluster: the ports of
+    # nodes on another member are in that member's), port ifname -> namespace path.
+    port_netns: dict[str, str] = field(default_factory=dict)
 
     def port(self, node: str, interface: str) -> str | None:
         return self.ports.get((node, interface))
+
+    def netns_of(self, port: str) -> str:
+        """The namespace that holds a port."""
+        return self.port_netns.get(port, self.netns)
+
+    def namespaces(self) -> list[str]:
+        """Every namespace that holds ports of the lab, `netns` first."""
+        return [self.netns, *sorted(set(self.port_netns.values()) - {self.netns})]
 
 
 Pids = dict[str, tuple[int, int | None]]  # service -> (host pid, start time)

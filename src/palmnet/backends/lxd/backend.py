@@ -53,6 +53,14 @@ KINDS = ("lxd-instance", "lxd-network", "lxd-profile", "lxd-image")
 HOST_WORKERS = 8
 
 
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    return 0
+
+
 def _member(inst: dict[str, Any]) -> str:
     """The cluster member an instance runs on ('' off a cluster: LXD says 'none')."""
     where = str(inst.get("location") or "")
@@ -329,9 +337,17 @@ class LxdBackend(Backend):
 
     def switch(self, plan: Plan, journal: Journal) -> Switch:
         """The lab's bridges are LXD-managed, in LXD's own network namespace (the
-        machine's), with each NIC's host end named by `port_name`."""
+        machine's), with each NIC's host end named by `port_name`; on a cluster the
+        ports of nodes on another member are in that member's namespace."""
+        netns = self._lxd_netns()
+        port_netns = {
+            port_name(plan.lab, node, i.name): where
+            for node, where in self._node_namespaces(plan.lab, netns).items()
+            for i in plan.node(node).veths
+        }
         return Switch(
-            netns=self._lxd_netns(),
+            netns=netns,
+            port_netns=port_netns,
             table=impair_table(plan.lab),
             bridges={n.name: networks.bridge_name(plan.lab, n.name) for n in plan.networks},
             ports={
@@ -340,6 +356,25 @@ class LxdBackend(Backend):
                 for i in n.veths
             },
         )
+
+    def _node_namespaces(self, lab: str, lxd_netns: str) -> dict[str, str]:
+        """node -> the namespace its NICs' host ends are in, for running nodes whose
+        LXD is not the one palmnet talks to (another cluster member): the namespace of
+        the container's parent, LXC's monitor, which runs where that LXD runs."""
+        if not cluster.enabled(self.lxd):
+            return {}
+        home = os.stat(lxd_netns).st_ino
+        out = {}
+        for node, inst in instances.lab_instances(self.lxd, lab).items():
+            if inst.get("status") != "Running":
+                continue
+            with contextlib.suppress(LabError, OSError, ValueError):
+                init = instances.init_pid(self.lxd, inst["name"])
+                monitor = _parent(init)
+                path = f"/proc/{monitor}/ns/net"
+                if monitor and os.stat(path).st_ino != home:
+                    out[node] = path
+        return out
 
     def _lxd_netns(self) -> str:
         """LXD's namespace, from the peer of its unix socket (SO_PEERCRED gives the pid
@@ -379,6 +414,11 @@ class LxdBackend(Backend):
 
     def _remove_tagged(self, lxd: lxdclient.Lxd, lab: str) -> bool:
         found: list[Any] = []
+        # other members' namespaces, while their nodes still run (impairment tables)
+        with contextlib.suppress(LabError, OSError):
+            for where in set(self._node_namespaces(lab, self._lxd_netns()).values()):
+                if self._drop_impair_table(lab, where):
+                    found.append(f"{impair_table(lab)} ({where})")
         mine = [i["name"] for i in instances.lab_instances(lxd, lab).values()]
         found += mine
         instances.delete(lxd, mine)
@@ -397,11 +437,12 @@ class LxdBackend(Backend):
             found.append(impair_table(lab))
         return bool(found)
 
-    def _drop_impair_table(self, lab: str) -> bool:
-        """The lab's impairment table in LXD's namespace, if a crash left it there."""
+    def _drop_impair_table(self, lab: str, netns: str | None = None) -> bool:
+        """The lab's impairment table in LXD's namespace (or `netns`), if a crash left
+        it there."""
         table = impair_table(lab)
         try:
-            path = self._lxd_netns()
+            path = netns or self._lxd_netns()
             listed = run_in_netns(path, ["nft", "list", "table", "netdev", table], timeout=10)
         except (LabError, OSError):
             return False
