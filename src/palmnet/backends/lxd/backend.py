@@ -161,7 +161,11 @@ class LxdBackend(Backend):
         members = cluster.members(lxd)
         # Placed over the whole plan, so that a node lands on the same member whether
         # the lab comes up at once or grows by `launch` (nothing made before this).
-        where = placement.place(plan.nodes, plan.placement, members, cluster.local_member(lxd))
+        where = (
+            placement.place(plan.nodes, plan.placement, members, cluster.local_member(lxd))
+            if members
+            else {}
+        )
         mtu = plan.link_mtu or (TUNNEL_MTU if members else None)
         if not members and any(n.option("member") for n in chosen):
             _report("LXD is not a cluster: `member:` keys are ignored, every node runs here")
@@ -177,7 +181,7 @@ class LxdBackend(Backend):
         journal.record_many(
             ("lxd-instance", instance_name(plan.lab, n.name), n.name, {}) for n in fresh
         )
-        instances.create(lxd, plan, fresh, profile, where if members else None, mtu)
+        instances.create(lxd, plan, fresh, profile, where, mtu)
         t.lap("create")
         stopped = [n for n in chosen if existing.get(n.name, {}).get("status") != "Running"]
         routers = [n for n in chosen if is_router(n)]

@@ -25,7 +25,9 @@ from palmnet.plan.model import NodePlan
 def place(
     nodes: Sequence[NodePlan], placement: str, members: Sequence[Member], local: str
 ) -> dict[str, str]:
-    """node name -> member name, for every node."""
+    """node name -> member name, for every node; {} off a cluster (no members)."""
+    if not members:
+        return {}
     names = [m.name for m in members]
     pinned = {n.name: n.option("member") for n in nodes if n.option("member")}
     unknown = sorted({m for m in pinned.values() if m not in names})
