@@ -58,7 +58,7 @@ MININET_SCRIPT = Path(__file__).resolve().parent / "mininet_hosts.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
 PREFIX = "2001:db8:b::1/64"
 UP_TIMEOUT = 900.0
-MININET_TIMEOUT = 900.0
+MININET_TIMEOUT = 600.0  # the issue's bound: Mininet at 1000 if it finishes in 10 min
 NDISC = Path("/proc/net/stat/ndisc_cache")
 GC3 = Path("/proc/sys/net/ipv6/neigh/default/gc_thresh3")
 PHASE = re.compile(r"^palmnet: phase (?P<name>.+): (?P<s>[0-9.]+) s$")
@@ -196,7 +196,14 @@ def tree_size_kb(path: Path) -> int:
 # ---- the lab -------------------------------------------------------------------------------
 
 
+PER_BRIDGE = 1000  # a Linux bridge holds 1,023 ports (topology/ports.py)
+
+
 def topology(n: int) -> str:
+    """One bridge up to PER_BRIDGE hosts; past that, one network per thousand hosts,
+    the router on each (a single bridge would be refused by `plan`)."""
+    if n > PER_BRIDGE:
+        return spread_topology(n)
     return f"""\
 # benchmarks/bringup.py: {n} plain hosts and one RA router on one bridge
 name: bench{n}
@@ -214,6 +221,35 @@ nodes:
 """
 
 
+def spread_topology(n: int) -> str:
+    lans = -(-n // PER_BRIDGE)
+    nets = "".join(f"  lan{k}: {{}}\n" for k in range(lans))
+    ifaces = "".join(
+        f'      eth{k}: {{network: lan{k}, ipv6: ["2001:db8:b:{k:x}::1/64"], ra: true}}\n'
+        for k in range(lans)
+    )
+    hosts = "".join(
+        f"  l{k}h:\n    count: {min(PER_BRIDGE, n - k * PER_BRIDGE)}\n"
+        f"    interfaces:\n      eth0: {{network: lan{k}}}\n"
+        for k in range(lans)
+    )
+    return (
+        f"# benchmarks/bringup.py: {n} plain hosts on {lans} networks, one RA router\n"
+        f"name: bench{n}\nnetworks:\n{nets}nodes:\n  r:\n    kind: router\n"
+        f"    interfaces:\n{ifaces}{hosts}"
+    )
+
+
+def single_bridge_refusal(n: int, workdir: Path) -> str:
+    """What `plan` says of N hosts on one bridge (past 1,023 ports), and how fast."""
+    path = workdir / f"one-bridge-{n}.yaml"
+    path.write_text(
+        topology(min(n, PER_BRIDGE)).replace(f"count: {min(n, PER_BRIDGE)}", f"count: {n}")
+    )
+    t, p = palmnet("plan", str(path), "--format", "json")
+    return f"exit {p.returncode} in {t:.2f} s: {p.stderr.strip()}"
+
+
 def run(argv: list[str], timeout: float, env: dict[str, str] | None = None):
     t0 = time.monotonic()
     p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
@@ -221,13 +257,19 @@ def run(argv: list[str], timeout: float, env: dict[str, str] | None = None):
 
 
 PALMNET_SRC: Path | None = None  # --palmnet-src: run another tree's palmnet
+VERBS_AT = 100  # the lab size the read-only verbs are timed on
 
 
 def palmnet(*args: str, timeout: float = 120.0, env: dict[str, str] | None = None):
     if PALMNET_SRC is None:
         return run([str(PALMNET), *args], timeout, env)
     env = dict(env or os.environ, PYTHONPATH=str(PALMNET_SRC))
-    return run([str(PALMNET.parent / "python"), "-m", "palmnet", *args], timeout, env)
+    return run([sys.executable, "-m", "palmnet", *args], timeout, env)
+
+
+def global_src(src: Path | None) -> None:
+    global PALMNET_SRC
+    PALMNET_SRC = src
 
 
 def planned_guas(plan: list[dict]) -> dict[str, set[str]]:
@@ -266,7 +308,32 @@ class PalmnetRun:
     neigh: dict[str, int] = field(default_factory=dict)
     raised: bool = False
     dad: dict[str, str] = field(default_factory=dict)
+    verbs: dict[str, tuple[float, float]] = field(default_factory=dict)  # median, min
     errors: list[str] = field(default_factory=list)
+
+
+VERB_RUNS = 10
+
+
+def verb_times(lab: str, host: str) -> dict[str, tuple[float, float]]:
+    """Read-only verbs on the running lab, wall time from process launch to exit:
+    median and min of VERB_RUNS (each checked to succeed)."""
+    verbs = {
+        "--version": ["--version"],
+        "ls": ["ls", lab],
+        "ls --format json": ["ls", lab, "--format", "json"],
+        f"exec {host} -- true": ["exec", "--lab", lab, host, "--", "true"],
+    }
+    out = {}
+    for label, argv in verbs.items():
+        times = []
+        for _ in range(VERB_RUNS):
+            t, p = palmnet(*argv)
+            if p.returncode != 0:
+                raise RuntimeError(f"palmnet {' '.join(argv)}: exit {p.returncode} {p.stderr}")
+            times.append(t)
+        out[label] = (statistics.median(times), min(times))
+    return out
 
 
 def run_palmnet(n: int, workdir: Path) -> PalmnetRun:
@@ -347,12 +414,15 @@ def run_palmnet(n: int, workdir: Path) -> PalmnetRun:
         else:
             r.errors.append(f"palmnet ls exit {p.returncode}: {p.stderr.strip()[-400:]}")
 
-        _, p = palmnet("exec", "--lab", lab, "h1", "--", "sysctl", *DAD_KEYS)
+        first = sorted(want, key=lambda h: (len(h), h))[0]
+        _, p = palmnet("exec", "--lab", lab, first, "--", "sysctl", *DAD_KEYS)
         for line in p.stdout.splitlines():
             key, _, value = line.partition(" = ")
             r.dad[key.strip()] = value.strip()
         if p.returncode != 0:
             r.errors.append(f"palmnet exec sysctl exit {p.returncode}: {p.stderr.strip()}")
+        if n == VERBS_AT:
+            r.verbs = verb_times(lab, "h7" if "h7" in want else first)
     except Exception as e:  # print it, go on with the next size
         r.errors.append(f"{type(e).__name__}: {e}")
     finally:
@@ -487,8 +557,13 @@ def print_size(pr: PalmnetRun, mr: MininetRun, k: int, repeat: int) -> None:
             gc += " (not raised)"
         parts.append(gc)
         print("  IPv6 neighbour entries (machine-wide): " + "; ".join(parts))
+    for label, (med, low) in pr.verbs.items():
+        print(f"  `palmnet {label}` on this lab: {med * 1000:.0f} ms (min {low * 1000:.0f})")
     if pr.dad:
-        print("  h1 sysctls: " + ", ".join(f"{k.split('.', 3)[-1]}={v}" for k, v in pr.dad.items()))
+        print(
+            "  first host's sysctls: "
+            + ", ".join(f"{k.split('.', 3)[-1]}={v}" for k, v in pr.dad.items())
+        )
     for e in pr.errors:
         print(f"  palmnet ERROR: {e}")
 
@@ -529,19 +604,23 @@ def print_size(pr: PalmnetRun, mr: MininetRun, k: int, repeat: int) -> None:
     sys.stdout.flush()
 
 
-def print_table(results: dict[int, list[tuple[PalmnetRun, MininetRun]]], repeat: int) -> None:
+def print_table(
+    results: dict[tuple[int, str], list[tuple[PalmnetRun, MininetRun]]], repeat: int
+) -> None:
     head = (
         "N",
+        "tree",
         "palmnet up s",
         "stragglers",
         "palmnet down s",
         "MB/node",
         "Mininet start s",
         "Mininet stop s",
+        "Mininet MB/node",
         "ratio palmnet/mininet start",
     )
     rows = []
-    for n, runs in results.items():
+    for (n, tree), runs in results.items():
         up = agg([p.up_s for p, _ in runs])
         mstart = agg([m.start_s for _, m in runs])
         ratios = [p.up_s / m.start_s for p, m in runs if p.up_s is not None and m.start_s]
@@ -549,12 +628,14 @@ def print_table(results: dict[int, list[tuple[PalmnetRun, MininetRun]]], repeat:
         rows.append(
             (
                 str(n),
+                tree,
                 cell(up, repeat),
                 cell(agg(strag), repeat, "{:.0f}"),
                 cell(agg([p.down_s for p, _ in runs]), repeat),
                 cell(agg([p.mb_per_node for p, _ in runs]), repeat, "{:.3f}"),
                 cell(mstart, repeat),
                 cell(agg([m.stop_s for _, m in runs]), repeat),
+                cell(agg([mininet_mb(m) for _, m in runs]), repeat, "{:.3f}"),
                 cell(agg(ratios), repeat),
             )
         )
@@ -566,11 +647,33 @@ def print_table(results: dict[int, list[tuple[PalmnetRun, MininetRun]]], repeat:
         print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
     if repeat > 1:
         print(f"cells: median (min) of {repeat} runs")
+    verbs = [(tree, p.verbs) for (_, tree), runs in results.items() for p, _ in runs if p.verbs]
+    if verbs:
+        print(
+            f"\nread-only verbs on the {VERBS_AT}-node lab, ms from process launch"
+            f" (median of {VERB_RUNS}):"
+        )
+        labels = list(verbs[0][1])
+        print("tree | " + " | ".join(labels))
+        for tree, v in verbs:
+            print(
+                f"{tree} | "
+                + " | ".join(f"{v[k][0] * 1000:.0f}" if k in v else "-" for k in labels)
+            )
+
+
+def mininet_mb(m: MininetRun) -> float | None:
+    mem = m.data.get("mem", {})
+    if not mem or m.start_s is None:
+        return None
+    return (mem["kernel_delta_kb"] + mem["shells_pss_kb"]) / 1024 / m.n
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="10,100,500", help="comma-separated N (default 10,100,500)")
+    ap.add_argument(
+        "--sizes", default="10,100,500,1000", help="comma-separated N (default 10,100,500,1000)"
+    )
     ap.add_argument("--repeat", type=int, default=1, help="runs per size (min/median shown)")
     ap.add_argument(
         "--backend", choices=["netns"], default="netns", help="palmnet backend (only netns for now)"
@@ -580,6 +683,14 @@ def main() -> int:
         "--palmnet-src",
         type=Path,
         help="run `python -m palmnet` from this src dir (another tree), not .venv/bin/palmnet",
+    )
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="also run this src dir (an older tree) for every size, in the same run",
+    )
+    ap.add_argument(
+        "--mininet-max", type=int, default=1000, help="no Mininet above this N (default 1000)"
     )
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
@@ -614,23 +725,34 @@ def main() -> int:
         " under /usr/bin/python3; 'start' = process launch -> net.start() returned"
     )
 
-    results: dict[int, list[tuple[PalmnetRun, MininetRun]]] = {}
+    trees: list[tuple[str, Path | None]] = [("after", PALMNET_SRC)]
+    if args.before is not None:
+        trees.append(("before", args.before.resolve()))
+    results: dict[tuple[int, str], list[tuple[PalmnetRun, MininetRun]]] = {}
     with tempfile.TemporaryDirectory(prefix="palmnet-bench-") as tmp:
         for n in sizes:
+            if n > PER_BRIDGE:
+                print(
+                    f"\nN={n} on one bridge: `palmnet plan` {single_bridge_refusal(n, Path(tmp))}"
+                )
+                print(f"N={n} below: {-(-n // PER_BRIDGE)} networks of up to {PER_BRIDGE} hosts")
             for k in range(args.repeat):
-                try:
-                    pr = run_palmnet(n, Path(tmp))
-                except Exception as e:  # even the finally failed: keep going
-                    pr = PalmnetRun(n, errors=[f"{type(e).__name__}: {e}"])
-                if args.no_mininet:
-                    mr = MininetRun(n, errors=["skipped (--no-mininet)"])
+                if args.no_mininet or n > args.mininet_max:
+                    mr = MininetRun(n, errors=["skipped"])
                 else:
                     try:
                         mr = run_mininet(n)
                     except Exception as e:
                         mr = MininetRun(n, errors=[f"{type(e).__name__}: {e}"])
-                results.setdefault(n, []).append((pr, mr))
-                print_size(pr, mr, k, args.repeat)
+                for tree, src in trees:
+                    global_src(src)
+                    try:
+                        pr = run_palmnet(n, Path(tmp))
+                    except Exception as e:  # even the finally failed: keep going
+                        pr = PalmnetRun(n, errors=[f"{type(e).__name__}: {e}"])
+                    results.setdefault((n, tree), []).append((pr, mr))
+                    print(f"\n--- tree: {tree} ({src or PALMNET}) ---")
+                    print_size(pr, mr, k, args.repeat)
     print_table(results, args.repeat)
     return 0
 

@@ -12,13 +12,15 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   iproute2 nftables radvd rdnssd ndisc6 dnsmasq-base kea-dhcp6-server
   dhcpcd-base bird2 bind9-dnsutils bind9-utils curl util-linux procps iputils-ping
+  tayga unbound
   python3 python3-venv python3-pip
 )
 # Units the packages above would start on the host.
-HOST_UNITS=(radvd rdnssd kea-dhcp6-server kea-dhcp4-server kea-ctrl-agent kea-dhcp-ddns-server bird dhcpcd dnsmasq)
+HOST_UNITS=(radvd rdnssd kea-dhcp6-server kea-dhcp4-server kea-ctrl-agent kea-dhcp-ddns-server bird dhcpcd dnsmasq
+  tayga unbound unbound-resolvconf iperf3)
 EXTRA=()
 if [ "${PALMNET_BENCH:-0}" = 1 ]; then
-  EXTRA+=(mininet bridge-utils wrk)
+  EXTRA+=(mininet bridge-utils wrk iperf3)
 fi
 
 export DEBIAN_FRONTEND=noninteractive

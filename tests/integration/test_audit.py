@@ -99,6 +99,9 @@ def test_good_farm_host_passes(farm: str) -> None:
         "ra_flood",
         "nd_scan",
         "icmpv6_essentials",
+        "nat64_prefix",
+        "dns64_synthesis",
+        "clat_ipv4_literal",
     ]
     assert {c["verdict"] for c in card["checks"]} <= {"PASS", "N/A"}
     # Where the farm offers it, the node has it; the rest is honestly N/A.
@@ -112,7 +115,14 @@ def test_good_farm_host_passes(farm: str) -> None:
         "icmpv6_essentials",
     ):
         assert checks[name]["verdict"] == "PASS", checks[name]
-    for name in ("dhcpv6", "rdnss_dnssl", "prefix_delegation"):
+    for name in (
+        "dhcpv6",
+        "rdnss_dnssl",
+        "prefix_delegation",
+        "nat64_prefix",
+        "dns64_synthesis",
+        "clat_ipv4_literal",
+    ):
         assert checks[name]["verdict"] == "N/A", checks[name]
     assert "(EUI-64) in 2001:db8:ebbd:2084::/64" in checks["slaac"]["evidence"]
     assert re.search(r"held (\d+) global", checks["ra_flood"]["evidence"])

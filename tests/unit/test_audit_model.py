@@ -165,6 +165,9 @@ def test_checklist_names_and_order() -> None:
         "ra_flood",
         "nd_scan",
         "icmpv6_essentials",
+        "nat64_prefix",
+        "dns64_synthesis",
+        "clat_ipv4_literal",
     ]
     run_order = [c.name for c in sorted(CHECKS, key=lambda c: c.stage)]
     # Looking first; the restart, which rebuilds the node, last.

@@ -196,12 +196,20 @@ def test_empty_file() -> None:
 
 # -- limits and YAML the loader refuses (issue 11) ------------------------------------------
 def test_node_limit_allows_ten_thousand_and_refuses_more() -> None:
-    text = "name: big\nnetworks: {lan: {}}\nnodes:\n  h:\n    count: N\n" + (
-        "    interfaces: {eth0: {network: lan}}\n"
-    )
-    assert len(load_lab_text(text.replace("N", "10000"), "big.yaml").nodes) == 10000
+    """Ten networks of 1,000 hosts (a bridge holds 1,023 ports: topology/ports.py)."""
+
+    def lab(last: int) -> str:
+        nets = "".join(f"  lan{k}: {{}}\n" for k in range(10))
+        entries = "".join(
+            f"  h{k}x:\n    count: {last if k == 9 else 1000}\n"
+            f"    interfaces: {{eth0: {{network: lan{k}}}}}\n"
+            for k in range(10)
+        )
+        return f"name: big\nnetworks:\n{nets}nodes:\n{entries}"
+
+    assert len(load_lab_text(lab(1000), "big.yaml").nodes) == 10000
     with pytest.raises(InputError, match="more than 10,000 nodes"):
-        load_lab_text(text.replace("N", "10001"), "big.yaml")
+        load_lab_text(lab(1001), "big.yaml")
 
 
 def test_file_larger_than_the_limit_is_refused(tmp_path: Path) -> None:

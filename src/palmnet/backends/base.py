@@ -28,16 +28,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, NoReturn
+from typing import TYPE_CHECKING, ClassVar, NoReturn
 
 from palmnet.errors import LabError
 from palmnet.kernel import nsfs
-from palmnet.kernel.processes import run_in_netns
 from palmnet.plan.model import NodePlan, Plan
-from palmnet.services.base import Service
-from palmnet.services.registry import services_for
-from palmnet.services.runner import running_pid
 from palmnet.state.journal import Journal
+
+if TYPE_CHECKING:
+    # The daemon adapters are loaded by the verbs that use them: `exec` and `ls`
+    # start faster without them (cli/quick.py).
+    from palmnet.services.base import Service
 from palmnet.state.paths import lab_dir
 
 
@@ -143,6 +144,8 @@ class NodeHandle(ABC):
     ) -> subprocess.CompletedProcess[str]:
         """A program of the host run in the node's network namespace only (ip, rdisc6,
         ping, nft): what the node's image holds does not matter."""
+        from palmnet.kernel.processes import run_in_netns
+
         self.require_running()
         try:
             return run_in_netns(self.netns, argv, stdin, timeout)
@@ -182,10 +185,14 @@ class NodeHandle(ABC):
 
     def service_pid(self, name: str) -> int | None:
         """Host pid of the node's daemon `name`, None if it does not run (any more)."""
+        from palmnet.services.runner import running_pid
+
         found = self._pids.get(name)
         return running_pid(*found) if found else None
 
     def has_service(self, name: str) -> bool:
+        from palmnet.services.registry import services_for
+
         return any(cls.name == name for cls in services_for(self.node))
 
 
@@ -195,6 +202,12 @@ class Backend(ABC):
     def check(self, plan: Plan) -> None:  # noqa: B027 (a hook: most backends see nothing)
         """Bad input that only the backend can see (an LXD cluster member the lab names
         that the cluster lacks): InputError (exit 2) before anything is made."""
+
+    def check_capacity(self, plan: Plan) -> None:
+        """Refuse, before anything is made, a lab this machine cannot hold: raise
+        InputError naming the limit it would hit halfway (memory, descriptors...).
+        A backend without such limits accepts every lab."""
+        return None
 
     def prepare(self, lab: str) -> None:
         """Make the lab's state dir ready before its journal is opened."""

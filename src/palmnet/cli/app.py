@@ -3,6 +3,11 @@
 Each verb module exposes `register(app)`. Errors palmnet knows about become a
 message and an exit code (2 bad input, 1 failed check or operation), never a
 traceback.
+
+Start-up is part of every command's cost, so `main` first offers the command line
+to the quick lane (cli/quick.py: --version, ls, exec without Typer), and otherwise
+imports only the verb module that registers the verb asked for (VERB_MODULE; a test
+checks it against the registrations). Help, or a verb not in the table, loads all.
 """
 
 from __future__ import annotations
@@ -10,12 +15,12 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from palmnet import __version__
 from palmnet.errors import PalmnetError
+
+if TYPE_CHECKING:
+    import typer
 
 VERB_MODULES = (
     "lab",
@@ -32,14 +37,57 @@ VERB_MODULES = (
     "isp",
 )
 
+# The top-level verb (command or group) -> the module whose register() adds it.
+VERB_MODULE = {
+    "plan": "lab",
+    "up": "lab",
+    "down": "lab",
+    "ls": "lab",
+    "exec": "lab",
+    "stop": "lab",
+    "start": "lab",
+    "restart": "lab",
+    "launch": "lab",
+    "addr": "addr",
+    "serve": "serve",
+    "forward": "forward",
+    "ndp": "ndp",
+    "dns": "dns",
+    "firewall": "firewall",
+    "route": "routing",
+    "neighbors": "routing",
+    "link": "link",
+    "converge": "link",
+    "audit": "audit",
+    "lxd": "lxd",
+    "image": "lxd",
+    "snapshot": "lxd",
+    "publish": "lxd",
+    "isp": "isp",
+}
+
 
 def _version(value: bool) -> None:
+    import typer
+
+    from palmnet import __version__
+
     if value:
         typer.echo(f"palmnet {__version__}")
         raise typer.Exit()
 
 
-def build_app() -> typer.Typer:
+def modules_for(args: list[str]) -> tuple[str, ...]:
+    """The verb modules a command line needs: the one of its verb, or all of them."""
+    verb = next((a for a in args if not a.startswith("-")), None)
+    if verb in VERB_MODULE:
+        return (VERB_MODULE[verb],)
+    return VERB_MODULES
+
+
+def build_app(modules: tuple[str, ...] = VERB_MODULES) -> typer.Typer:
+    import typer
+
     app = typer.Typer(
         name="palmnet",
         help="A virtual IPv6 network in the palm of your hand.",
@@ -58,7 +106,7 @@ def build_app() -> typer.Typer:
 
     import importlib
 
-    for name in VERB_MODULES:
+    for name in modules:
         module = importlib.import_module(f"palmnet.cli.{name}")
         module.register(app)
     _guard(app)
@@ -76,6 +124,8 @@ def _guard(app: typer.Typer) -> None:
 
 
 def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    import typer
+
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -93,8 +143,14 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def main() -> None:
+    from palmnet.cli import quick
+
+    args = sys.argv[1:]
+    call = quick.parse(args)
+    if call is not None:
+        sys.exit(quick.run(call))
     try:
-        build_app()(standalone_mode=True)
+        build_app(modules_for(args))(standalone_mode=True)
     except PalmnetError as exc:
-        typer.echo(f"palmnet: {exc}", err=True)
+        print(f"palmnet: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
+from palmnet.cli import lab_verbs
 from palmnet.cli.options import FORMAT, LAB, Format
 
 
@@ -14,26 +14,12 @@ def _say(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
-def _emit_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2))
-
-
 def plan(
     topology: Path = typer.Argument(..., help="The lab file (YAML)."),
     fmt: Format = FORMAT,
 ) -> None:
     """Print every node's addresses, computed offline (no root)."""
-    from palmnet.lab import plan_file
-
-    p = plan_file(topology)
-    if fmt is Format.json:
-        _emit_json(p.to_json())
-        return
-    from palmnet.cli.tables import plan_table, print_table
-
-    print_table(plan_table(p))
-    for note in p.notes:
-        _say(note)
+    lab_verbs.plan(topology, fmt.value)
 
 
 def up(
@@ -49,25 +35,7 @@ def up(
     fmt: Format = FORMAT,
 ) -> None:
     """Build and start a lab; on a running lab, reconcile it to the file."""
-    from palmnet.lab import LabAPI
-
-    api = LabAPI(report=_say)
-    result = api.up(topology, raise_neigh_limit=raise_neigh_limit, backend_name=backend)
-    if result.action == "unchanged" or result.action == "reconciled":
-        _say(f"lab {result.plan.lab}: {result.detail}")
-    _show(api, result.plan.lab, fmt)
-
-
-def _show(api: object, lab: str, fmt: Format) -> None:
-    from palmnet.cli.tables import live_json, ls_table, print_table
-    from palmnet.lab import LabAPI
-
-    assert isinstance(api, LabAPI)
-    _, nodes = api.ls(lab)
-    if fmt is Format.json:
-        _emit_json(live_json(nodes))
-    else:
-        print_table(ls_table(nodes))
+    lab_verbs.up(topology, raise_neigh_limit, backend, fmt.value)
 
 
 def down(
@@ -75,10 +43,7 @@ def down(
     lab: str | None = LAB,
 ) -> None:
     """Remove every trace of a lab (also after a crash or kill -9)."""
-    from palmnet.lab import LabAPI
-
-    name = LabAPI(report=_say).down(lab_arg or lab)
-    _say(f"lab {name} removed")
+    lab_verbs.down(lab_arg or lab)
 
 
 def ls(
@@ -90,21 +55,7 @@ def ls(
     fmt: Format = FORMAT,
 ) -> None:
     """List nodes with the addresses the kernel holds, like `lxc ls`."""
-    from palmnet.lab import LabAPI, resolve_lab
-
-    api = LabAPI()
-    name = resolve_lab(lab_arg or lab)
-    if prefixes:
-        from palmnet.cli.isp import prefix_rows
-        from palmnet.cli.tables import print_table, rows_table
-
-        rows = prefix_rows(name)
-        if fmt is Format.json:
-            _emit_json(rows)
-        else:
-            print_table(rows_table(rows))
-        return
-    _show(api, name, fmt)
+    lab_verbs.ls(lab_arg or lab, fmt.value, prefixes)
 
 
 def exec_(
@@ -113,13 +64,7 @@ def exec_(
     lab: str | None = LAB,
 ) -> None:
     """Run a command inside a node; its exit code is passed through."""
-    from palmnet.lab import LabAPI
-
-    argv = list(command or [])
-    if argv[:1] == ["--"]:
-        argv = argv[1:]
-    argv = argv or ["sh"]
-    LabAPI().exec(lab, node, argv)
+    lab_verbs.exec_(lab, node, list(command or []))
 
 
 def stop(node: str, lab: str | None = LAB) -> None:
@@ -157,7 +102,7 @@ def launch(
 
     api = LabAPI(report=_say)
     plan = api.launch(lab, template, names)
-    _show(api, plan.lab, fmt)
+    lab_verbs.show(api, plan.lab, fmt.value)
 
 
 def register(app: typer.Typer) -> None:

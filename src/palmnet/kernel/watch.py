@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from palmnet.diagnostics import progress
 from palmnet.errors import LabError
 from palmnet.kernel import nsfs
 from palmnet.kernel.rtnl import (
@@ -163,7 +164,9 @@ class AddressWatch:
         poller = select.poll()  # not select(): a 500-node lab holds fds above 1023
         for fd in open_fds:
             poller.register(fd, select.POLLIN)
+        total = len(open_fds)
         while open_fds:
+            progress.step("addresses", total - len(open_fds), total)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise LabError(self._timeout_message(timeout, chosen))

@@ -27,6 +27,7 @@ from palmnet.errors import InputError, LabError
 from palmnet.lab import host, store, supervisor
 from palmnet.lab.backends import backend_for, backend_of
 from palmnet.plan.model import Plan
+from palmnet.plan.xlat import backend_problem
 from palmnet.state.journal import Journal
 
 if TYPE_CHECKING:
@@ -200,6 +201,9 @@ class LabAPI:
                 with store.journal(model.name) as j:
                     running = j.meta("backend") if j.meta("status") == "running" else None
             backend = backend_for(backend_name or model.backend or running or "netns")
+            unsupported = backend_problem(planned, backend.name)
+            if unsupported:
+                raise InputError(unsupported, file=str(model.source))
             if store.has_journal(model.name):
                 with store.journal(model.name) as j:
                     if j.meta("status") == "running":
@@ -212,6 +216,7 @@ class LabAPI:
                 self.report(f"lab {model.name}: removing leftovers of a lost lab first")
                 backend.destroy(model.name, None)
             plan = dataclasses.replace(planned, source=source, backend=backend.name)
+            backend.check_capacity(plan)
             self._create(plan, text, backend, raise_neigh_limit)
         return UpResult(plan, "created")
 

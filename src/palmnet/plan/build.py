@@ -31,13 +31,15 @@ from palmnet.plan.model import (
     Plan,
     RoutePlan,
 )
-from palmnet.plan.openwrt import Iface, read_openwrt
+from palmnet.plan.openwrt import WAN_DEVICE, Iface, read_openwrt
 from palmnet.plan.pd import PdDraft, allocate, duid_ll
 from palmnet.plan.routes import resolve_routes
 from palmnet.plan.routing import plan_routing
+from palmnet.plan.xlat import plan_xlat, xlat_notes
 from palmnet.topology.model import Lab, Node
 
 IPv6If = ipaddress.IPv6Interface
+DNS64_BACKEND_PORT = 5353  # dnsmasq's DNS behind a DNS64 (unbound answers on 53)
 
 
 @dataclass
@@ -59,9 +61,12 @@ class _Draft:
 
 def _draft(lab: Lab, node: Node) -> _Draft:
     if node.kind == "openwrt":
-        ow = read_openwrt(lab.name, node)
+        v6only = frozenset(name for name, net in lab.networks.items() if not net.ipv4)
+        ow = read_openwrt(lab.name, node, v6only)
         if node.routing is not None:
             ow.uci["firewall"] += _routing_rules(lab.name, node, ow)
+        if node.nat64 is not None:
+            ow.uci["firewall"] += _nat64_zone(ow)
         _compiles(node, ow.uci)
         return _Draft(
             node,
@@ -109,6 +114,22 @@ def _routing_rules(lab: str, node: Node, ow: object) -> str:
     return "\n# added by palmnet: the routing protocol on its interfaces\n" + firewall_rules(
         routing, zones
     )
+
+
+def _nat64_zone(ow: object) -> str:
+    """The translator's tun device as a firewall zone of its own, appended to
+    /etc/config/firewall as OpenWrt's tayga package has users do."""
+    from palmnet.openwrt.uci import parse
+    from palmnet.openwrt.zones import zone_devices
+    from palmnet.plan.routing_firewall import zones_of_devices
+    from palmnet.plan.xlat_firewall import nat64_zone
+
+    uci = ow.uci  # type: ignore[attr-defined]
+    devices = zone_devices(parse(uci["network"], "network"))
+    zones = zones_of_devices(parse(uci["firewall"], "firewall"), devices)
+    wan = zones.get(WAN_DEVICE)
+    lans = [zone for dev, zone in zones.items() if dev != WAN_DEVICE and zone != wan]
+    return nat64_zone(list(dict.fromkeys(lans)), wan)
 
 
 def _compiles(node: Node, uci: dict[str, str]) -> None:
@@ -179,14 +200,15 @@ def plan_lab(lab: Lab) -> Plan:
     links = _links(drafts, mac_of)
     reservations, lans = _lan_services(lab, drafts, links, mac_of)
     nodes = [_node_plan(lab, d, links, reservations, lans, pd, mac_of) for d in drafts]
+    planned = plan_xlat(lab, resolve_routes(lab, nodes))
     plan = Plan(
         lab=lab.name,
         domain=lab.domain,
         source=str(lab.source),
         networks=_networks(lab, nodes),
-        nodes=tuple(resolve_routes(lab, nodes)),
+        nodes=tuple(planned),
         dad=lab.dad,
-        notes=(*notes, *spanning.notes(lab)),
+        notes=(*notes, *xlat_notes(planned), *spanning.notes(lab)),
         backend=lab.backend or "netns",
         placement=lab.placement or "spread",
         link_mtu=spanning.link_mtu(lab),
@@ -467,6 +489,7 @@ def _with_dns(plan: Plan, drafts: dict[str, _Draft]) -> Plan:
                     interfaces=lan_ifs,
                     records=records,
                     upstream=tuple(d.upstream_dns),
+                    port=DNS64_BACKEND_PORT if n.nat64 is not None and n.nat64.dns64 else 53,
                 ),
             )
         nodes.append(n)

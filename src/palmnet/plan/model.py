@@ -123,6 +123,7 @@ class DnsServerPlan:
     interfaces: tuple[str, ...]
     records: tuple[DnsRecord, ...] = ()
     upstream: tuple[str, ...] = ()  # OpenWrt `list server`
+    port: int = 53  # 5353 behind a DNS64 (unbound takes 53 and asks dnsmasq here)
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,42 @@ class PdClientPlan:
 
 
 @dataclass(frozen=True)
+class Nat64Plan:
+    """A stateful PLAT in a router (TAYGA on a tun device) and, where the router
+    serves DNS, the DNS64 in front of it (unbound on port 53, dnsmasq behind it).
+
+    TAYGA gives each IPv6 client an address of `pool4` (a dynamic mapping kept
+    two hours after its last packet), so what the IPv4 side sees is a pool4
+    address; `address4` is TAYGA's own (its ICMPv4 errors, echo), the first of
+    the pool, which TAYGA then leaves out of the dynamic mappings."""
+
+    prefix: ipaddress.IPv6Network
+    pool4: ipaddress.IPv4Network
+    address4: ipaddress.IPv4Address
+    device: str = "nat64"
+    dns64: bool = False  # unbound answers DNS here, with synthesis from `prefix`
+    unmasqueraded: bool = False  # openwrt: pool4 leaves as it is, before fw4's masquerade
+
+
+CLAT_IPV4 = IPv4If("192.0.0.1/29")  # RFC 7335: the host's IPv4 behind its CLAT
+CLAT_TRANSLATOR4 = ipaddress.IPv4Address("192.0.0.2")  # the CLAT's own (its ICMP errors)
+
+
+@dataclass(frozen=True)
+class ClatPlan:
+    """A CLAT (RFC 6877) in a host: a stateless TAYGA that maps the host's IPv4
+    address (192.0.0.1, RFC 7335) to a dedicated IPv6 address of the host's /64
+    and the rest of IPv4 into the PLAT's prefix, found at start (RFC 7050)."""
+
+    uplink: str  # the interface whose /64 holds `ipv6` (proxy ND answers for it)
+    ipv6: ipaddress.IPv6Address
+    ipv4: IPv4If = CLAT_IPV4
+    translator4: ipaddress.IPv4Address = CLAT_TRANSLATOR4
+    expected_prefix: ipaddress.IPv6Network | None = None  # what the plan knows upstream
+    device: str = "clat"
+
+
+@dataclass(frozen=True)
 class NodePlan:
     name: str
     kind: str
@@ -215,6 +252,8 @@ class NodePlan:
     routing: RoutingPlan | None = None
     pd_servers: tuple[PdServerPlan, ...] = ()
     pd_client: PdClientPlan | None = None
+    nat64: Nat64Plan | None = None
+    clat: ClatPlan | None = None
     # What the user asked of the backend for this node, in the backend's own words
     # (LXD: `image`, `security.nesting`, `security.privileged`), read by that backend
     # only; the plan never interprets them.

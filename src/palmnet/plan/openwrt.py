@@ -41,6 +41,7 @@ WAN_DEVICE = "eth1"
 # OpenWrt's stock LAN is 192.168.1.1/24; labs use documentation prefixes only.
 LAB_LAN_IPV4 = "198.51.100.1"
 UCI_FILES = ("network", "firewall", "dhcp")
+STOCK_LAN_IPV4 = "\toption ipaddr '192.168.1.1'\n\toption netmask '255.255.255.0'\n"
 ULA_SPACE = ipaddress.IPv6Network("fc00::/7")
 
 
@@ -79,13 +80,15 @@ def node_ula(lab: str, node: str) -> ipaddress.IPv6Network:
     return generate_ula(seed=f"palmnet/{lab}/{node}")
 
 
-def uci_texts(lab: str, node: Node) -> dict[str, str]:
-    """The node's /etc/config files: the `uci:` folder's, else the stock ones."""
+def uci_texts(lab: str, node: Node, v6only: frozenset[str] = frozenset()) -> dict[str, str]:
+    """The node's /etc/config files: the `uci:` folder's, else the stock ones (whose
+    LAN has no IPv4 when its ports are all on IPv6-only networks)."""
     lan_ports = tuple(i for i in node.interfaces if i != WAN_DEVICE)
+    network = network_text(str(node_ula(lab, node.name)), lan_ports)
+    if lan_ports and all(node.interfaces[p].network in v6only for p in lan_ports):
+        network = network.replace(STOCK_LAN_IPV4, "")
     stock = {
-        "network": network_text(str(node_ula(lab, node.name)), lan_ports).replace(
-            "'192.168.1.1'", f"'{LAB_LAN_IPV4}'"
-        ),
+        "network": network.replace("'192.168.1.1'", f"'{LAB_LAN_IPV4}'"),
         "firewall": FIREWALL,
         "dhcp": DHCP,
     }
@@ -183,8 +186,10 @@ def _ula(lab: str, node: Node, network: UciPackage) -> ipaddress.IPv6Network | N
     return None
 
 
-def read_openwrt(lab: str, node: Node) -> OpenwrtNode:
-    texts = uci_texts(lab, node)
+def read_openwrt(lab: str, node: Node, v6only: frozenset[str] = frozenset()) -> OpenwrtNode:
+    """The node's interfaces and LAN services from its UCI files; `v6only` are the
+    lab's IPv6-only networks (`ipv4: false`), where no interface holds IPv4."""
+    texts = uci_texts(lab, node, v6only)
     network = parse(texts["network"], "network", file=_file(node, "network"))
     dhcp = parse(texts["dhcp"], "dhcp", file=_file(node, "dhcp"))
     ifaces = {name: Iface(name, spec.network) for name, spec in node.interfaces.items()}
@@ -224,6 +229,14 @@ def read_openwrt(lab: str, node: Node) -> OpenwrtNode:
         proto = one(s.get("proto")) or "none"
         if proto == "static":
             v4 = [ipv4_interface(network, s, raw) for raw in _values(s.get("ipaddr"))]
+            if v4 and target.network in v6only:
+                raise fail(
+                    network,
+                    s,
+                    "ipaddr",
+                    f"interface {s.name}: {device} is on {target.network}, an IPv6-only "
+                    "network (ipv4: false): no IPv4 address there",
+                )
             target.ipv4 += v4
             target.ipv6 += [ipv6_interface(network, s, raw) for raw in _values(s.get("ip6addr"))]
             assign = integer(network, s, "ip6assign", 1, 64)

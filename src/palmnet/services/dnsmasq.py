@@ -17,9 +17,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
+from palmnet.addressing.nat64 import IPV4ONLY_ADDRESSES, IPV4ONLY_NAME
 from palmnet.plan.model import DnsRecord, DnsServerPlan, LanService, NodePlan
 from palmnet.services.base import Service
 
+DNS_PORT = 53
 HOSTS = "hosts"
 DHCP_HOSTS = "dhcp-hosts"
 SERVERS = "servers"
@@ -92,6 +94,10 @@ def hosts_file(dns: DnsServerPlan) -> str:
     """
     lines = ["# the lab's names, written by palmnet (re-read on SIGHUP)"]
     lines += [f"{record.address} {record.name}" for record in _by_name(dns)]
+    if dns.port != DNS_PORT:
+        # Behind a DNS64: the well-known name RFC 7050 discovery asks for (only A
+        # records; the DNS64 in front synthesises its AAAA with the NAT64 prefix).
+        lines += [f"{address} {IPV4ONLY_NAME}" for address in IPV4ONLY_ADDRESSES]
     return "\n".join(lines) + "\n"
 
 
@@ -178,6 +184,8 @@ def render_dnsmasq_config(node: NodePlan, directory: Path, log: Path) -> str:
         lines.append("port=0")  # DHCP only: no DNS, and no DNS server offered by DHCP
     else:
         lines += _dns_lines(node.dns, directory)
+        if node.dns.port != DNS_PORT:
+            lines += ["# behind the DNS64: unbound answers on 53", f"port={node.dns.port}"]
     lans = dhcp_lans(node)
     for lan in lans:
         lines += _dhcp_lines(lan)
@@ -241,7 +249,7 @@ class Dnsmasq(Service):
         the node's sockets: a bound port 53 means queries are answered.
         """
         if self.node.dns is not None:
-            return owns_socket(pid, ("udp6", "udp"), 53, UDP_UNCONNECTED)
+            return owns_socket(pid, ("udp6", "udp"), self.node.dns.port, UDP_UNCONNECTED)
         lans = dhcp_lans(self.node)
         if any(lan.dhcp4_range for lan in lans):
             return owns_socket(pid, ("udp",), 67, UDP_UNCONNECTED)

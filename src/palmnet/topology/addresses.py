@@ -155,8 +155,46 @@ _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
 _DELEGABLE = (ipaddress.IPv6Network("2000::/3"), ipaddress.IPv6Network("fc00::/7"))
 
 
+def nat64_prefix(value: Any) -> ipaddress.IPv6Network:
+    """A NAT64 prefix: one of RFC 6052's lengths, u octet zero (addressing/nat64.py)."""
+    from palmnet.addressing.nat64 import prefix_problem
+
+    text = _require_str(value, "an IPv6 prefix (64:ff9b::/96)")
+    if "/" not in text:
+        raise ValueError(f"{shown(text)} needs a prefix length, e.g. 64:ff9b::/96")
+    try:
+        prefix = ipaddress.IPv6Network(text)
+    except ValueError as exc:
+        raise ValueError(f"{shown(text)} is not an IPv6 prefix ({exc})") from None
+    why = prefix_problem(prefix)
+    if why:
+        raise ValueError(why)
+    return prefix
+
+
+def nat64_pool4(value: Any) -> ipaddress.IPv4Network:
+    """The IPv4 addresses a NAT64 gives its IPv6 clients: /8 to /30 (TAYGA keeps the
+    pool's first address and its own; a /31 would leave no client a place)."""
+    text = _require_str(value, "an IPv4 prefix (203.0.113.128/26)")
+    if "/" not in text:
+        raise ValueError(f"{shown(text)} needs a prefix length, e.g. 203.0.113.128/26")
+    try:
+        pool = ipaddress.IPv4Network(text)
+    except ValueError as exc:
+        raise ValueError(f"{shown(text)} is not an IPv4 prefix ({exc})") from None
+    if not 8 <= pool.prefixlen <= MAX_POOL4_LEN:
+        raise ValueError(f"{pool}: pool4 is a /8 to /{MAX_POOL4_LEN}")
+    if pool.is_multicast or pool.is_loopback or pool.is_reserved or pool.overlaps(_THIS_NETWORK):
+        raise ValueError(f"{pool} is not unicast address space")
+    return pool
+
+
+MAX_POOL4_LEN = 30
+
 IPv6Iface = Annotated[ipaddress.IPv6Interface, BeforeValidator(_ipv6_interface)]
 IPv4Iface = Annotated[ipaddress.IPv4Interface, BeforeValidator(_ipv4_interface)]
 IPv6Prefix = Annotated[ipaddress.IPv6Network, BeforeValidator(_ipv6_network)]
+Nat64Prefix = Annotated[ipaddress.IPv6Network, BeforeValidator(nat64_prefix)]
+Nat64Pool4 = Annotated[ipaddress.IPv4Network, BeforeValidator(nat64_pool4)]
 DelegationPool = Annotated[ipaddress.IPv6Network, BeforeValidator(delegation_pool)]
 Lifetime = Annotated[int, Field(ge=1), AfterValidator(_lifetime)]

@@ -9,7 +9,7 @@ a callback `(key path, message)`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from palmnet.topology.describe import shown
@@ -94,6 +94,12 @@ def _check_interface(
             "ra: true needs a /64 in ipv6 to advertise"
             + (" (a link-local one is never advertised)" if link_local else ""),
         )
+    spec = networks.get(iface.network) if isinstance(networks, Mapping) else None
+    if iface.ipv4 and spec is not None and spec.ipv4 is False:
+        report(
+            (*ipath, "ipv4", 0),
+            f"network {iface.network} is IPv6-only (ipv4: false): no IPv4 address on it",
+        )
     for family in ("ipv6", "ipv4"):
         seen: dict[Any, int] = {}
         for index, addr in enumerate(getattr(iface, family)):
@@ -153,6 +159,10 @@ def check_node(merged: Any, path: Path_, report: Report) -> None:
                     (*rpath, "interfaces", name),
                     f"no interface {shown(name)} on this node (interfaces: {known})",
                 )
+    if merged.nat64 is not None and merged.kind not in ("router", "openwrt"):
+        report((*path, "nat64"), f"nat64: is for kind router or openwrt, not {merged.kind}")
+    if merged.clat and merged.kind != "host":
+        report((*path, "clat"), f"clat: is for kind host, not {merged.kind} (a router is a PLAT)")
     if merged.kind == "isp" and merged.delegate is None:
         report(path, "an isp needs `delegate: {pool: PREFIX, length: N}`")
     if merged.delegate is not None and merged.kind != "isp":

@@ -39,8 +39,10 @@ from palmnet.topology.model import (
     SupportedKind,
 )
 from palmnet.topology.overlay import Layer, Overlaid, overlay, profile_names
+from palmnet.topology.ports import check_bridge_ports
 from palmnet.topology.problems import Problem, TopologyError
 from palmnet.topology.validation import validate
+from palmnet.topology.xlat import check_clat
 from palmnet.topology.yaml_source import Path_, Source, format_path, parse_yaml
 
 _LAB_NAME_RULE = "1-12 characters: a lowercase letter, then lowercase letters, digits or '-'"
@@ -226,6 +228,8 @@ class _Loader:
             for name in names:
                 nodes[name] = template.model_copy(update={"name": name})
         check_statics(entries, self.source.line, self.problem)
+        check_clat(nodes, self.problem)
+        check_bridge_ports(entries, self.problem)
         return nodes
 
     def fits(self, path: Path_, count: int | None, made: int) -> bool:
@@ -267,6 +271,8 @@ class _Loader:
             routes=tuple(merged.routes),
             routing=merged.routing,
             delegate=merged.delegate,
+            nat64=merged.nat64,
+            clat=merged.clat,
             image=merged.image,
             member=merged.member,
             security_nesting=merged.security_nesting,

@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from palmnet.topology.addresses import DelegationPool, IPv4Iface, IPv6Iface, Lifetime
+from palmnet.topology.addresses import (
+    DelegationPool,
+    IPv4Iface,
+    IPv6Iface,
+    Lifetime,
+    Nat64Pool4,
+    Nat64Prefix,
+)
 from palmnet.topology.yaml_source import Path_, Source, format_path
 
 # Names are checked with `fullmatch`, never `match` with `$`: `$` also matches
@@ -129,7 +136,29 @@ class DelegateSpec(Strict):
 
 
 class NetworkSpec(Strict):
-    """A lab network: one layer-2 segment (a bridge of the backend's). No keys yet."""
+    """A lab network: one layer-2 segment (a bridge of the backend's).
+
+    `ipv4: false` makes it IPv6-only: no IPv4 address on any interface of it, so no
+    DHCPv4 either (its hosts reach IPv4 through NAT64, or a CLAT)."""
+
+    ipv4: bool = True
+
+
+class Nat64Spec(Strict):
+    """A stateful NAT64 (PLAT) in a router: IPv6 clients reach IPv4 through `prefix`
+    (RFC 6052), their traffic leaving from addresses of `pool4`."""
+
+    prefix: Nat64Prefix
+    pool4: Nat64Pool4
+
+    @model_validator(mode="after")
+    def _well_known_needs_global(self) -> Nat64Spec:
+        from palmnet.addressing.nat64 import well_known_problem
+
+        why = well_known_problem(self.prefix, self.pool4)
+        if why:
+            raise ValueError(why)
+        return self
 
 
 class ProfileSpec(Strict):
@@ -143,6 +172,8 @@ class ProfileSpec(Strict):
     routes: list[RouteSpec] | None = None
     routing: RoutingSpec | None = None
     delegate: DelegateSpec | None = None  # isp: the PD pool
+    nat64: Nat64Spec | None = None  # router, openwrt: a PLAT (TAYGA) and DNS64 (unbound)
+    clat: bool | None = None  # host: a CLAT (464XLAT) for IPv4-only applications
     image: str | None = None  # backend lxd: the image alias the node's container starts from
     member: str | None = None  # backend lxd on a cluster: the member the node runs on
     security_nesting: bool | None = Field(default=None, alias="security.nesting")
@@ -186,6 +217,8 @@ class Node(Strict):
     routes: tuple[RouteSpec, ...] = ()
     routing: RoutingSpec | None = None
     delegate: DelegateSpec | None = None
+    nat64: Nat64Spec | None = None
+    clat: bool = False
     image: str | None = None
     member: str | None = None
     security_nesting: bool = False

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from palmnet.topology.model import (
     DelegateSpec,
     InterfaceSpec,
+    Nat64Spec,
     NodeKind,
     NodeSpec,
     ProfileSpec,
@@ -36,6 +37,8 @@ class Overlaid:
     routes: list[RouteSpec] = field(default_factory=list)
     routing: RoutingSpec | None = None
     delegate: DelegateSpec | None = None
+    nat64: Nat64Spec | None = None
+    clat: bool = False
     image: str | None = None
     member: str | None = None
     security_nesting: bool = False
@@ -52,6 +55,8 @@ _SCALAR_KEYS = (
     "routes",
     "routing",
     "delegate",
+    "nat64",
+    "clat",
     "image",
     "member",
     "security_nesting",

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from palmnet.topology.describe import describe, shown
-from palmnet.topology.model import SUPPORTED_KINDS, InterfaceSpec
+from palmnet.topology.model import SUPPORTED_KINDS, InterfaceSpec, Nat64Spec
 from palmnet.topology.problems import Problem
 from palmnet.topology.yaml_source import Path_, Source, format_path
 
@@ -119,9 +119,11 @@ def _without_branches(errors: list[Any], data: Any) -> list[Any]:
 
 
 def _model_at(model: type[BaseModel], parent: tuple[Any, ...]) -> type[BaseModel]:
-    # Interfaces are the only nested model below a profile or node entry.
+    # Nested models below a profile or node entry: interfaces, nat64.
     if len(parent) >= 2 and parent[-2] == "interfaces":
         return InterfaceSpec
+    if parent[-1:] == ("nat64",):
+        return Nat64Spec
     return model
 
 

@@ -6,12 +6,10 @@ import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process_pids
 from palmnet.backends.live import observe_netns
-from palmnet.backends.netns.build import apply_plan
-from palmnet.backends.netns.daemons import NetnsSpawner, adapters, refresh_daemons
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import (
     IMPAIR_TABLE,
@@ -19,17 +17,18 @@ from palmnet.backends.netns.names import (
     outer_names,
     switch_netns,
 )
-from palmnet.backends.netns.teardown import destroy_lab, lab_netns_names, remove_node
 from palmnet.errors import LabError
 from palmnet.kernel import namespaces, nsfs
-from palmnet.kernel.linkwait import subscribe_links, wait_links_gone
 from palmnet.kernel.mountns import enter_node, mount_state_tmpfs
 from palmnet.plan.model import Plan
-from palmnet.services import runner
-from palmnet.services.base import Service
-from palmnet.services.registry import service_named
 from palmnet.state.journal import Journal
 from palmnet.state.paths import lab_dir, node_dir
+
+if TYPE_CHECKING:
+    from palmnet.services.base import Service
+
+# Building, daemons and teardown are imported by the methods that use them: `exec`
+# and `ls` only enter or read namespaces and should not pay for the rest.
 
 
 class NetnsNode(NodeHandle):
@@ -83,9 +82,13 @@ class NetnsNode(NodeHandle):
         return Path(text)
 
     def write(self, files: dict[Path, str]) -> None:
+        from palmnet.backends.netns.daemons import NetnsSpawner
+
         NetnsSpawner(self.plan.lab, self.name).write(files)
 
     def service(self, name: str) -> Service:
+        from palmnet.services.registry import service_named
+
         cls = service_named(name)
         if not cls.wanted(self.node):
             raise LabError(f"node {self.name} runs no {name}")
@@ -95,18 +98,31 @@ class NetnsNode(NodeHandle):
 class NetnsBackend(Backend):
     name = "netns"
 
+    def check_capacity(self, plan: Plan) -> None:
+        from palmnet.backends.netns import capacity
+        from palmnet.services.registry import services_for
+
+        capacity.check(plan, sum(len(services_for(n)) for n in plan.nodes))
+
     def prepare(self, lab: str) -> None:
         mount_state_tmpfs(lab_dir(lab))
         mount_state_tmpfs(ns_dir(lab))
 
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
+        from palmnet.backends.netns.build import apply_plan
+
         chosen = plan.nodes if nodes is None else tuple(plan.node(n) for n in nodes)
         apply_plan(plan, journal, chosen)
 
     def refresh(self, plan: Plan, journal: Journal) -> None:
+        from palmnet.backends.netns.daemons import refresh_daemons
+
         refresh_daemons(plan, journal)
 
     def remove_nodes(self, plan: Plan, journal: Journal, nodes: Sequence[str]) -> None:
+        from palmnet.backends.netns.teardown import remove_node
+        from palmnet.kernel.linkwait import subscribe_links, wait_links_gone
+
         switch = nsfs.netns_path(switch_netns(plan.lab))
         sock = subscribe_links(switch) if os.path.exists(switch) else None
         try:
@@ -121,6 +137,9 @@ class NetnsBackend(Backend):
                 sock.close()
 
     def start_service(self, plan: Plan, journal: Journal, node: str, name: str) -> int:
+        from palmnet.backends.netns.daemons import NetnsSpawner, adapters
+        from palmnet.services import runner
+
         n = plan.node(node)
         if not namespaces.netns_exists(node_netns(plan.lab, node)):
             raise LabError(f"node {node} is not running")
@@ -144,9 +163,13 @@ class NetnsBackend(Backend):
         return out
 
     def destroy(self, lab: str, journal: Journal | None) -> None:
+        from palmnet.backends.netns.teardown import destroy_lab
+
         destroy_lab(lab, journal)
 
     def leftovers(self, lab: str) -> list[str]:
+        from palmnet.backends.netns.teardown import lab_netns_names
+
         found = [f"namespace {n}" for n in lab_netns_names(lab)]
         if lab_dir(lab).exists():
             found.append(f"state dir {lab_dir(lab)}")

@@ -37,9 +37,11 @@ from pathlib import Path
 
 from palmnet.addressing.eui64 import link_local
 from palmnet.backends.netns import daemons
+from palmnet.backends.netns.capacity import fds_needed
 from palmnet.backends.netns.etc import seed_etc
 from palmnet.backends.netns.layout import etc_upper, etc_work, mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import node_netns, outer_names, switch_netns
+from palmnet.diagnostics import progress
 from palmnet.diagnostics.crash import checkpoint
 from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.kernel import namespaces, nsfs, sysctl
@@ -61,7 +63,6 @@ SWITCH_SYSCTLS: dict[str, int] = {
     **sysctls.BRIDGE_NF,
 }
 MCAST_HASH_MAX = 1 << 16  # multicast groups a lab bridge may learn (kernel default 4096)
-FDS_PER_NODE = 3  # request socket, event socket, namespace fd while links are made
 
 
 class Builder:
@@ -167,7 +168,11 @@ class Builder:
 
         def setup() -> None:
             sysctl.apply_new_netns(values)
-            self.rt[node.name] = Rtnl.open(None)
+            rt = self.rt[node.name] = Rtnl.open(None)
+            # Loopback up here, in the thread making namespaces, overlapped with
+            # the veths the main thread makes: `bring_up` is then one link per
+            # interface on the path every host waits on.
+            rt.set_up(index=1)
             self.events[node.name] = open_socket()
             self.ns_fd[node.name] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
@@ -202,11 +207,12 @@ class Builder:
         def make() -> None:
             home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             try:
-                for node in nodes:
+                for done, node in enumerate(nodes, 1):
                     if stop.is_set():
                         break
                     self._make_netns(node, home)
                     ready.put(node)
+                    progress.step("namespaces", done, len(nodes))
             except BaseException as exc:
                 failed.append(exc)
             finally:
@@ -216,6 +222,7 @@ class Builder:
         maker = threading.Thread(target=make, name="palmnet-netns", daemon=True)
         maker.start()
         finished = False
+        linked = 0
         try:
             with sw.pipeline():
                 while True:
@@ -228,6 +235,8 @@ class Builder:
                         finished = True
                         break
                     self._veths(sw, node)
+                    linked += 1
+                    progress.step("links", linked, len(nodes))
         finally:
             if not finished:
                 stop.set()
@@ -387,10 +396,10 @@ class Builder:
             self.watch.dump([n.name for n in nodes])
 
     def bring_up(self, nodes: Sequence[NodePlan]) -> None:
-        for node in nodes:
+        for done, node in enumerate(nodes, 1):
+            progress.step("interfaces up", done, len(nodes))
             rt = self.rt[node.name]
             with rt.pipeline():
-                rt.set_up(index=1)
                 for iface in sorted(node.interfaces, key=lambda i: i.kind != "bridge"):
                     rt.set_up(iface.name)
 
@@ -454,7 +463,7 @@ def mld_general_query(mac: str) -> bytes:
 def _ensure_fd_limit(nodes: int) -> None:
     """Each node holds a few fds while it comes up: raise the soft limit if short."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = 256 + FDS_PER_NODE * nodes
+    need = fds_needed(nodes)
     if soft != resource.RLIM_INFINITY and soft < need:
         new = need if hard == resource.RLIM_INFINITY else min(need, hard)
         with contextlib.suppress(ValueError, OSError):

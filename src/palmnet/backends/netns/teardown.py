@@ -64,12 +64,16 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
     names = {n for n in names if n == switch_netns(lab) or n.startswith(node_netns(lab, ""))}
     stop_node_processes(journal, sorted(names), None)
     nsd = ns_dir(lab)
+    # One lazy unmount of the lab's private tmpfs detaches every node's mount and
+    # UTS namespace file below it at once: one RCU grace period instead of one per
+    # file (2,000 files: 0.46 s one by one). Files left mounted without that tmpfs
+    # (a crash before it was made) go one by one.
+    release_state_tmpfs(nsd)
     if nsd.is_dir():
         for f in sorted(nsd.iterdir()):
             with contextlib.suppress(OSError):
                 nsfs.umount(str(f))
     namespaces.delete_many(sorted(names - {switch_netns(lab)}))
     namespaces.delete_netns(switch_netns(lab))
-    release_state_tmpfs(nsd)
     release_state_tmpfs(lab_dir(lab))
     shutil.rmtree(lab_dir(lab), ignore_errors=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from palmnet.errors import InputError, LabError, PalmnetError
 from palmnet.lab import LabAPI, LabSession
-from palmnet.toolbox.audit import addressing, bounce, flood, icmp, routing, scan
+from palmnet.toolbox.audit import addressing, bounce, flood, icmp, routing, scan, xlat
 from palmnet.toolbox.audit.context import AuditContext, AuditOptions, pick_stimulus, running
 from palmnet.toolbox.audit.model import CheckResult, Outcome, Scorecard
 
@@ -61,6 +61,19 @@ CHECKS: tuple[Check, ...] = (
         icmp.icmpv6_essentials,
         0,
         True,
+    ),
+    Check(
+        "nat64_prefix",
+        "the NAT64 prefix is discovered (RFC 7050, ipv4only.arpa)",
+        xlat.nat64_prefix,
+    ),
+    Check(
+        "dns64_synthesis", "an IPv4-only name gets a synthesised AAAA (DNS64)", xlat.dns64_synthesis
+    ),
+    Check(
+        "clat_ipv4_literal",
+        "an IPv4 literal is reachable through the CLAT (464XLAT)",
+        xlat.clat_ipv4_literal,
     ),
 )
 

@@ -1,0 +1,94 @@
+"""What the lab verbs do (plan, up, down, ls, exec), without Typer.
+
+Both doors call these: the Typer commands of cli/lab.py and the quick lane of
+cli/quick.py, so a verb behaves the same whichever parsed its command line. No
+Typer import here: the quick lane exists to avoid it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def emit_json(data: object) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def plan(topology: Path, fmt: str) -> None:
+    from palmnet.lab import plan_file
+
+    p = plan_file(topology)
+    if fmt == "json":
+        emit_json(p.to_json())
+        return
+    from palmnet.cli.tables import plan_table, print_table
+
+    print_table(plan_table(p))
+    for note in p.notes:
+        say(note)
+
+
+def up(topology: Path, raise_neigh_limit: bool, backend: str | None, fmt: str) -> None:
+    from palmnet.cli.progress_bar import shown_on_terminal
+    from palmnet.lab import LabAPI
+
+    api = LabAPI(report=say)
+    with shown_on_terminal():
+        result = api.up(topology, raise_neigh_limit=raise_neigh_limit, backend_name=backend)
+    if result.action in ("unchanged", "reconciled"):
+        say(f"lab {result.plan.lab}: {result.detail}")
+    show(api, result.plan.lab, fmt)
+
+
+def show(api: object, lab: str, fmt: str) -> None:
+    """The `ls` output of a lab (after `up`, `launch`, or for `ls` itself)."""
+    from palmnet.lab import LabAPI
+
+    assert isinstance(api, LabAPI)
+    _, nodes = api.ls(lab)
+    if fmt == "json":
+        from palmnet.cli.tables import live_json
+
+        emit_json(live_json(nodes))
+    else:
+        from palmnet.cli.tables import ls_table, print_table
+
+        print_table(ls_table(nodes))
+
+
+def down(lab: str | None) -> None:
+    from palmnet.lab import LabAPI
+
+    name = LabAPI(report=say).down(lab)
+    say(f"lab {name} removed")
+
+
+def ls(lab: str | None, fmt: str, prefixes: bool = False) -> None:
+    from palmnet.lab import LabAPI, resolve_lab
+
+    if not prefixes:
+        show(LabAPI(), resolve_lab(lab), fmt)
+        return
+    from palmnet.cli.isp import prefix_rows
+    from palmnet.cli.tables import print_table, rows_table
+
+    rows = prefix_rows(resolve_lab(lab))
+    if fmt == "json":
+        emit_json(rows)
+    else:
+        print_table(rows_table(rows))
+
+
+def exec_(lab: str | None, node: str, command: list[str]) -> None:
+    from palmnet.lab import LabAPI
+
+    argv = list(command)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    LabAPI().exec(lab, node, argv or ["sh"])

@@ -1,0 +1,91 @@
+"""Large labs and fast commands on real labs (issue 15).
+
+- The quick lane (cli/quick.py) and the Typer app give the same output for the
+  same lab: `ls` (table and JSON), `exec` exit codes, `down`.
+- A lab the machine cannot hold is refused before anything is made, naming the
+  limit: here the open-file limit, lowered for one `up` with prlimit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.labs import PALMNET, lab_traces, run, run_json, write_lab
+
+LAB = """\
+name: {name}
+networks:
+  lan: {{}}
+nodes:
+  r:
+    kind: router
+    interfaces:
+      eth0: {{network: lan, ipv6: ["2001:db8:5ca1::1/64"], ra: true}}
+  h:
+    count: {count}
+    interfaces:
+      eth0: {{network: lan}}
+"""
+
+
+def typer_door(*args: str) -> subprocess.CompletedProcess[str]:
+    """The same command through the Typer app (the quick lane skipped)."""
+    code = (
+        "import sys\nfrom palmnet.cli.app import build_app\n"
+        f"build_app()(args={list(args)!r}, prog_name='palmnet')"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def lab(tmp_path: Path):
+    name = f"sc{os.getpid() % 100000}"
+    path = write_lab(tmp_path / "lab.yaml", LAB.format(name=name, count=3))
+    yield name, path
+    run("down", name, check=False)
+    assert lab_traces(name) == []
+
+
+def test_both_doors_answer_alike(lab) -> None:
+    name, path = lab
+    live = run_json("up", str(path))
+    assert len(live) == 4
+    for args in (["ls", name], ["ls", "--lab", name, "-f", "json"]):
+        quick = run(*args)
+        slow = typer_door(*args)
+        assert slow.returncode == 0, slow.stderr
+        assert quick.stdout == slow.stdout
+    for code in ("0", "3"):
+        argv = ["exec", "--lab", name, "h2", "--", "sh", "-c", f"exit {code}"]
+        assert run(*argv, check=False).returncode == int(code)
+        assert typer_door(*argv).returncode == int(code)
+    missing = run("exec", "--lab", name, "h9", "--", "true", check=False)
+    assert missing.returncode == 2
+    assert missing.stderr == typer_door("exec", "--lab", name, "h9", "--", "true").stderr
+    assert "h9" in missing.stderr
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is missing")
+def test_up_refuses_a_lab_past_the_open_file_limit(tmp_path: Path) -> None:
+    name = f"sf{os.getpid() % 100000}"
+    path = write_lab(tmp_path / "big.yaml", LAB.format(name=name, count=400))
+    proc = subprocess.run(
+        ["prlimit", "--nofile=1024:1024", "--", *PALMNET, "up", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    try:
+        assert proc.returncode == 2, proc.stderr
+        assert "RLIMIT_NOFILE" in proc.stderr and "1,024" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert lab_traces(name) == []
+        assert not Path(f"/run/palmnet/{name}").exists()
+    finally:
+        run("down", name, check=False)
