@@ -111,3 +111,15 @@ def test_tunnel_keys_fit_the_kernel_name_limit_and_differ_per_network() -> None:
     assert keys["tunnel.v.group"].startswith("239.")
     assert 0 < int(keys["tunnel.v.id"]) < 2**24
     assert networks.vxlan_id("pl", "lan") != networks.vxlan_id("pl", "wan")
+
+
+def test_a_running_lab_is_not_moved_to_other_members_by_reconcile(tmp_path: Path) -> None:
+    from palmnet.plan.diff import diff_plans
+
+    before = _plan(tmp_path)
+    after = _plan(tmp_path, "placement: pack")
+    assert diff_plans(before, after).refused == [
+        "  placement: spread, link MTU 1500 -> pack, link MTU 1450"
+    ]
+    pinned = _plan(tmp_path, "placement: pack", "member: m2")
+    assert any(line.startswith("  node r:") for line in diff_plans(after, pinned).refused)
