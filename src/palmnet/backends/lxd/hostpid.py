@@ -9,6 +9,10 @@ host's pid is found by the container's cgroup, which LXC names
 `lxc.payload.INSTANCE` at every level of nesting, and by NSpid: the process
 whose next-to-last NSpid is the reported pid and whose last is 1 (the init).
 
+One pass over /proc indexes every nested container init (a few reads per
+process, the cgroup file only for inits), kept until a lookup misses: `ls` of a
+100-node lab is one pass, not a hundred.
+
 A member on another machine has no such process here: `host_init` returns 0 and
 the caller says that palmnet must run on the machine that holds the node.
 """
@@ -16,6 +20,8 @@ the caller says that palmnet must run on the machine that holds the node.
 from __future__ import annotations
 
 import os
+
+_index: dict[tuple[str, int], int] = {}  # (instance, pid its LXD reports) -> host pid
 
 
 def _nspid(pid: str) -> list[int]:
@@ -26,10 +32,38 @@ def _nspid(pid: str) -> list[int]:
     return []
 
 
-def _in_payload(pid: str, instance: str) -> bool:
-    mark = f"lxc.payload.{instance}"
+def _payloads(pid: str) -> set[str]:
+    """The instance a process runs in, from its cgroup paths: the innermost
+    `lxc.payload.NAME` (a nested one sits under its member's)."""
+    out = set()
     with open(f"/proc/{pid}/cgroup") as f:
-        return any(mark in line.rstrip("\n").split(":", 2)[-1].split("/") for line in f)
+        for line in f:
+            parts = line.rstrip("\n").split(":", 2)[-1].split("/")
+            names = [p.removeprefix("lxc.payload.") for p in parts if p.startswith("lxc.payload.")]
+            if names:
+                out.add(names[-1])
+    return out
+
+
+def _rebuild() -> None:
+    _index.clear()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            ns = _nspid(entry.name)
+            if len(ns) >= 3 and ns[-1] == 1:
+                for name in _payloads(entry.name):
+                    _index[(name, ns[-2])] = int(entry.name)
+        except (OSError, ValueError):
+            continue
+
+
+def _still(pid: int, instance: str, reported: int) -> bool:
+    try:
+        return _nspid(str(pid))[-2:] == [reported, 1] and instance in _payloads(str(pid))
+    except (OSError, ValueError):
+        return False
 
 
 def host_init(instance: str, reported: int) -> int:
@@ -38,17 +72,12 @@ def host_init(instance: str, reported: int) -> int:
     if not reported:
         return 0
     try:
-        if _in_payload(str(reported), instance) and _nspid(str(reported))[-1:] == [1]:
+        if instance in _payloads(str(reported)) and _nspid(str(reported))[-1:] == [1]:
             return reported  # an LXD in the host's pid namespace
     except (OSError, ValueError):
         pass
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            ns = _nspid(entry.name)
-            if ns[-2:] == [reported, 1] and len(ns) >= 3 and _in_payload(entry.name, instance):
-                return int(entry.name)
-        except (OSError, ValueError):
-            continue
-    return 0
+    key = (instance, reported)
+    if key in _index and _still(_index[key], instance, reported):
+        return _index[key]
+    _rebuild()
+    return _index.get(key, 0)
