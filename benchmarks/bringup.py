@@ -2,7 +2,7 @@
 """Bring-up of N plain hosts on one bridge: palmnet against Mininet, side by side.
 
     sudo .venv/bin/python benchmarks/bringup.py [--sizes 10,100,500] [--repeat K]
-                                                [--backend netns]
+                                                [--backend netns] [--rootless]
 
 For each N, a lab `benchN` (written to a temp dir): one router `r` advertising
 2001:db8:b::/64 (radvd, `ra: true`) and hosts h1..hN, all on one bridge.
@@ -50,6 +50,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import rootless_column
 from palmnet.lab.host import ENTRIES_PER_INTERFACE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -680,6 +681,12 @@ def main() -> int:
     )
     ap.add_argument("--no-mininet", action="store_true", help="palmnet only")
     ap.add_argument(
+        "--rootless",
+        action="store_true",
+        help="also as a plain user made for the run, in its own user namespace "
+        "(benchmarks/rootless_column.py)",
+    )
+    ap.add_argument(
         "--palmnet-src",
         type=Path,
         help="run `python -m palmnet` from this src dir (another tree), not .venv/bin/palmnet",
@@ -729,7 +736,14 @@ def main() -> int:
     if args.before is not None:
         trees.append(("before", args.before.resolve()))
     results: dict[tuple[int, str], list[tuple[PalmnetRun, MininetRun]]] = {}
-    with tempfile.TemporaryDirectory(prefix="palmnet-bench-") as tmp:
+    rootless: dict[int, list[rootless_column.RootlessRun]] = {}
+    with (
+        contextlib.ExitStack() as stack,
+        tempfile.TemporaryDirectory(prefix="palmnet-bench-") as tmp,
+    ):
+        user = (
+            stack.enter_context(rootless_column.bench_user(PALMNET_SRC)) if args.rootless else None
+        )
         for n in sizes:
             if n > PER_BRIDGE:
                 print(
@@ -753,7 +767,15 @@ def main() -> int:
                     results.setdefault((n, tree), []).append((pr, mr))
                     print(f"\n--- tree: {tree} ({src or PALMNET}) ---")
                     print_size(pr, mr, k, args.repeat)
+                if user is not None:
+                    pr = results[(n, "after")][-1][0]
+                    need = pr.neigh.get("need") if pr.raised else None
+                    rl = rootless_column.run_rootless(user, n, topology(n), need)
+                    rootless.setdefault(n, []).append(rl)
     print_table(results, args.repeat)
+    if rootless:
+        root_up = {n: [p.up_s for p, _ in results[(n, "after")]] for n in rootless}
+        rootless_column.print_column(root_up, rootless)
     return 0
 
 

@@ -12,9 +12,11 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   iproute2 nftables radvd rdnssd ndisc6 dnsmasq-base kea-dhcp6-server
   dhcpcd-base bird2 bind9-dnsutils bind9-utils curl util-linux procps iputils-ping
-  tayga unbound
+  tayga unbound uidmap
   python3 python3-venv python3-pip
 )
+# uidmap: newuidmap/newgidmap give a rootless lab's user namespace the user's subordinate
+# ids (/etc/subuid), so daemons that switch user (rdnssd, dhcpcd) work there.
 # Units the packages above would start on the host.
 HOST_UNITS=(radvd rdnssd kea-dhcp6-server kea-dhcp4-server kea-ctrl-agent kea-dhcp-ddns-server bird dhcpcd dnsmasq
   tayga unbound unbound-resolvconf iperf3)

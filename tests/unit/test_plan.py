@@ -17,7 +17,7 @@ from palmnet.plan.build import plan_lab
 from palmnet.topology.loader import load_lab, load_lab_text
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ["farm", "palm", "cascade", "ipv6only"]
+EXAMPLES = ["farm", "palm", "cascade", "ipv6only", "lan"]
 GOLDEN = ROOT / "tests" / "golden" / "plan"
 
 

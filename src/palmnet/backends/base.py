@@ -213,6 +213,15 @@ class Backend(ABC):
         """Make the lab's state dir ready before its journal is opened."""
         lab_dir(lab).mkdir(parents=True, exist_ok=True)
 
+    def preflight(self, plan: Plan) -> list[tuple[tuple[str, ...], str]]:
+        """What of the machine the plan needs and does not find, as (key path in the
+        lab file, message), checked by `up` before anything is made. By default a
+        backend joins no external network (issue 16)."""
+        return [
+            (("networks", n.name, "external"), f"the {self.name} backend has no external networks")
+            for n in plan.external
+        ]
+
     @abstractmethod
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
         """Create the plan's objects (all nodes, or only `nodes`) and wait until ready."""

@@ -74,11 +74,19 @@ def zone(
     fmt: ZoneFormat = typer.Option(
         ZoneFormat.zone, "--format", "-f", help="zone (BIND zone files) or json (the records)."
     ),
+    external: bool = typer.Option(
+        False,
+        "--external",
+        help="Only the nodes on external networks, as lines for your own LAN's zone.",
+    ),
 ) -> None:
     """BIND zone files of a lab: forward AAAA/A, ip6.arpa and in-addr.arpa PTR."""
     from palmnet.plan.dns import lab_records, rdtype, render_zones
 
     plan = _plan(lab_arg, lab, topology)
+    if external:
+        _external(plan, fmt, running=topology is None)
+        return
     if fmt is ZoneFormat.json:
         if out is not None:
             raise InputError("--out writes zone files; --format json prints the records")
@@ -97,6 +105,31 @@ def zone(
         "\n".join(f"; zone {name}\n{text}" for name, text in zones.items()),
         nl=False,
     )
+
+
+def _external(plan: Plan, fmt: ZoneFormat, running: bool) -> None:
+    """The zone chunk of the nodes on external networks (the field notes' lines for
+    the home LAN's own DNS server): names relative to that zone, one AAAA each."""
+    from palmnet.plan.dns import external_records, rdtype, render_chunk
+
+    unknown = [n.name for n in plan.external if n.external and n.external.prefix is None]
+    learnt = None
+    if unknown:
+        if not running:
+            raise InputError(
+                f"the prefix of {', '.join(unknown)} is learnt at up: bring the lab up, "
+                "or give the LAN's prefix: in the lab file"
+            )
+        from palmnet.lab import LabAPI
+
+        _, nodes = LabAPI().ls(plan.lab)
+        learnt = {(n.name, i.name): i.ipv6 for n in nodes for i in n.interfaces}
+    records = external_records(plan, learnt)
+    if fmt is ZoneFormat.json:
+        rows = [{"name": n, "type": rdtype(a), "address": str(a)} for n, a in records]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(render_chunk(records), nl=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -45,8 +45,9 @@ def forward(
     if lab is not None and node is None:
         raise InputError("--lab needs --node: forward from which node?")
     parsed = parse_target(target, remote_port)
-    netns = node_netns(lab, node) if node is not None else None
-    forwarder = Forwarder(parsed, local_port, listen=listen, netns=netns, node=node)
+    forwarder = Forwarder(parsed, local_port, listen=listen, node=node)
+    forwarder.bind()  # here, before a rootless lab's namespaces are entered
+    forwarder.netns = node_netns(lab, node) if node is not None else None
     stats = run_forwarder(forwarder, on_ready=typer.echo)
     typer.echo(
         f"stopped: {stats.accepted} connections, {stats.failed} failed, "

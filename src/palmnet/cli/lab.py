@@ -16,10 +16,13 @@ def _say(msg: str) -> None:
 
 def plan(
     topology: Path = typer.Argument(..., help="The lab file (YAML)."),
+    rootless: bool = typer.Option(
+        False, "--rootless", help="Also refuse what a lab without root cannot have."
+    ),
     fmt: Format = FORMAT,
 ) -> None:
     """Print every node's addresses, computed offline (no root)."""
-    lab_verbs.plan(topology, fmt.value)
+    lab_verbs.plan(topology, fmt.value, rootless)
 
 
 def up(
@@ -32,10 +35,16 @@ def up(
     backend: str | None = typer.Option(
         None, "--backend", help="netns (default) or lxd; overrides the topology's `backend:`."
     ),
+    rootless: bool = typer.Option(
+        False,
+        "--rootless",
+        help="Build the lab in a user namespace of its own (the default for a user "
+        "who is not root).",
+    ),
     fmt: Format = FORMAT,
 ) -> None:
     """Build and start a lab; on a running lab, reconcile it to the file."""
-    lab_verbs.up(topology, raise_neigh_limit, backend, fmt.value)
+    lab_verbs.up(topology, raise_neigh_limit, backend, fmt.value, rootless)
 
 
 def down(

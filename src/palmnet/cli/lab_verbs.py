@@ -20,10 +20,10 @@ def emit_json(data: object) -> None:
     print(json.dumps(data, indent=2))
 
 
-def plan(topology: Path, fmt: str) -> None:
+def plan(topology: Path, fmt: str, rootless: bool = False) -> None:
     from palmnet.lab import plan_file
 
-    p = plan_file(topology)
+    p = plan_file(topology, rootless_lab=rootless)
     if fmt == "json":
         emit_json(p.to_json())
         return
@@ -34,13 +34,24 @@ def plan(topology: Path, fmt: str) -> None:
         say(note)
 
 
-def up(topology: Path, raise_neigh_limit: bool, backend: str | None, fmt: str) -> None:
+def up(
+    topology: Path,
+    raise_neigh_limit: bool,
+    backend: str | None,
+    fmt: str,
+    rootless: bool = False,
+) -> None:
     from palmnet.cli.progress_bar import shown_on_terminal
     from palmnet.lab import LabAPI
 
     api = LabAPI(report=say)
     with shown_on_terminal():
-        result = api.up(topology, raise_neigh_limit=raise_neigh_limit, backend_name=backend)
+        result = api.up(
+            topology,
+            raise_neigh_limit=raise_neigh_limit,
+            backend_name=backend,
+            rootless_lab=rootless,
+        )
     if result.action in ("unchanged", "reconciled"):
         say(f"lab {result.plan.lab}: {result.detail}")
     show(api, result.plan.lab, fmt)

@@ -40,9 +40,9 @@ def _control(lab: str | None):  # type: ignore[no-untyped-def]
     from palmnet.lab import LabAPI
     from palmnet.links.control import LinkControl
 
-    if os.geteuid() != 0:
-        raise LabError("palmnet link needs root (network namespaces): run it with sudo")
     with LabAPI().session(lab) as s:
+        if os.geteuid() != 0:  # root of the machine, or of a rootless lab once entered
+            raise LabError("palmnet link needs root (network namespaces): run it with sudo")
         return LinkControl(s.plan, s.switch())
 
 

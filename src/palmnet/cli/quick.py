@@ -33,12 +33,12 @@ class Spec:
 LAB = {"--lab": "lab", "-l": "lab"}
 FORMAT = {"--format": "fmt", "-f": "fmt"}
 SPECS = {
-    "plan": Spec(("topology",), 1, {**FORMAT}),
+    "plan": Spec(("topology",), 1, {**FORMAT}, {"--rootless": "rootless"}),
     "up": Spec(
         ("topology",),
         1,
         {**FORMAT, "--backend": "backend"},
-        {"--raise-neigh-limit": "raise_neigh_limit"},
+        {"--raise-neigh-limit": "raise_neigh_limit", "--rootless": "rootless"},
     ),
     "down": Spec(("lab_arg",), 0, {**LAB}),
     "ls": Spec(("lab_arg",), 0, {**LAB, **FORMAT}, {"--prefixes": "prefixes"}),
@@ -142,7 +142,7 @@ def _dispatch(call: Call) -> None:
 
         print(f"palmnet {__version__}")
     elif call.verb == "plan":
-        lab_verbs.plan(Path(str(a["topology"])), str(a["fmt"]))
+        lab_verbs.plan(Path(str(a["topology"])), str(a["fmt"]), bool(a["rootless"]))
     elif call.verb == "up":
         backend = a["backend"]
         lab_verbs.up(
@@ -150,6 +150,7 @@ def _dispatch(call: Call) -> None:
             bool(a["raise_neigh_limit"]),
             None if backend is None else str(backend),
             str(a["fmt"]),
+            bool(a["rootless"]),
         )
     elif call.verb == "down":
         lab_verbs.down(_lab(a))

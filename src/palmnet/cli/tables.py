@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from palmnet.lab import LiveNode
+from palmnet.plan.external import LEARNT_AT_UP, pending_identifier
 from palmnet.plan.model import Plan
 
 if TYPE_CHECKING:
@@ -33,7 +34,13 @@ def plan_table(plan: Plan) -> Table:
     t = _table(f"plan of lab {plan.lab} ({plan.domain})")
     for node in plan.nodes:
         v4 = [(str(a), i.name) for i in node.interfaces for a in i.ipv4]
-        v6 = [(str(a), i.name) for i in node.interfaces for a in i.ipv6[1:]]
+        v6 = []
+        for i in node.interfaces:
+            v6 += [(str(a), i.name) for a in i.ipv6[1:]]
+            ext = plan.network(i.network).external
+            iid = pending_identifier(i, ext.prefix) if ext is not None else None
+            if iid is not None:
+                v6.append((iid, f"{i.name}, {LEARNT_AT_UP}"))
         t.add_row(node.name, "PLANNED", _lines(v4), _lines(v6), node.kind)
     return t
 

@@ -17,6 +17,7 @@ background job costs the parent nothing per node.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import sys
@@ -164,6 +165,46 @@ def _setup_one(job: NodeMounts, template: int, host_mnt: int, host_uts: int) -> 
         os.close(uts)
 
 
+NS_GET_MNTNS_ID = 0x8008B705  # _IOR(0xb7, 5, __u64), Linux >= 6.8
+
+
+def _mntns_id(fd: int) -> int | None:
+    buf = bytearray(8)
+    try:
+        fcntl.ioctl(fd, NS_GET_MNTNS_ID, buf)
+    except OSError:
+        return None
+    return int.from_bytes(buf, sys.byteorder)
+
+
+def _pin_to_a_newer_cpu(host_mnt: int) -> None:
+    """Run this child on a CPU where new mount namespaces get a larger id than ours.
+
+    The kernel refuses (EINVAL) to bind a mount namespace's file into a mount
+    namespace whose id is not smaller (mnt_ns_loop: a loop could keep both alive).
+    Since 6.18 the ids come from per-CPU batches of a global counter (gen_cookie),
+    so they grow on each CPU but not across CPUs: measured as a plain user, about
+    half of 40 node namespaces made right after the lab's own (a rootless lab's
+    holder) got a smaller id than it and could not be bound. The CPU that made our
+    namespace, or one whose batch is newer, always gives larger ids; this finds one
+    with a throwaway namespace per CPU tried. The machine's own mount namespace (a
+    lab with root) is older than any: the first CPU does."""
+    ours = _mntns_id(host_mnt)
+    if ours is None:  # older kernels: a global sequence, always larger
+        return
+    for cpu in sorted(os.sched_getaffinity(0)):
+        os.sched_setaffinity(0, {cpu})
+        nsfs.unshare(nsfs.CLONE_NEWNS)
+        probe = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+        try:
+            newer = (_mntns_id(probe) or 0) > ours
+        finally:
+            nsfs.setns(host_mnt, nsfs.CLONE_NEWNS)
+            os.close(probe)
+        if newer:
+            return
+
+
 class MountJob:
     """The forked child making mount namespaces; `wait()` joins it."""
 
@@ -204,6 +245,7 @@ def create_mount_namespaces(jobs: list[NodeMounts]) -> MountJob:
             host_mnt = os.open("/proc/self/ns/mnt", os.O_RDONLY)
             host_uts = os.open("/proc/self/ns/uts", os.O_RDONLY)
             keep = [p for j in jobs for p in (j.upper, j.work, *(Path(s) for s, _ in j.binds))]
+            _pin_to_a_newer_cpu(host_mnt)
             template = _template(jobs[0].mnt_file.parent, host_mnt, keep)
             for job in jobs:
                 if job.seed is not None:

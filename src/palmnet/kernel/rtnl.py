@@ -56,6 +56,8 @@ RTM_NEWADDR = 20
 RTM_DELADDR = 21
 RTM_GETADDR = 22
 RTM_NEWROUTE = 24
+RTM_NEWNEIGHTBL = 64
+RTM_GETNEIGHTBL = 66
 RTM_SETNEIGHTBL = 67
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
@@ -64,6 +66,8 @@ RTMGRP_IPV6_IFADDR = 0x100
 # linux/if_link.h, linux/veth.h, linux/if_addr.h, linux/neighbour.h, linux/rtnetlink.h
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
+IFLA_MTU = 4
+IFLA_LINK = 5
 IFLA_MASTER = 10
 IFLA_LINKINFO = 18
 IFLA_NET_NS_FD = 28
@@ -71,6 +75,8 @@ IFLA_EXT_MASK = 29
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 VETH_INFO_PEER = 1
+IFLA_MACVLAN_MODE = 1
+MACVLAN_MODE_BRIDGE = 4
 IFLA_BR_FORWARD_DELAY = 1
 IFLA_BR_STP_STATE = 5
 IFLA_BR_MCAST_SNOOPING = 23
@@ -79,7 +85,12 @@ IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_FLAGS = 8
 NDTA_NAME = 1
+NDTA_THRESH1 = 2
+NDTA_THRESH2 = 3
+NDTA_THRESH3 = 4
+NDTA_CONFIG = 5
 NDTA_PARMS = 6
+NDTA_STATS = 7
 NDTPA_IFINDEX = 1
 NDTPA_RETRANS_TIME = 5
 RTA_DST = 1
@@ -195,6 +206,14 @@ class _Pending:
         self.error: OSError | None = None
 
 
+class NeighTable(NamedTuple):
+    thresh1: int
+    thresh2: int
+    thresh3: int
+    entries: int
+    table_fulls: int
+
+
 class LinkInfo(NamedTuple):
     index: int
     name: str
@@ -284,14 +303,17 @@ class Rtnl:
         peer_mac: str | None = None,
         master: int | None = None,
         up: bool = False,
+        mtu: int | None = None,
     ) -> None:
         """Create veth pair `name`/`peer` in one request.
 
         The peer is made straight in the namespace open on `peer_netns_fd`
         (None: this one), with `peer_mac`, and stays down; `master` (a bridge
-        index) and `up` apply to the local end.
+        index) and `up` apply to the local end; `mtu` (None: the kernel's 1500)
+        to both.
         """
-        peer_attrs = [attr_str(IFLA_IFNAME, peer)]
+        sized = [attr_u32(IFLA_MTU, mtu)] if mtu is not None else []
+        peer_attrs = [attr_str(IFLA_IFNAME, peer), *sized]
         if peer_mac is not None:
             peer_attrs.append(attr(IFLA_ADDRESS, mac_bytes(peer_mac)))
         if peer_netns_fd is not None:
@@ -303,8 +325,28 @@ class Rtnl:
             nest(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_msg)),
         )
         extra = [attr_u32(IFLA_MASTER, master)] if master is not None else []
-        body = link_body(name, 0, up, *extra, info)
+        body = link_body(name, 0, up, *extra, *sized, info)
         self._submit(RTM_NEWLINK, ADD, body, f"add veth {name} (peer {peer})")
+
+    def add_macvlan(self, name: str, parent: int, netns_fd: int, mac: str) -> None:
+        """Create macvlan `name` in bridge mode on the link with index `parent` (in
+        this namespace), made straight in the namespace open on `netns_fd` with
+        `mac`, down. Bridge mode: the macvlans of one parent reach each other."""
+        info = nest(
+            IFLA_LINKINFO,
+            attr_str(IFLA_INFO_KIND, "macvlan"),
+            nest(IFLA_INFO_DATA, attr_u32(IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE)),
+        )
+        body = link_body(
+            name,
+            0,
+            None,
+            attr_u32(IFLA_LINK, parent),
+            attr(IFLA_ADDRESS, mac_bytes(mac)),
+            attr_u32(IFLA_NET_NS_FD, netns_fd),
+            info,
+        )
+        self._submit(RTM_NEWLINK, ADD, body, f"add macvlan {name} (parent #{parent})")
 
     def set_up(self, name: str | None = None, index: int | None = None, up: bool = True) -> None:
         """Bring a link up (or down), named or by index; a name needs no lookup."""
@@ -372,6 +414,32 @@ class Rtnl:
                 if found is not None:
                     out.append(found)
         return out
+
+    def neigh_table(self, family: int = socket.AF_INET6) -> NeighTable:
+        """The kernel's neighbour table (ndisc_cache for IPv6): its limits, entries and
+        how often it was full. One table for the whole machine, readable from any
+        network namespace, also one of a user namespace, where /proc/net/stat and the
+        gc_thresh sysctls are not shown (measured: Linux 6.18)."""
+        name = "ndisc_cache" if family == socket.AF_INET6 else "arp_cache"
+        for kind, payload in self._dump(RTM_GETNEIGHTBL, NDTMSG.pack(family), "neigh tables"):
+            if kind != RTM_NEWNEIGHTBL:
+                continue
+            values: dict[int, bytes] = {}
+            for akind, start, end in iter_attrs(payload, NDTMSG.size, len(payload)):
+                values[akind] = bytes(payload[start:end])
+            if values.get(NDTA_NAME, b"").split(b"\0", 1)[0].decode() != name:
+                continue
+            thresh = [
+                struct.unpack_from("=I", values[k])[0] if k in values else 0
+                for k in (NDTA_THRESH1, NDTA_THRESH2, NDTA_THRESH3)
+            ]
+            # struct ndt_config: key_len, entry_size (u16), entries (u32), ...
+            entries = struct.unpack_from("=HHI", values[NDTA_CONFIG])[2]
+            # struct ndt_stats: 11 u64, table_fulls last (Linux >= 4.x)
+            stats = values.get(NDTA_STATS, b"")
+            fulls = struct.unpack_from("=Q", stats, 80)[0] if len(stats) >= 88 else 0
+            return NeighTable(*thresh, entries=entries, table_fulls=fulls)
+        raise OSError(f"the kernel has no {name} table")
 
     def set_neigh_retrans(self, index: int, ms: int, family: int = socket.AF_INET6) -> None:
         """The neighbour retransmit time of one link (DAD waits one of it per probe).

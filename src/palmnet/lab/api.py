@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, NoReturn
 from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch
 from palmnet.diagnostics.crash import checkpoint
 from palmnet.errors import InputError, LabError
-from palmnet.lab import host, store, supervisor
+from palmnet.kernel import userns
+from palmnet.lab import host, rootless, store, supervisor
 from palmnet.lab.backends import backend_for, backend_of
 from palmnet.plan.model import Plan
 from palmnet.plan.xlat import backend_problem
@@ -37,8 +38,12 @@ Report = Callable[[str], None]
 
 
 def require_root(verb: str) -> None:
+    """Root of the machine, or of a rootless lab's user namespace once entered."""
     if os.geteuid() != 0:
-        raise LabError(f"palmnet {verb} needs root (network namespaces): run it with sudo")
+        raise LabError(
+            f"palmnet {verb} needs root (network namespaces), or a rootless lab: "
+            "`palmnet up LAB.yaml` as a plain user builds one"
+        )
 
 
 def check_daemon_configs(plan: Plan) -> None:
@@ -62,11 +67,15 @@ def plan_model(lab: Lab) -> Plan:
     return plan
 
 
-def plan_file(path: str | Path) -> Plan:
-    """The plan of a lab file (`palmnet plan`): read once, planned once, no root."""
+def plan_file(path: str | Path, rootless_lab: bool = False) -> Plan:
+    """The plan of a lab file (`palmnet plan`): read once, planned once, no root.
+    `rootless_lab`: also refuse what a lab without root cannot have (`plan --rootless`)."""
     from palmnet.topology.loader import load_lab_text, read_lab_file
 
-    return plan_model(load_lab_text(read_lab_file(path), str(path)))
+    model = load_lab_text(read_lab_file(path), str(path))
+    if rootless_lab:
+        rootless.refuse(model, None, False)
+    return plan_model(model)
 
 
 def _replan(j: Journal, launched: dict[str, str], pools: dict[str, str]) -> Plan:
@@ -79,6 +88,22 @@ def _replan(j: Journal, launched: dict[str, str], pools: dict[str, str]) -> Plan
     lab = with_copies(load_lab_text(j.meta("topology"), j.meta("source")), launched)
     plan = plan_model(with_pools(lab, pools))
     return dataclasses.replace(plan, backend=j.meta("backend", plan.backend))
+
+
+def _preflight(model: Lab, plan: Plan, backend: Backend) -> None:
+    """What the machine lacks for the plan (an external network's host interface), as
+    bad input at the file's lines, before anything is made."""
+    from palmnet.topology.problems import Problem, TopologyError
+    from palmnet.topology.yaml_source import format_path
+
+    found = backend.preflight(plan)
+    if found:
+        lines = model.lines
+        problems = [
+            Problem(lines.line(path) if lines is not None else 0, format_path(path), message)
+            for path, message in found
+        ]
+        raise TopologyError(problems, file=plan.source)
 
 
 @dataclass(frozen=True)
@@ -146,6 +171,10 @@ class LabAPI:
             return store.resolve_lab(lab)
         having = []
         for name in store.running_labs():
+            if rootless.is_rootless(name):
+                if node in rootless.node_names(name):
+                    having.append(name)
+                continue
             with contextlib.suppress(LabError), store.journal(name) as j:
                 if store.stored_plan(j).has_node(node):
                     having.append(name)
@@ -165,8 +194,8 @@ class LabAPI:
             return s.plan, with_services(s.plan, s.journal, s.observe())
 
     def exec(self, lab: str | None, node: str, argv: list[str]) -> NoReturn:
-        require_root("exec")
         with self.session(lab) as s:
+            require_root("exec")
             handle = s.node(node)
         handle.exec(argv)
 
@@ -179,20 +208,49 @@ class LabAPI:
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
         """Run a command of the node inside it and collect its output."""
-        require_root("exec")
         with self.session(lab) as s:
+            require_root("exec")
             return s.running_node(node).run(argv, stdin, timeout)
 
     # -- up ------------------------------------------------------------------------------
     def up(
-        self, path: str | Path, raise_neigh_limit: bool = False, backend_name: str | None = None
+        self,
+        path: str | Path,
+        raise_neigh_limit: bool = False,
+        backend_name: str | None = None,
+        rootless_lab: bool = False,
     ) -> UpResult:
         from palmnet.topology.loader import load_lab_text, read_lab_file
 
         text = read_lab_file(path)
         model = load_lab_text(text, str(path))
-        planned = plan_model(model)  # every input problem, before anything is made
         source = str(Path(path).resolve())
+        if rootless.wanted(rootless_lab, model.name):
+            rootless.refuse(model, backend_name, raise_neigh_limit)
+            planned = plan_model(model)
+            rootless.refuse_daemons(planned, userns.id_map_for_me())
+            warning = host.neigh_warning(planned)  # the machine's table, seen from here
+            if warning:
+                self.report("warning: " + warning)
+            made = rootless.open_lab(model.name, [n.name for n in planned.nodes], self.report)
+            try:
+                return self._up(model, planned, text, source, raise_neigh_limit, backend_name)
+            except BaseException:
+                if made:
+                    rootless.abandon()
+                raise
+        planned = plan_model(model)  # every input problem, before anything is made
+        return self._up(model, planned, text, source, raise_neigh_limit, backend_name)
+
+    def _up(
+        self,
+        model: Lab,
+        planned: Plan,
+        text: str,
+        source: str,
+        raise_neigh_limit: bool,
+        backend_name: str | None,
+    ) -> UpResult:
         require_root("up")
         with store.locked(model.name):
             # A file that names no backend follows the running lab's (else netns).
@@ -204,6 +262,7 @@ class LabAPI:
             unsupported = backend_problem(planned, backend.name)
             if unsupported:
                 raise InputError(unsupported, file=str(model.source))
+            _preflight(model, planned, backend)
             if store.has_journal(model.name):
                 with store.journal(model.name) as j:
                     if j.meta("status") == "running":
@@ -307,7 +366,30 @@ class LabAPI:
         if supervisor.pid_of(j) is None:
             supervisor.start(plan.lab, j)
             done.append("the supervisor")
+        done += self._repair_guards(j, plan, backend)
         return f"repaired {', '.join(done)}" if done else ""
+
+    @staticmethod
+    def _repair_guards(j: Journal, plan: Plan, backend: Backend) -> list[str]:
+        """Load again the guard of a running node on an external network whose table
+        is gone (deleted inside the node): a lab stays a well-behaved guest."""
+        from palmnet.plan.guard import guard_ruleset, guard_table
+        from palmnet.services import nftables
+
+        done = []
+        stopped = set(j.meta("stopped", []))
+        for node in plan.nodes:
+            text = guard_ruleset(plan.lab, node)
+            if text is None or node.name in stopped:
+                continue
+            handle = backend.node(plan, j, node.name)
+            if not handle.running():
+                continue
+            table = ["nft", "list", "table", "netdev", guard_table(plan.lab)]
+            if handle.tool(table).returncode != 0:
+                nftables.load(node, handle.netns, text)
+                done.append(f"the guard of {node.name}")
+        return done
 
     @staticmethod
     def _store(j: Journal, plan: Plan, text: str, source: str) -> None:
@@ -337,8 +419,10 @@ class LabAPI:
 
     # -- down ----------------------------------------------------------------------------
     def down(self, lab: str | None) -> str:
+        name = lab if lab is not None else store.lab_name(None)
+        if rootless.destroy(name):
+            return name
         require_root("down")
-        name = lab if lab is not None else store.resolve_lab(None)
         with store.locked(name):
             if store.has_journal(name):
                 with store.journal(name) as j:
@@ -362,8 +446,8 @@ class LabAPI:
     @contextlib.contextmanager
     def _changing(self, verb: str, lab: str | None) -> Iterator[LabSession]:
         """A session under the lab's lock, for verbs that change the lab."""
-        require_root(verb)
         name = store.resolve_lab(lab)
+        require_root(verb)
         with store.locked(name), self.session(name) as s:
             yield s
 
@@ -437,9 +521,10 @@ class LabAPI:
         """`palmnet isp renumber` (lab/renumber.py)."""
         from palmnet.lab.renumber import renumber
 
+        name = store.resolve_lab(lab)
         require_root("isp renumber")
         return renumber(
-            store.resolve_lab(lab),
+            name,
             isp,
             prefix,
             nudge=nudge,

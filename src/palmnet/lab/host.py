@@ -25,7 +25,10 @@ def lab_need(plan: Plan) -> int:
 
 
 def neigh_warning(plan: Plan) -> str | None:
-    """A warning when the lab would bring the table within 80 % of its limit."""
+    """A warning when the lab would bring the table within 80 % of its limit (None
+    inside a rootless lab: its `up` warned before entering it)."""
+    if not neigh_limit.visible():
+        return None
     need, have, cap = lab_need(plan), neigh_limit.current_entries(), neigh_limit.limit()
     if have + need <= 0.8 * cap:
         return None

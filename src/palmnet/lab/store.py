@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from palmnet.errors import InputError, LabError
+from palmnet.lab import rootless
 from palmnet.plan.codec import plan_from_json, plan_to_json
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
@@ -23,7 +24,16 @@ from palmnet.state.paths import lab_dir, running_labs, state_root
 
 
 def resolve_lab(name: str | None) -> str:
-    """The lab a verb acts on: the one named, or the only running one."""
+    """The lab a verb acts on: the one named, or the only running one. A rootless lab
+    is entered on the way (lab/rootless.py): from here on this process sees it, its
+    journal and its namespaces as root sees a lab of its own."""
+    found = lab_name(name)
+    rootless.enter_if_rootless(found)
+    return found
+
+
+def lab_name(name: str | None) -> str:
+    """The lab named (if it runs), or the only running one, without entering it."""
     labs = running_labs()
     if name is not None:
         if name not in labs:

@@ -40,8 +40,10 @@ class Link:
 
 
 def _plugged(node: NodePlan) -> list[InterfacePlan]:
-    """The node's interfaces that are ports of a lab network (not a bridge inside it)."""
-    return list(node.veths)
+    """The node's interfaces that are ports of a lab network (not a bridge inside it,
+    nor a port on the machine's own LAN: an external network is no link of the lab's
+    switch, and palmnet never fails the user's LAN)."""
+    return [i for i in node.veths if i.external is None]
 
 
 def _networks_of(node: NodePlan) -> list[str]:

@@ -22,6 +22,14 @@ from typing import Any, TypeVar
 from palmnet.addressing.eui64 import eui64_address, link_local
 from palmnet.addressing.mac import assign_macs, mac_key, stable_mac
 from palmnet.plan import spanning
+from palmnet.plan.external import (
+    external_notes,
+    external_plan,
+    external_prefixes,
+    guarded_here,
+    is_external,
+    with_external,
+)
 from palmnet.plan.model import (
     DnsServerPlan,
     InterfacePlan,
@@ -88,7 +96,9 @@ def _draft(lab: Lab, node: Node) -> _Draft:
             ipv6=list(spec.ipv6),
             ipv4=list(spec.ipv4),
             ra=spec.ra,
-            accept_ra=node.kind == "host",
+            # On the machine's LAN every node takes its address (and a forwarding
+            # node its default route) from the LAN's router, unless it advertises.
+            accept_ra=node.kind == "host" or (is_external(lab, spec.network) and not spec.ra),
         )
         for name, spec in node.interfaces.items()
     ]
@@ -196,10 +206,16 @@ def plan_lab(lab: Lab) -> Plan:
             for d in drafts
         ],
         mac_of,
+        lambda node, iface: guarded_here(lab, lab.nodes[node], iface),
     )
-    links = _links(drafts, mac_of)
+    links = _links(drafts, mac_of, lambda d, i: guarded_here(lab, d.node, i))
+    for name, ext in external_prefixes(lab).items():  # the real LAN's router, by the file
+        links.advertised[name].append(("", ext))
     reservations, lans = _lan_services(lab, drafts, links, mac_of)
-    nodes = [_node_plan(lab, d, links, reservations, lans, pd, mac_of) for d in drafts]
+    nodes = [
+        with_external(lab, _node_plan(lab, d, links, reservations, lans, pd, mac_of))
+        for d in drafts
+    ]
     planned = plan_xlat(lab, resolve_routes(lab, nodes))
     plan = Plan(
         lab=lab.name,
@@ -208,7 +224,7 @@ def plan_lab(lab: Lab) -> Plan:
         networks=_networks(lab, nodes),
         nodes=tuple(planned),
         dad=lab.dad,
-        notes=(*notes, *xlat_notes(planned), *spanning.notes(lab)),
+        notes=(*notes, *external_notes(lab, nodes), *xlat_notes(planned), *spanning.notes(lab)),
         backend=lab.backend or "netns",
         placement=lab.placement or "spread",
         link_mtu=spanning.link_mtu(lab),
@@ -239,13 +255,24 @@ class _Links:
     advertised: dict[str, list[tuple[str, ipaddress.IPv6Network]]]
     senders: dict[str, list[ipaddress.IPv6Address]]
     lan_of: dict[str, list[tuple[str, LanService]]]
+    guarded: set[tuple[str, str]] = field(default_factory=set)  # (router, LAN) kept in
+
+    def offered(self, network: str) -> list[LanService]:
+        """The LAN services other nodes on `network` get (a guarded one's stay in)."""
+        return [
+            lan
+            for router, lan in self.lan_of.get(network, [])
+            if (router, lan.interface) not in self.guarded
+        ]
 
 
-def _links(drafts: list[_Draft], mac_of: MacOf) -> _Links:
+def _links(drafts: list[_Draft], mac_of: MacOf, guarded: Callable[[_Draft, Iface], bool]) -> _Links:
+    """What each network offers; on an external network, a guarded interface offers
+    nothing (its RAs and DHCP replies are dropped on the way out)."""
     links = _Links(defaultdict(list), defaultdict(list), defaultdict(list))
     for d in drafts:
         for iface in d.ifaces:
-            if iface.master is not None:
+            if iface.master is not None or guarded(d, iface):
                 continue
             prefixes = _ra_prefixes(iface)
             if prefixes and iface.ra_slaac:  # without the A flag: no SLAAC from them
@@ -253,8 +280,10 @@ def _links(drafts: list[_Draft], mac_of: MacOf) -> _Links:
             if prefixes:
                 links.senders[iface.network].append(link_local(mac_of(d.node.name, iface.name)))
         for lan in d.lans:
-            net = next(i.network for i in d.ifaces if i.name == lan.interface)
-            links.lan_of[net].append((d.node.name, lan))
+            served = next(i for i in d.ifaces if i.name == lan.interface)
+            links.lan_of[served.network].append((d.node.name, lan))
+            if guarded(d, served):
+                links.guarded.add((d.node.name, lan.interface))
     return links
 
 
@@ -276,7 +305,7 @@ def _dhcp_duids(drafts: list[_Draft], links: _Links, mac_of: MacOf) -> dict[str,
         if d.node.kind != "host":
             continue
         for iface in d.ifaces:
-            offered = [lan for _, lan in links.lan_of.get(iface.network, [])]
+            offered = links.offered(iface.network)
             if (
                 iface.accept_ra
                 and iface.master is None
@@ -299,7 +328,7 @@ def _lan_services(
             hosts = [
                 (f"{d.node.name}/{i.name}", mac_of(d.node.name, i.name))
                 for d in drafts
-                if d.node.kind == "host"
+                if d.node.kind == "host" and (router, lan.interface) not in links.guarded
                 for i in d.ifaces
                 if i.network == net and i.kind == "veth" and i.master is None
             ]
@@ -391,8 +420,12 @@ def _interface_plan(
     )
 
 
-def _host_clients(d: _Draft, links: _Links, reservations: Reservations) -> tuple[list[str], bool]:
-    """Where a host runs a DHCP client, and whether its resolver comes from RAs."""
+def _host_clients(
+    lab: Lab, d: _Draft, links: _Links, reservations: Reservations
+) -> tuple[list[str], bool]:
+    """Where a host runs a DHCP client, and whether its resolver comes from RAs.
+    On an external network a host asks the real LAN's DHCPv4 server, as the field
+    notes' containers on br0 do (the plan cannot know that lease: up waits not)."""
     clients = list(d.dhcp_client)
     resolver = False
     if d.node.kind != "host":
@@ -400,7 +433,11 @@ def _host_clients(d: _Draft, links: _Links, reservations: Reservations) -> tuple
     for iface in d.ifaces:
         if not iface.accept_ra or iface.master is not None:
             continue
-        offered = [lan for _, lan in links.lan_of.get(iface.network, [])]
+        if is_external(lab, iface.network):
+            if lab.networks[iface.network].ipv4:  # `ipv4: false`: no DHCPv4 asked there
+                clients.append(iface.name)
+            continue
+        offered = links.offered(iface.network)
         if (d.node.name, iface.name) in reservations.v4 or any(lan.managed for lan in offered):
             clients.append(iface.name)
         if any(lan.ra for lan in offered):
@@ -432,7 +469,7 @@ def _node_plan(
 ) -> NodePlan:
     node = d.node
     ifaces = tuple(_interface_plan(d, i, links, reservations, mac_of) for i in d.ifaces)
-    clients, resolver = _host_clients(d, links, reservations)
+    clients, resolver = _host_clients(lab, d, links, reservations)
     return NodePlan(
         name=node.name,
         kind=node.kind,
@@ -465,7 +502,10 @@ def _networks(lab: Lab, nodes: list[NodePlan]) -> tuple[NetworkPlan, ...]:
     for n in nodes:
         for i in n.veths:
             ports[i.network].append((n.name, i.name))
-    return tuple(NetworkPlan(name=name, ports=tuple(ports.get(name, ()))) for name in lab.networks)
+    return tuple(
+        NetworkPlan(name=name, ports=tuple(ports.get(name, ())), external=external_plan(lab, name))
+        for name in lab.networks
+    )
 
 
 def _with_dns(plan: Plan, drafts: dict[str, _Draft]) -> Plan:

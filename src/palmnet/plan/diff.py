@@ -57,7 +57,23 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
         users = [p for p in old.networks if p.name == net]
         if any(node not in d.removed for u in users for node, _ in u.ports):
             d.refused.append(f"  network {net} removed while nodes still use it")
+    new_nets = {n.name: n for n in new.networks}
+    for net in old.networks:
+        now = new_nets.get(net.name)
+        if now is not None and now.external != net.external:
+            d.refused.append(
+                f"  network {net.name}: external {_external(net.external)} -> "
+                f"{_external(now.external)}"
+            )
     return d
+
+
+def _external(ext: object) -> str:
+    """How a network joins the machine's LAN, in the file's words (or 'none')."""
+    if ext is None:
+        return "none"
+    kind, parent, prefix = (getattr(ext, k) for k in ("kind", "parent", "prefix"))
+    return f"{{{kind}: {parent}" + (f", prefix: {prefix}" if prefix else "") + "}"
 
 
 def _node_change(old: object, new: object) -> str:

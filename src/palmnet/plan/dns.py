@@ -206,3 +206,42 @@ def render_zones(plan: Plan, serial: int | None = None) -> dict[str, str]:
         name.to_text(omit_final_dot=True): zone.render(ns, hostmaster, serial)
         for name, zone in zones.items()
     }
+
+
+Learnt = dict[tuple[str, str], tuple[str, ...]]  # (node, interface) -> the kernel's addresses
+
+
+def external_records(plan: Plan, learnt: Learnt | None = None) -> list[tuple[str, IPAddr]]:
+    """(name relative to the user's own zone, address) of every node interface on an
+    external network: the field notes' zone chunk for the real LAN's DNS server.
+
+    Where the file gives the LAN's `prefix:`, from the plan; where the prefix is
+    learnt at up, from `learnt` (a running lab's addresses): the global ones that
+    carry the interface's planned identifier, the SLAAC addresses of its stable MAC.
+    """
+    out: list[tuple[str, IPAddr]] = []
+    for node in plan.nodes:
+        for iface in node.interfaces:
+            if iface.external is None or iface.master is not None:
+                continue
+            ext = plan.network(iface.network).external
+            found: list[IPAddr] = [a.ip for a in (*iface.ipv6_static, *iface.ipv6_slaac)]
+            if ext is not None and ext.prefix is None:
+                iid = int(iface.link_local.ip) & (2**64 - 1)
+                live = (learnt or {}).get((node.name, iface.name), ())
+                found += [
+                    a.ip
+                    for a in map(ipaddress.IPv6Interface, (x for x in live if ":" in x))
+                    if int(a.ip) & (2**64 - 1) == iid and in_dns(a.ip)
+                ]
+            for address in sorted(set(found), key=int):
+                if in_dns(address):
+                    out.append((node.name, address))
+    return out
+
+
+def render_chunk(records: Iterable[tuple[str, IPAddr]]) -> str:
+    """Zone file lines, as the field notes paste them into their own zone."""
+    rows = list(records)
+    width = max((len(name) for name, _ in rows), default=0) + 2
+    return "".join(f"{name:<{width}}IN  {rdtype(a):<8}{a}\n" for name, a in rows)

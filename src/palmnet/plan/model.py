@@ -40,6 +40,11 @@ class InterfacePlan:
     ipv4_dhcp: tuple[IPv4If, ...] = ()  # leases the lab's DHCPv4 server reserves for this MAC
     ipv6_delegated: tuple[IPv6If, ...] = ()  # put there by the PD client (a LAN's ::1/64)
     ipv6_dhcp: tuple[IPv6If, ...] = ()  # stateful DHCPv6 leases the LAN reserves (a /128)
+    # On an external network (issue 16): "bridge" or "macvlan", how the backend joins
+    # it to the machine's LAN; the guard keeps the lab's RAs, DHCP server replies and
+    # routing protocols off that LAN unless `advertise` lifts the RA guard.
+    external: str | None = None
+    advertise: bool = False
 
     @property
     def ipv6(self) -> tuple[IPv6If, ...]:
@@ -284,11 +289,24 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
+class ExternalPlan:
+    """How a lab network joins the machine's own LAN: a host bridge (`bridge`) or a
+    host interface to hang macvlans on (`macvlan`), and the /64 the LAN's router
+    advertises there if the file says it (None: learnt at up)."""
+
+    kind: str  # bridge | macvlan
+    parent: str  # the host interface, as the file names it
+    prefix: ipaddress.IPv6Network | None = None
+
+
+@dataclass(frozen=True)
 class NetworkPlan:
-    """A lab network (one layer-2 segment); each backend names its bridge itself."""
+    """A lab network (one layer-2 segment); each backend names its bridge itself.
+    An external one has no bridge of the lab's: its ports join the host's LAN."""
 
     name: str
     ports: tuple[tuple[str, str], ...] = ()  # (node, interface) attached to it
+    external: ExternalPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +329,22 @@ class Plan:
                 return n
         raise UnknownNode(name, self.lab, [n.name for n in self.nodes])
 
+    def network(self, name: str) -> NetworkPlan:
+        for n in self.networks:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    @property
+    def external(self) -> tuple[NetworkPlan, ...]:
+        """The networks joined to the machine's own LAN."""
+        return tuple(n for n in self.networks if n.external is not None)
+
+    @property
+    def bridged(self) -> tuple[NetworkPlan, ...]:
+        """The networks that are the lab's own bridges."""
+        return tuple(n for n in self.networks if n.external is None)
+
     def has_node(self, name: str) -> bool:
         return any(n.name == name for n in self.nodes)
 
@@ -323,14 +357,21 @@ def node_json(node: NodePlan, state: str) -> dict[str, Any]:
         "name": node.name,
         "kind": node.kind,
         "state": state,
-        "interfaces": [
-            {
-                "name": i.name,
-                "network": i.network,
-                "mac": i.mac,
-                "ipv4": [str(a) for a in i.ipv4],
-                "ipv6": [str(a) for a in i.ipv6],
-            }
-            for i in node.interfaces
-        ],
+        "interfaces": [_interface_json(i) for i in node.interfaces],
     }
+
+
+def _interface_json(i: InterfacePlan) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": i.name,
+        "network": i.network,
+        "mac": i.mac,
+        "ipv4": [str(a) for a in i.ipv4],
+        "ipv6": [str(a) for a in i.ipv6],
+    }
+    if i.external is not None:
+        # The part of its LAN address the lab decides: the LAN's router gives the prefix.
+        out["external"] = i.external
+        out["interface_id"] = str(ipaddress.IPv6Address(int(i.link_local.ip) & (2**64 - 1)))
+        out["advertise"] = i.advertise
+    return out

@@ -71,7 +71,13 @@ def _candidates(pools: list[Net6], length: int) -> list[Net6]:
     return out
 
 
-def allocate(drafts: list[PdDraft], mac_of: Callable[[str, str], str]) -> PdResult:
+def allocate(
+    drafts: list[PdDraft],
+    mac_of: Callable[[str, str], str],
+    guarded: Callable[[str, Iface], bool] = lambda _node, _iface: False,
+) -> PdResult:
+    """Every delegation the lab's servers make. A server interface that is `guarded`
+    (on an external network: its DHCPv6 replies never leave) delegates nothing."""
     result = PdResult()
     by_name = {d.name: d for d in drafts}
     network_of = {(d.name, i.name): i.network for d in drafts for i in d.ifaces}
@@ -85,7 +91,7 @@ def allocate(drafts: list[PdDraft], mac_of: Callable[[str, str], str]) -> PdResu
     for d in drafts:
         if d.kind == "isp" and d.delegate is not None:
             for iface in d.ifaces:
-                if iface.ra:
+                if iface.ra and not guarded(d.name, iface):
                     queue.append((d.name, iface, [d.delegate.pool], d.delegate.length, d.delegate))
 
     while queue:

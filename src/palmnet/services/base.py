@@ -38,6 +38,12 @@ class Service(ABC):
     starts: ClassVar[str] = "up"
     # True when SIGHUP makes the daemon re-read what render() writes (DNS names, leases).
     reloads: ClassVar[bool] = False
+    # Why the daemon cannot run in a user namespace that maps one id only (a rootless
+    # lab without newuidmap), None if it can: lab/rootless.py refuses it up front.
+    single_id_problem: ClassVar[str | None] = None
+    # Device files the daemon opens: a rootless lab's daemons open them as the user who
+    # runs it, so lab/rootless.py refuses a lab whose user may not (TAYGA's tun device).
+    devices: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,

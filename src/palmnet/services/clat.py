@@ -21,6 +21,7 @@ from palmnet.services.tayga import translator_ready
 class Clat(Service):
     name: ClassVar[str] = "clat"
     executable: ClassVar[str] = "/usr/sbin/tayga"
+    devices: ClassVar[tuple[str, ...]] = ("/dev/net/tun",)
     package: ClassVar[str] = "tayga"
 
     @classmethod

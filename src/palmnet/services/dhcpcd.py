@@ -91,8 +91,11 @@ def duid_ll(mac: str) -> str:
 
 
 def offers(plan: Plan, network: str) -> tuple[bool, bool]:
-    """(DHCPv4, stateful DHCPv6) offered on a lab network by any node's LAN service."""
+    """(DHCPv4, stateful DHCPv6) offered on a lab network by any node's LAN service.
+    On an external network the lab offers nothing (its DHCP replies are guarded)."""
     v4 = v6 = False
+    if any(n.name == network and n.external is not None for n in plan.networks):
+        return v4, v6
     for node in plan.nodes:
         for lan in node.lans:
             try:
@@ -195,8 +198,9 @@ class Dhcpcd(Service):
     def wants(self, iface: InterfacePlan) -> tuple[bool, bool]:
         """(DHCPv4, DHCPv6) on one interface, from what its network offers.
 
-        When the plan knows no server on the network (an external one, later),
-        DHCPv4 is asked for: the common case, and harmless when unanswered.
+        When the plan knows no server on the network (an external one: the real
+        LAN's router), DHCPv4 is asked for: the common case, and harmless when
+        unanswered.
         """
         four, six = offers(self.plan, iface.network)
         return four or not six, six

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from palmnet.addressing.nat64 import IPV4ONLY_ADDRESSES, IPV4ONLY_NAME
+from palmnet.kernel import userns
 from palmnet.plan.model import DnsRecord, DnsServerPlan, LanService, NodePlan
 from palmnet.services.base import Service
 
@@ -180,6 +181,11 @@ def render_dnsmasq_config(node: NodePlan, directory: Path, log: Path) -> str:
         # opened first, but leaves its pid file behind at exit (seen).
         "user=root",
     ]
+    if userns.single_mapping():
+        # Its default group `dip` does not exist in a rootless lab's user namespace
+        # with one mapped id ("failed to change group-id to dip"), nor may it call
+        # setgroups() there: an empty group keeps it from changing groups at all.
+        lines.append("group=")
     if node.dns is None:
         lines.append("port=0")  # DHCP only: no DNS, and no DNS server offered by DHCP
     else:

@@ -28,6 +28,10 @@ class Rdnssd(Service):
     package: ClassVar[str] = "rdnssd"
     starts: ClassVar[str] = "early"  # before the links: it must hear the first RA
 
+    single_id_problem: ClassVar[str | None] = (
+        "it always switches user with initgroups() (even with -u root), and such a "
+        "namespace forbids setgroups(): 'Fatal error (initgroups): Operation not permitted'"
+    )
     resolv_conf: ClassVar[str] = "/etc/resolv.conf"
     """Inside the node's mount namespace: the node's own file, never the host's."""
 

@@ -96,6 +96,7 @@ def translator_ready(pid: int, device: str) -> bool:
 class Tayga(Service):
     name: ClassVar[str] = "tayga"
     executable: ClassVar[str] = "/usr/sbin/tayga"
+    devices: ClassVar[tuple[str, ...]] = ("/dev/net/tun",)
     package: ClassVar[str] = "tayga"
 
     @classmethod

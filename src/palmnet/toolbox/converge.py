@@ -340,9 +340,9 @@ class ConvergeRun:
     def run(self) -> dict[str, Any]:
         from palmnet.lab import LabAPI
 
-        if os.geteuid() != 0:
-            raise LabError("palmnet converge needs root (network namespaces): run it with sudo")
         with LabAPI().session(self.req.lab) as session:
+            if os.geteuid() != 0:  # root of the machine, or of a rootless lab once entered
+                raise LabError("palmnet converge needs root (network namespaces): use sudo")
             setup = self._setup(session)
             paths, t = _Paths(), _Timeline()
             failed: Any = None  # the link, once its failure was attempted

@@ -168,6 +168,7 @@ class Forwarder:
         self.stats = Stats()
         self.bound: list[tuple[str, int]] = []
         self._servers: list[asyncio.Server] = []
+        self._bound_early: list[socket.socket] | None = None
         # Few threads: they only create sockets (and look up the zone) in the
         # node's namespace; connecting happens in the event loop.
         self._netns_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="netns")
@@ -180,17 +181,25 @@ class Forwarder:
         except FileNotFoundError:
             raise InputError(f"{self.where} is not running") from None
 
-    async def start(self) -> list[tuple[str, int]]:
-        """Bind every listen address on one port; return what was bound."""
+    def bind(self) -> list[tuple[str, int]]:
+        """Bind every listen address on one port now, in this thread's namespace; return
+        what was bound. Before a rootless lab is entered: once inside, this process
+        could only listen in the lab's namespace, which the user's browser cannot see."""
         if not 0 <= self.local_port <= 65535:
             raise InputError(f"local port {self.local_port}: must be 0..65535")
         hosts = listen_addresses(self.listen)
         for _ in range(20 if self.local_port == 0 else 1):
             sockets = self._bind_all(hosts)
             if sockets is not None:
-                break
-        else:
-            raise LabError("could not find a free port on every listen address")
+                self._bound_early = sockets
+                return self.bound
+        raise LabError("could not find a free port on every listen address")
+
+    async def start(self) -> list[tuple[str, int]]:
+        """Bind every listen address on one port (unless bind() did); what was bound."""
+        if self._bound_early is None:
+            self.bind()
+        sockets, self._bound_early = self._bound_early or [], None
         for sock in sockets:
             server = await asyncio.start_server(self._serve_client, sock=sock, limit=BUFFER)
             self._servers.append(server)

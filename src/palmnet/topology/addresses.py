@@ -138,6 +138,20 @@ def delegation_pool(value: Any) -> ipaddress.IPv6Network:
     return pool
 
 
+def external_prefix(value: Any) -> ipaddress.IPv6Network:
+    """The /64 a real LAN's router advertises: SLAAC needs a /64 (RFC 4862 5.5.3d with
+    Ethernet's 64-bit interface identifiers), from global unicast or ULA space."""
+    prefix = _ipv6_network(value)
+    if prefix.prefixlen != 64:
+        raise ValueError(
+            f"{prefix} is a /{prefix.prefixlen}: SLAAC forms addresses only from a /64, "
+            "the prefix the LAN's router advertises (e.g. 2001:db8:ebbd:2080::/64)"
+        )
+    if not any(prefix.subnet_of(space) for space in _DELEGABLE):
+        raise ValueError(f"{prefix} is not inside global unicast 2000::/3 or unique local fc00::/7")
+    return prefix
+
+
 def _lifetime(value: int) -> int:
     if value > MAX_LIFETIME:
         raise ValueError(
@@ -197,4 +211,5 @@ IPv6Prefix = Annotated[ipaddress.IPv6Network, BeforeValidator(_ipv6_network)]
 Nat64Prefix = Annotated[ipaddress.IPv6Network, BeforeValidator(nat64_prefix)]
 Nat64Pool4 = Annotated[ipaddress.IPv4Network, BeforeValidator(nat64_pool4)]
 DelegationPool = Annotated[ipaddress.IPv6Network, BeforeValidator(delegation_pool)]
+ExternalPrefix = Annotated[ipaddress.IPv6Network, BeforeValidator(external_prefix)]
 Lifetime = Annotated[int, Field(ge=1), AfterValidator(_lifetime)]

@@ -9,7 +9,7 @@ a callback `(key path, message)`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from palmnet.topology.describe import shown
@@ -21,6 +21,7 @@ from palmnet.topology.model import (
     SUPPORTED_KINDS,
     BfdSpec,
     DelegateSpec,
+    NetworkSpec,
     ProfileSpec,
     RoutingSpec,
 )
@@ -36,7 +37,32 @@ Report = Callable[[Path_, str], None]
 IFNAME_RULE = "at most 15 characters of letters, digits, '_', '.' and '-'"
 
 
-def check_layer(spec: ProfileSpec, path: Path_, networks: Collection[str], report: Report) -> None:
+def check_network(spec: NetworkSpec, path: Path_, report: Report) -> None:
+    """An external network names exactly one host interface, explicitly: a lab joins
+    the machine's own LAN only where its file says how (issue 16)."""
+    ext = spec.external
+    if ext is None:
+        return
+    epath = (*path, "external")
+    given = [k for k in ("bridge", "macvlan") if getattr(ext, k) is not None]
+    if len(given) != 1:
+        said = "both" if given else "neither"
+        report(
+            epath,
+            f"an external network names exactly one host interface, {said} given: "
+            "bridge: BRIDGE (an existing host bridge) or macvlan: IFACE (a host interface)",
+        )
+        return
+    name = ext.parent
+    if name == "lo":
+        report((*epath, given[0]), "lo is the machine's loopback, not a LAN")
+    elif not IFNAME.fullmatch(name) or name in RESERVED_IFNAMES:
+        report((*epath, given[0]), f"{shown(name)} is not a host interface name ({IFNAME_RULE})")
+
+
+def check_layer(
+    spec: ProfileSpec, path: Path_, networks: Mapping[str, NetworkSpec], report: Report
+) -> None:
     """A profile or node entry as written: kind, interfaces, routing, delegate, text keys."""
     if spec.kind is not None and spec.kind not in SUPPORTED_KINDS:
         report(
@@ -77,7 +103,7 @@ def _check_delegate(d: DelegateSpec, dpath: Path_, report: Report) -> None:
 
 
 def _check_interface(
-    ifname: str, iface: Any, ipath: Path_, networks: Collection[str], report: Report
+    ifname: str, iface: Any, ipath: Path_, networks: Mapping[str, NetworkSpec], report: Report
 ) -> None:
     if not IFNAME.fullmatch(ifname):
         why = "longer than 15 characters" if len(ifname) > 15 else "not a valid name"
@@ -87,6 +113,14 @@ def _check_interface(
     if iface.network not in networks:
         known = ", ".join(networks) or "none: add a 'networks:' section"
         report((*ipath, "network"), f"unknown network {shown(iface.network)} (known: {known})")
+    elif iface.advertise and networks[iface.network].external is None:
+        report(
+            (*ipath, "advertise"),
+            f"advertise: true lifts the RA guard of an external network; {iface.network} is "
+            "a lab network (every router there may advertise): remove it",
+        )
+    if iface.advertise and not iface.ra:
+        report((*ipath, "advertise"), "advertise: true needs ra: true (there is no RA to let out)")
     if iface.ra and not any(a.network.prefixlen == 64 and not a.is_link_local for a in iface.ipv6):
         link_local = any(a.is_link_local for a in iface.ipv6)
         report(

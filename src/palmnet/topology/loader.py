@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from palmnet.errors import InputError
-from palmnet.topology.checks import IFNAME_RULE, check_layer, check_node
+from palmnet.topology.checks import IFNAME_RULE, check_layer, check_network, check_node
 from palmnet.topology.conflicts import Entry, check_statics
 from palmnet.topology.describe import shown
 from palmnet.topology.limits import MAX_FILE_BYTES, MAX_ITEMS, MAX_NODES
@@ -164,7 +164,10 @@ class _Loader:
                 )
             spec = validate(NetworkSpec, body, path, self.source, self.problems)
             if spec is not None:
-                networks[name] = spec
+                check_network(spec, path, self.problem)
+            # A network whose own keys are wrong still exists for the nodes on it
+            # (its problem is said once, at its line).
+            networks[name] = spec if spec is not None else NetworkSpec()
         return networks
 
     def load_profiles(self, raw: dict[str, Any]) -> dict[str, ProfileSpec | None]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from palmnet.topology.addresses import (
     DelegationPool,
+    ExternalPrefix,
     IPv4Iface,
     IPv6Iface,
     Lifetime,
@@ -81,6 +82,9 @@ class InterfaceSpec(Strict):
     ipv6: list[IPv6Iface] = Field(default_factory=list)
     ipv4: list[IPv4Iface] = Field(default_factory=list)
     ra: bool = False
+    # On an external network: let this interface's router advertisements out to the
+    # real LAN (the RA guard is lifted; `plan` warns). Anywhere else: an error.
+    advertise: bool = False
 
 
 class RouteSpec(Strict):
@@ -135,13 +139,35 @@ class DelegateSpec(Strict):
     valid: Lifetime = 90
 
 
+class ExternalSpec(Strict):
+    """A lab network joined to the machine's own network (issue 16): exactly one of
+    `bridge:` (an existing host bridge; each node interface is a veth whose outer end
+    is a port of it, as LXD's `nictype: bridged`) or `macvlan:` (a macvlan in bridge
+    mode on a host interface). `prefix:` is the /64 the real LAN's router advertises,
+    if the user knows it: `plan` then prints full addresses and `up` checks them."""
+
+    bridge: str | None = None
+    macvlan: str | None = None
+    prefix: ExternalPrefix | None = None
+
+    @property
+    def kind(self) -> str:
+        return "bridge" if self.bridge is not None else "macvlan"
+
+    @property
+    def parent(self) -> str:
+        return self.bridge if self.bridge is not None else self.macvlan or ""
+
+
 class NetworkSpec(Strict):
-    """A lab network: one layer-2 segment (a bridge of the backend's).
+    """A lab network: one layer-2 segment (a bridge of the backend's), or with
+    `external:` a segment of the machine's own LAN.
 
     `ipv4: false` makes it IPv6-only: no IPv4 address on any interface of it, so no
     DHCPv4 either (its hosts reach IPv4 through NAT64, or a CLAT)."""
 
     ipv4: bool = True
+    external: ExternalSpec | None = None
 
 
 class Nat64Spec(Strict):

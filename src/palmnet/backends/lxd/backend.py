@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process_pids
+from palmnet.backends.external import preflight as external_preflight
 from palmnet.backends.live import observe_netns
 from palmnet.backends.lxd import client as lxdclient
 from palmnet.backends.lxd import cluster, images, inside, instances, networks, placement
@@ -41,6 +42,7 @@ from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.errors import InputError, LabError
 from palmnet.kernel.processes import run_in_netns
 from palmnet.kernel.watch import AddressWatch
+from palmnet.plan.guard import guard_ruleset
 from palmnet.plan.model import NodePlan, Plan
 from palmnet.plan.spanning import TUNNEL_MTU
 from palmnet.services import nftables, runner
@@ -155,6 +157,9 @@ class LxdBackend(Backend):
         super().prepare(lab)
 
     # -- up ------------------------------------------------------------------------------
+    def preflight(self, plan: Plan) -> list[tuple[tuple[str, ...], str]]:
+        return external_preflight(plan)
+
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
         lxd = self.lxd
         chosen = list(plan.nodes) if nodes is None else [plan.node(n) for n in nodes]
@@ -253,6 +258,9 @@ class LxdBackend(Backend):
         inside.configure_links(node, pid)
         if node.uci:
             nftables.load(node, inside.netns_path(pid))
+        guard = guard_ruleset(plan.lab, node)
+        if guard is not None:  # external networks: the guards (plan/guard.py)
+            nftables.load(node, inside.netns_path(pid), guard)
 
     def refresh(self, plan: Plan, journal: Journal) -> None:
         """Re-render the daemons that re-read their files on SIGHUP, and signal them."""
@@ -353,11 +361,12 @@ class LxdBackend(Backend):
             netns=netns,
             port_netns=port_netns,
             table=impair_table(plan.lab),
-            bridges={n.name: networks.bridge_name(plan.lab, n.name) for n in plan.networks},
+            bridges={n.name: networks.bridge_name(plan.lab, n.name) for n in plan.bridged},
             ports={
                 (n.name, i.name): port_name(plan.lab, n.name, i.name)
                 for n in plan.nodes
                 for i in n.veths
+                if i.external is None
             },
         )
 

@@ -37,7 +37,7 @@ from palmnet.backends.lxd.images import (
 )
 from palmnet.errors import LabError
 from palmnet.plan import sysctls
-from palmnet.plan.model import NodePlan, Plan
+from palmnet.plan.model import InterfacePlan, NodePlan, Plan
 from palmnet.services.registry import services_for
 
 BUSY_TIMEOUT = 30.0
@@ -89,6 +89,23 @@ def node_sysctls(node: NodePlan) -> dict[str, str]:
     return out
 
 
+def _nic(plan: Plan, node: NodePlan, iface: InterfacePlan) -> dict[str, str]:
+    """A node's NIC: bridged on the lab's bridge, or on an external network the
+    field notes' extbridge profile (`nictype: bridged, parent: br0`) or a macvlan
+    (bridge mode, LXD's default) on the host interface the file names."""
+    ext = plan.network(iface.network).external
+    nic = {"type": "nic", "name": iface.name, "hwaddr": iface.mac}
+    if ext is not None and ext.kind == "macvlan":
+        return {**nic, "nictype": "macvlan", "parent": ext.parent}
+    parent = ext.parent if ext is not None else networks.bridge_name(plan.lab, iface.network)
+    return {
+        **nic,
+        "nictype": "bridged",
+        "parent": parent,
+        "host_name": port_name(plan.lab, node.name, iface.name),
+    }
+
+
 def instance_config(
     plan: Plan, node: NodePlan, profile: str, image_os: str = "", mtu: int | None = None
 ) -> dict[str, Any]:
@@ -99,15 +116,9 @@ def instance_config(
     if image_os == OPENWRT:
         devices.update({k: dict(v) for k, v in OPENWRT_DEVICES.items()})
     for iface in node.veths:
-        devices[iface.name] = {
-            "type": "nic",
-            "nictype": "bridged",
-            "parent": networks.bridge_name(plan.lab, iface.network),
-            "name": iface.name,
-            "hwaddr": iface.mac,
-            "host_name": port_name(plan.lab, node.name, iface.name),
-            **({"mtu": str(mtu)} if mtu else {}),
-        }
+        devices[iface.name] = _nic(plan, node, iface)
+        if mtu and plan.network(iface.network).external is None:
+            devices[iface.name]["mtu"] = str(mtu)  # a lab link: fits the tunnel
     config = {
         **tags.lab_config(plan.lab, node=node.name, kind=node.kind),
         "raw.lxc": f"lxc.uts.name = {node.name}",

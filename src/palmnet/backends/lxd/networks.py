@@ -115,7 +115,7 @@ def create_networks(
     on a cluster (`members`), spanning them all with a VXLAN tunnel."""
     existing = _existing(lxd)
     wanted = []
-    for net in plan.networks:
+    for net in plan.bridged:  # an external network is the machine's, never made here
         name = bridge_name(plan.lab, net.name)
         if name in existing:
             if tags.lab_of(existing[name]) != plan.lab:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process_pids
+from palmnet.backends.external import preflight as external_preflight
 from palmnet.backends.live import observe_netns
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import (
@@ -108,6 +109,9 @@ class NetnsBackend(Backend):
         mount_state_tmpfs(lab_dir(lab))
         mount_state_tmpfs(ns_dir(lab))
 
+    def preflight(self, plan: Plan) -> list[tuple[tuple[str, ...], str]]:
+        return external_preflight(plan)
+
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
         from palmnet.backends.netns.build import apply_plan
 
@@ -168,9 +172,11 @@ class NetnsBackend(Backend):
         destroy_lab(lab, journal)
 
     def leftovers(self, lab: str) -> list[str]:
+        from palmnet.backends.netns.external import leftover_ports
         from palmnet.backends.netns.teardown import lab_netns_names
 
         found = [f"namespace {n}" for n in lab_netns_names(lab)]
+        found += [f"host port {n}" for n in leftover_ports(lab)]
         if lab_dir(lab).exists():
             found.append(f"state dir {lab_dir(lab)}")
         return found
@@ -185,6 +191,6 @@ class NetnsBackend(Backend):
         return Switch(
             netns=path,
             table=IMPAIR_TABLE,
-            bridges={n.name: n.name for n in plan.networks},
+            bridges={n.name: n.name for n in plan.bridged},
             ports=outer_names(plan),
         )

@@ -39,16 +39,19 @@ from palmnet.addressing.eui64 import link_local
 from palmnet.backends.netns import daemons
 from palmnet.backends.netns.capacity import fds_needed
 from palmnet.backends.netns.etc import seed_etc
+from palmnet.backends.netns.external import ExternalPorts
 from palmnet.backends.netns.layout import etc_upper, etc_work, mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import node_netns, outer_names, switch_netns
 from palmnet.diagnostics import progress
 from palmnet.diagnostics.crash import checkpoint
 from palmnet.diagnostics.phases import PhaseTimer
+from palmnet.errors import LabError
 from palmnet.kernel import namespaces, nsfs, sysctl
 from palmnet.kernel.mountns import MountJob, NodeMounts, create_mount_namespaces
 from palmnet.kernel.rtnl import IFA_F_NODAD, RTN_UNREACHABLE, Rtnl
 from palmnet.kernel.watch import AddressWatch, open_socket
 from palmnet.plan import sysctls
+from palmnet.plan.guard import guard_ruleset
 from palmnet.plan.model import NodePlan, Plan
 from palmnet.services import nftables, runner
 from palmnet.services.base import Service
@@ -80,6 +83,7 @@ class Builder:
         self.started: list[runner.Started] = []
         self._adapters: dict[str, list[Service]] = {}
         self.outer = outer_names(plan)
+        self.external = ExternalPorts(plan, journal)
 
     def close(self) -> None:
         self.watch.close()
@@ -91,6 +95,7 @@ class Builder:
             os.close(fd)
         if self.sw is not None:
             self.sw.close()
+        self.external.close()
 
     # -- the lab's hidden namespace -------------------------------------------------
     def switch(self) -> Rtnl:
@@ -113,7 +118,7 @@ class Builder:
 
     def bridges(self) -> None:
         sw = self.switch()
-        for net in self.plan.networks:
+        for net in self.plan.bridged:
             try:
                 self.bridge_index[net.name] = sw.index_of(net.name)
             except OSError as exc:
@@ -142,7 +147,7 @@ class Builder:
         answer the query, so the bridge learns their groups again. After the
         interval the bridge floods again, as it did before.
         """
-        for net in self.plan.networks:
+        for net in self.plan.bridged:
             with nsfs.netns(nsfs.netns_path(switch_netns(self.plan.lab))):
                 sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
             with sock:
@@ -253,6 +258,9 @@ class Builder:
     def _veths(self, sw: Rtnl, node: NodePlan) -> None:
         fd = self._ns_fd(node)
         for iface in node.veths:
+            if iface.external is not None:  # a port on the machine's own LAN
+                self.external.add(node, iface, fd)
+                continue
             bridge = iface.network  # a lab network's bridge carries its name
             if bridge not in self.bridge_index:
                 self.bridge_index[bridge] = sw.index_of(bridge)
@@ -313,10 +321,14 @@ class Builder:
                 rt.add_address(idx, str(a4.ip), a4.network.prefixlen)
 
     def firewalls(self, nodes: Sequence[NodePlan]) -> None:
-        """Load each openwrt node's fw4 ruleset before its links carry traffic."""
+        """Load each openwrt node's fw4 ruleset, and the guards of every node on an
+        external network (plan/guard.py), before its links carry traffic."""
         for node in nodes:
             if node.uci:
                 nftables.load(node, self._netns_path(node))
+            guard = guard_ruleset(self.plan.lab, node)
+            if guard is not None:
+                nftables.load(node, self._netns_path(node), guard)
 
     def routes(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
@@ -404,7 +416,18 @@ class Builder:
                     rt.set_up(iface.name)
 
     def wait_addresses(self, nodes: Sequence[NodePlan]) -> None:
-        self.watch.wait(READY_TIMEOUT, [n.name for n in nodes])
+        try:
+            self.watch.wait(READY_TIMEOUT, [n.name for n in nodes])
+        except LabError as exc:
+            said = [
+                f"external network {n.name}: the file says its LAN's router advertises "
+                f"{n.external.prefix}; no such RA came (prefix: wrong, or that router down?)"
+                for n in self.plan.external
+                if n.external is not None and n.external.prefix is not None
+            ]
+            if not said:
+                raise
+            raise LabError("\n".join([str(exc), *said])) from None
 
     def wait_own_addresses(self, nodes: Sequence[NodePlan]) -> None:
         """Link-local and static addresses only: what a router needs to send RAs
@@ -498,6 +521,7 @@ def apply_plan(plan: Plan, journal: Journal, nodes: Sequence[NodePlan]) -> None:
         checkpoint("routers")
         t.lap("routers")
         b.namespaces_and_links(hosts)
+        b.firewalls(hosts)
         t.lap("host namespaces and links")
         # While routers start their daemons, hosts come up and the kernel runs DAD
         # and SLAAC, on the other CPU.

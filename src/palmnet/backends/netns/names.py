@@ -51,6 +51,8 @@ def outer_names(plan: Plan) -> dict[tuple[str, str], str]:
     used: set[str] = set()
     for node in sorted(plan.nodes, key=lambda n: n.name):
         for iface in sorted(node.veths, key=lambda i: i.name):
+            if iface.external is not None:  # on the machine's LAN (netns/external.py)
+                continue
             attempt = 0
             name = outer_ifname(node.name, iface.name)
             while name in used:

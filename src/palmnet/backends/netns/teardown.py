@@ -1,11 +1,14 @@
 """Remove what a lab made, from its journal, after a clean run or any crash.
 
 Order: processes (by recorded pid, then anything else still inside the lab's
-namespaces: they are the lab's), node mount namespaces, node namespaces (their
-veth pairs go with them), the hidden namespace (bridges go with it), the
-private mounts of the state dir, the state dir. Names are checked against the
-lab's prefix, so nothing else is touched. Host-level settings the lab changed
-(the neighbour limit) are the Lab API's to restore, for every backend.
+namespaces: they are the lab's), the macvlans on the machine's own LAN (external
+networks), node mount namespaces, node namespaces (their veth pairs go with them;
+`down` waits until the ports on a host bridge are gone, and deletes what is left),
+the hidden
+namespace (bridges go with it), the private mounts of the state dir, the state
+dir. Names are checked against the lab's prefix, so nothing else is touched.
+Host-level settings the lab changed (the neighbour limit) are the Lab API's to
+restore, for every backend.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import shutil
 from collections.abc import Sequence
 
+from palmnet.backends.netns.external import ports_gone, remove_macvlans, remove_ports
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import node_netns, switch_netns
 from palmnet.kernel import namespaces, nsfs, processes
@@ -49,6 +53,7 @@ def remove_node(lab: str, node: str, journal: Journal | None) -> None:
     """Remove one node: its processes, mounts, namespace (and so its veths), files."""
     name = node_netns(lab, node)
     stop_node_processes(journal, [name], node)
+    remove_ports(lab, journal, node)
     release_node_mounts(mnt_file(lab, node), uts_file(lab, node))
     namespaces.delete_netns(name)
     if journal is not None:
@@ -63,6 +68,7 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
         names |= {e.name for e in journal.entries("netns")}
     names = {n for n in names if n == switch_netns(lab) or n.startswith(node_netns(lab, ""))}
     stop_node_processes(journal, sorted(names), None)
+    remove_macvlans(lab, journal)
     nsd = ns_dir(lab)
     # One lazy unmount of the lab's private tmpfs detaches every node's mount and
     # UTS namespace file below it at once: one RCU grace period instead of one per
@@ -73,7 +79,8 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
         for f in sorted(nsd.iterdir()):
             with contextlib.suppress(OSError):
                 nsfs.umount(str(f))
-    namespaces.delete_many(sorted(names - {switch_netns(lab)}))
+    with ports_gone(lab, journal):  # the host ports go with their nodes' namespaces
+        namespaces.delete_many(sorted(names - {switch_netns(lab)}))
     namespaces.delete_netns(switch_netns(lab))
     release_state_tmpfs(lab_dir(lab))
     shutil.rmtree(lab_dir(lab), ignore_errors=True)

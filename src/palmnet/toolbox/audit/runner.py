@@ -122,11 +122,11 @@ def run_audit(
     """Run the chosen checks against a running node; `report` hears each result."""
     options = options or AuditOptions()
     options.check()
-    if os.geteuid() != 0:
-        raise LabError("palmnet audit needs root (it acts inside the lab's namespaces)")
     checks = select_checks(only)
     api = api or LabAPI()
     with api.session(lab) as session:
+        if os.geteuid() != 0:  # root of the machine, or of a rootless lab once entered
+            raise LabError("palmnet audit needs root (it acts inside the lab's namespaces)")
         return _audit(api, session, node, checks, from_node, options, report)
 
 

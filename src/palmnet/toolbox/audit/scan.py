@@ -25,10 +25,12 @@ they fail and send Address Unreachable errors.
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 import time
 
 from palmnet.addressing.multicast import solicited_node
+from palmnet.kernel import neigh_limit
 from palmnet.plan.model import NodePlan
 from palmnet.toolbox.audit.context import AuditContext
 from palmnet.toolbox.audit.frames import LinkSocket, echo_frame, ns_frame, random_hosts
@@ -57,6 +59,16 @@ def _read(path: str) -> str:
         return f.read()
 
 
+def machine_table() -> dict[str, int]:
+    """`entries`, `table_fulls` and `thresh3` of the machine's IPv6 neighbour table:
+    from /proc where this namespace shows it, else by netlink (a rootless lab's
+    namespaces show neither /proc/net/stat/ndisc_cache nor gc_thresh3)."""
+    if os.path.exists(NDISC_STATS) and os.path.exists(GC_THRESH3):
+        return {**ndisc_stats(_read(NDISC_STATS)), "thresh3": int(_read(GC_THRESH3))}
+    table = neigh_limit.table()
+    return {"entries": table.entries, "table_fulls": table.table_fulls, "thresh3": table.thresh3}
+
+
 def nd_scan(ctx: AuditContext) -> Outcome:
     assert ctx.stimulus is not None and ctx.target_if is not None
     stim, iface = ctx.stimulus, ctx.target_if.name
@@ -64,10 +76,10 @@ def nd_scan(ctx: AuditContext) -> Outcome:
     if gua is None:
         return Outcome.na(f"no global address on {iface}: no /64 to scan")
     prefix = ipaddress.IPv6Network((int(gua) >> 64 << 64, 64))
-    before = ndisc_stats(_read(NDISC_STATS))
+    before = machine_table()
     # A router holds two entries per address: the address, incomplete, and the
     # solicited-node group it sends its NS to (NOARP). One more pair: the sender's.
-    room = int(_read(GC_THRESH3)) - before["entries"] - HEADROOM - 2
+    room = before["thresh3"] - before["entries"] - HEADROOM - 2
     count = min(ctx.options.scan_count, max(room, 0) // 2)
     if count <= 0:
         return Outcome.na(
@@ -100,7 +112,7 @@ def nd_scan(ctx: AuditContext) -> Outcome:
                 sock.send_all(frames[i : i + burst])
                 pings.append(ctx.ping(stim.node, gua, stim.iface.name))
         took = time.monotonic() - start
-        after = ndisc_stats(_read(NDISC_STATS))
+        after = machine_table()
         entries = len(_entries(ctx, None, set(targets)))
     finally:
         # Before the entries fail (3 s): then no Address Unreachable goes out either.
