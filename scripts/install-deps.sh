@@ -14,6 +14,9 @@ PACKAGES=(
   dhcpcd-base bird2 bind9-dnsutils bind9-utils curl util-linux procps iputils-ping
   tayga unbound uidmap
   python3 python3-venv python3-pip
+  # the web UI's browser tests: Debian's Chromium driven headless by Selenium
+  # (never a browser downloaded by a tool)
+  chromium chromium-driver
 )
 # uidmap: newuidmap/newgidmap give a rootless lab's user namespace the user's subordinate
 # ids (/etc/subuid), so daemons that switch user (rdnssd, dhcpcd) work there.
@@ -49,5 +52,5 @@ fi
 PY=${PYTHON:-/usr/bin/python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e '.[dev,lxd]'
+.venv/bin/pip install -q -e '.[dev,lxd,ui]'
 echo "palmnet installed: $(.venv/bin/palmnet --version)"

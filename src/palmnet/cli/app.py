@@ -35,6 +35,7 @@ VERB_MODULES = (
     "audit",
     "lxd",
     "isp",
+    "ui",
 )
 
 # The top-level verb (command or group) -> the module whose register() adds it.
@@ -64,6 +65,7 @@ VERB_MODULE = {
     "snapshot": "lxd",
     "publish": "lxd",
     "isp": "isp",
+    "ui": "ui",
 }
 
 

@@ -1,11 +1,10 @@
 """`palmnet firewall reload|show|check [--lab LAB] NODE`: an openwrt node's firewall.
 
-Each verb runs what `/etc/init.d/firewall VERB` runs in a namespace node,
-`python -m palmnet.openwrt.firewall_cli VERB`, from the host in the node's
-network namespace, on the node's /etc/config as the host sees it (through the
-node handle), and relays its output: so it works the same on every backend,
-whatever the node's image holds. What the user sees is what
-`palmnet exec NODE -- /etc/init.d/firewall VERB` shows on a namespace node:
+Each verb runs what `/etc/init.d/firewall VERB` runs in a namespace node
+(toolbox/firewall.py, the path the web UI takes too) and relays its output:
+so it works the same on every backend, whatever the node's image holds. What
+the user sees is what `palmnet exec NODE -- /etc/init.d/firewall VERB` shows
+on a namespace node:
 
     reload   load /etc/config/firewall; warnings on stderr; exit 1 if nft
              refused the ruleset (the one loaded before stays)
@@ -15,32 +14,17 @@ whatever the node's image holds. What the user sees is what
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import typer
 
 from palmnet.cli.options import LAB
-from palmnet.errors import InputError, LabError
 
 NODE = typer.Argument(..., help="The openwrt node.")
-MODULE = "palmnet.openwrt.firewall_cli"
 
 
 def _run(lab: str | None, node: str, verb: str) -> None:
-    from palmnet.lab import LabAPI
+    from palmnet.toolbox.firewall import openwrt_handle, run_verb
 
-    with LabAPI().session(lab) as s:
-        kind = s.plan.node(node).kind
-        if kind != "openwrt":
-            raise InputError(f"node '{node}' is a {kind} node: only openwrt nodes have a firewall")
-        handle = s.running_node(node)
-        config = str(handle.host_path("/etc/config"))
-        argv = [sys.executable, "-m", MODULE, verb, "--config-dir", config]
-    try:
-        proc = handle.tool(argv, timeout=60)
-    except subprocess.TimeoutExpired:
-        raise LabError(f"firewall {verb} on node {node} did not finish in time") from None
+    proc = run_verb(openwrt_handle(lab, node), verb)
     if proc.stdout:
         typer.echo(proc.stdout, nl=False)
     if proc.stderr:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     "LabAPI": "palmnet.lab.api",
     "LabSession": "palmnet.lab.api",
+    "LabSummary": "palmnet.lab.api",
     "UpResult": "palmnet.lab.api",
     "plan_file": "palmnet.lab.api",
     "resolve_lab": "palmnet.lab.store",
@@ -24,7 +25,7 @@ _WHERE = {
 
 if TYPE_CHECKING:
     from palmnet.backends.base import LiveNode, NodeHandle, Switch
-    from palmnet.lab.api import LabAPI, LabSession, UpResult, plan_file
+    from palmnet.lab.api import LabAPI, LabSession, LabSummary, UpResult, plan_file
     from palmnet.lab.store import resolve_lab
 
 
@@ -37,6 +38,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "LabAPI",
     "LabSession",
+    "LabSummary",
     "LiveNode",
     "NodeHandle",
     "Switch",

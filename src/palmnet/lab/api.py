@@ -113,6 +113,18 @@ class UpResult:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class LabSummary:
+    """A running lab in one line: its backend, status (running, building), size."""
+
+    name: str
+    backend: str
+    status: str
+    nodes: int
+    stopped: int
+    source: str
+
+
 @dataclass
 class LabSession:
     """A running lab as the verbs see it: its plan, its backend, handles on its nodes
@@ -160,6 +172,25 @@ class LabAPI:
         name = store.resolve_lab(lab)
         with store.journal(name) as j:
             yield LabSession(name, j, backend_of(j), store.stored_plan(j))
+
+    def labs(self) -> list[str]:
+        """The names of the running labs (each has a journal), sorted."""
+        from palmnet.state.paths import running_labs
+
+        return running_labs()
+
+    def summary(self, lab: str) -> LabSummary:
+        """What the labs page shows of a lab without looking inside its nodes."""
+        with store.journal(store.resolve_lab(lab)) as j:
+            plan = store.stored_plan(j)
+            return LabSummary(
+                name=lab,
+                backend=j.meta("backend", plan.backend),
+                status=j.meta("status", "unknown"),
+                nodes=len(plan.nodes),
+                stopped=len(j.meta("stopped", [])),
+                source=j.meta("source", plan.source),
+            )
 
     def plan_of(self, lab: str | None) -> Plan:
         return store.plan_of(lab)
@@ -534,4 +565,4 @@ class LabAPI:
         )
 
 
-__all__ = ["LabAPI", "LabSession", "UpResult", "plan_file"]
+__all__ = ["LabAPI", "LabSession", "LabSummary", "UpResult", "plan_file"]

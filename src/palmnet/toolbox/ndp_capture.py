@@ -19,6 +19,7 @@ import ctypes
 import errno
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -165,8 +166,10 @@ def watch(
     *,
     count: int = 0,
     timeout: float | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
-    """Decode ND messages as they arrive until `count` of them or `timeout` seconds.
+    """Decode ND messages as they arrive until `count` of them or `timeout` seconds,
+    or until `stop` is set (seen at the next frame: the web UI's reader went away).
 
     Returns how many messages were seen. Ctrl-C ends the watch quietly
     (scapy's sniff swallows KeyboardInterrupt), as for tcpdump.
@@ -191,6 +194,7 @@ def watch(
             count=count,
             timeout=timeout,
             store=False,
+            stop_filter=(lambda _packet: stop.is_set()) if stop is not None else None,
         )
     finally:
         for sock in sockets:

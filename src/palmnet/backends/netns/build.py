@@ -542,6 +542,11 @@ def apply_plan(plan: Plan, journal: Journal, nodes: Sequence[NodePlan]) -> None:
         checkpoint("hosts")
         t.lap("hosts up")
         b.wait_addresses(nodes)
+        # Ask again, now that every port carries: a group a host joined as its link
+        # came up (a static address's solicited-node group) was reported before the
+        # bridge's carrier event made its port forward, and the bridge would
+        # otherwise not learn it until the host's next report (10 s later).
+        b.snoop()
         b.routes(hosts)
         t.lap("addresses")
         mount_job.wait()
