@@ -40,6 +40,7 @@ class Overlaid:
     nat64: Nat64Spec | None = None
     clat: bool = False
     image: str | None = None
+    member: str | None = None
     security_nesting: bool = False
     security_privileged: bool = False
     origins: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> layer path
@@ -57,6 +58,7 @@ _SCALAR_KEYS = (
     "nat64",
     "clat",
     "image",
+    "member",
     "security_nesting",
     "security_privileged",
 )
