@@ -82,6 +82,7 @@ class LiveNode:
     state: str  # RUNNING, DEGRADED (a daemon is down), STOPPED, ERROR
     interfaces: tuple[LiveInterface, ...] = field(default=())
     services: tuple[LiveService, ...] = field(default=())
+    member: str = ""  # the LXD cluster member it runs on ("" off a cluster)
     docker: tuple[LiveContainer, ...] | None = None  # None: the node has no `docker:`
 
 
@@ -89,7 +90,8 @@ class LiveNode:
 class Switch:
     """Where a lab's links plug in.
 
-    `netns` is the namespace holding the lab's bridges (a path setns() takes);
+    `netns` is the namespace holding the lab's bridges (a path setns() takes), and
+    `port_netns` any other that holds some of its ports;
     `ports` maps each node interface on a lab network to its port there (the
     outer end of its veth pair); `table` is the name of the nftables netdev
     table the lab may own in that namespace (link impairments).
@@ -99,9 +101,20 @@ class Switch:
     table: str
     bridges: dict[str, str]  # network -> bridge ifname
     ports: dict[tuple[str, str], str]  # (node, interface) -> port ifname
+    # Ports that live in another namespace than `netns` (an LXD cluster: the ports of
+    # nodes on another member are in that member's), port ifname -> namespace path.
+    port_netns: dict[str, str] = field(default_factory=dict)
 
     def port(self, node: str, interface: str) -> str | None:
         return self.ports.get((node, interface))
+
+    def netns_of(self, port: str) -> str:
+        """The namespace that holds a port."""
+        return self.port_netns.get(port, self.netns)
+
+    def namespaces(self) -> list[str]:
+        """Every namespace that holds ports of the lab, `netns` first."""
+        return [self.netns, *sorted(set(self.port_netns.values()) - {self.netns})]
 
 
 Pids = dict[str, tuple[int, int | None]]  # service -> (host pid, start time)
@@ -197,6 +210,10 @@ class NodeHandle(ABC):
 
 class Backend(ABC):
     name: ClassVar[str]
+
+    def check(self, plan: Plan) -> None:  # noqa: B027 (a hook: most backends see nothing)
+        """Bad input that only the backend can see (an LXD cluster member the lab names
+        that the cluster lacks): InputError (exit 2) before anything is made."""
 
     def check_capacity(self, plan: Plan) -> None:
         """Refuse, before anything is made, a lab this machine cannot hold: raise

@@ -14,6 +14,9 @@ import typer
 from palmnet.cli.options import FORMAT, LAB, Format
 
 lxd_app = typer.Typer(help="Start and inspect LXD for palmnet's LXD backend.", no_args_is_help=True)
+cluster_app = typer.Typer(
+    help="A small LXD cluster for labs larger than one machine.", no_args_is_help=True
+)
 image_app = typer.Typer(help="Local LXD images: build, import, list.", no_args_is_help=True)
 docker_app = typer.Typer(
     help="Docker inside LXD nodes (the `docker:` node key).", no_args_is_help=True
@@ -58,6 +61,97 @@ def lxd_status(fmt: Format = FORMAT) -> None:
             typer.echo(f"networks:  {', '.join(st.networks) or 'none'}")
             typer.echo(f"instances: {st.instances} (labs: {', '.join(st.labs) or 'none'})")
     if not st.running:
+        raise typer.Exit(1)
+
+
+REMOTE = typer.Option(
+    None, "--remote", help="A remote LXD or cluster, https://HOST[:8443] (TLS, trusted once)."
+)
+TOKEN = typer.Option(None, "--token", help="A trust token for --remote (first contact only).")
+
+
+@cluster_app.command("init")
+def cluster_init(
+    address: str = typer.Option(
+        ..., "--address", help="This member's address for the cluster's TLS API."
+    ),
+    name: str = typer.Option(..., "--name", help="This member's name."),
+) -> None:
+    """Make the local LXD the first member of a cluster (listening on ADDRESS:8443)."""
+    from palmnet.lab import lxd_admin
+
+    _say(lxd_admin.cluster_init(address, name))
+
+
+@cluster_app.command("add")
+def cluster_add(
+    name: str = typer.Argument(..., help="The new member's name."),
+    remote: str | None = REMOTE,
+    token: str | None = TOKEN,
+) -> None:
+    """Print a join token for a new member (for `palmnet lxd cluster join` there)."""
+    from palmnet.lab import lxd_admin
+
+    typer.echo(lxd_admin.cluster_add(name, remote, token))
+
+
+@cluster_app.command("join")
+def cluster_join(
+    join_token: str = typer.Argument(..., help="The token `palmnet lxd cluster add` printed."),
+    address: str = typer.Option(..., "--address", help="This member's address."),
+    name: str = typer.Option(..., "--name", help="This member's name (the token's)."),
+    pool: list[str] = typer.Option(
+        ["default"], "--pool", help="The cluster's storage pools (dir: local folder each)."
+    ),
+) -> None:
+    """Join the local, fresh LXD (no pool, no network) to a cluster."""
+    from palmnet.lab import lxd_admin
+
+    _say(lxd_admin.cluster_join(join_token, address, name, tuple(pool)))
+
+
+@cluster_app.command("trust")
+def cluster_trust(name: str = typer.Argument(..., help="A name for the client.")) -> None:
+    """Print a trust token: another machine's palmnet reaches this LXD with
+    `--remote https://ADDRESS:8443 --token TOKEN`."""
+    from palmnet.lab import lxd_admin
+
+    typer.echo(lxd_admin.cluster_trust(name))
+
+
+@cluster_app.command("status")
+def cluster_status(
+    remote: str | None = REMOTE, token: str | None = TOKEN, fmt: Format = FORMAT
+) -> None:
+    """The cluster's members: address, status, roles, palmnet nodes and labs on each."""
+    import dataclasses
+
+    from palmnet.lab import lxd_admin
+
+    st = lxd_admin.cluster_status(remote, token)
+    if fmt is Format.json:
+        typer.echo(json.dumps(dataclasses.asdict(st), indent=2))
+    elif not st.clustered:
+        typer.echo("LXD is not clustered (one machine)")
+    else:
+        from palmnet.cli.tables import print_table, rows_table
+
+        print_table(
+            rows_table(
+                [
+                    {
+                        "MEMBER": m.name + (" *" if m.name == st.local else ""),
+                        "URL": m.url,
+                        "STATUS": m.status,
+                        "ROLES": ", ".join(m.roles),
+                        "NODES": str(st.instances.get(m.name, 0)),
+                        "LABS": ", ".join(st.labs.get(m.name, [])),
+                    }
+                    for m in st.members
+                ]
+            )
+        )
+    if st.clustered and any(m.status != "Online" for m in st.members):
         raise typer.Exit(1)
 
 
@@ -192,6 +286,7 @@ def docker_image_ls(fmt: Format = FORMAT) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this module's verbs to the app."""
+    lxd_app.add_typer(cluster_app, name="cluster")
     app.add_typer(lxd_app, name="lxd")
     docker_app.add_typer(docker_image_app, name="image")
     app.add_typer(docker_app, name="docker")

@@ -22,11 +22,11 @@ def _lines(pairs: Iterable[tuple[str, str]]) -> str:
     return "\n".join(f"{addr.split('/')[0]} ({iface})" for addr, iface in pairs)
 
 
-def _table(title: str | None) -> Table:
+def _table(title: str | None, member: bool = False) -> Table:
     from rich.table import Table
 
     t = Table(title=title, show_lines=True, header_style="bold")
-    for col in ("NAME", "STATE", "IPV4", "IPV6", "KIND"):
+    for col in ("NAME", "STATE", "IPV4", "IPV6", "KIND", *(("MEMBER",) if member else ())):
         t.add_column(col, no_wrap=True)
     return t
 
@@ -47,11 +47,14 @@ def plan_table(plan: Plan) -> Table:
 
 
 def ls_table(nodes: Sequence[LiveNode]) -> Table:
-    t = _table(None)
+    """`lxc ls`'s columns; MEMBER (where the node runs) when the lab is on a cluster."""
+    member = any(n.member for n in nodes)
+    t = _table(None, member)
     for node in nodes:
         v4 = [(a, i.name) for i in node.interfaces for a in i.ipv4]
         v6 = [(a, i.name) for i in node.interfaces for a in i.ipv6 if not a.startswith("fe80:")]
-        t.add_row(node.name, _state(node), _lines(v4), _lines(v6), node.kind)
+        where = (node.member,) if member else ()
+        t.add_row(node.name, _state(node), _lines(v4), _lines(v6), node.kind, *where)
     return t
 
 
@@ -75,6 +78,7 @@ def _live_json(n: LiveNode) -> dict[str, object]:
         "name": n.name,
         "kind": n.kind,
         "state": n.state,
+        **({"member": n.member} if n.member else {}),
         "interfaces": [
             {
                 "name": i.name,

@@ -334,6 +334,7 @@ class LabAPI:
         return UpResult(plan, "created")
 
     def _create(self, plan: Plan, text: str, backend: Backend, raise_limit: bool) -> None:
+        backend.check(plan)
         backend.prepare(plan.lab)
         with store.journal(plan.lab) as j:
             j.set_meta("status", "building")
@@ -394,6 +395,7 @@ class LabAPI:
                 "cannot change a running lab this way (run `palmnet down` first):\n"
                 + "\n".join(diff.refused)
             )
+        backend.check(plan)
         j.set_meta("pd_pools", {})  # the file's pools win again
         stopped = set(j.meta("stopped", []))
         if diff.removed:

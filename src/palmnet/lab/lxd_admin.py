@@ -109,3 +109,45 @@ def check_docker_images(lab: Lab) -> None:
             )
     if problems:
         raise TopologyError(list(dict.fromkeys(problems)), file=str(lab.source))
+
+
+# -- clusters (issue 18) -------------------------------------------------------------------
+def _connect(remote: str | None, token: str | None) -> Any:
+    from palmnet.backends.lxd import client
+    from palmnet.backends.lxd import remote as remotes
+
+    if remote:
+        return remotes.connect(remote, token)
+    if token:
+        raise InputError("--token goes with --remote (a trust token for a remote LXD)")
+    return client.connect(require_pool=False)
+
+
+def cluster_init(address: str, name: str) -> str:
+    from palmnet.backends.lxd import cluster
+
+    return cluster.init(_connect(None, None), name, address)
+
+
+def cluster_add(name: str, remote: str | None = None, token: str | None = None) -> str:
+    from palmnet.backends.lxd import cluster
+
+    return cluster.add(_connect(remote, token), name)
+
+
+def cluster_trust(name: str) -> str:
+    from palmnet.backends.lxd import cluster
+
+    return cluster.trust_token(_connect(None, None), name)
+
+
+def cluster_join(token: str, address: str, name: str, pools: tuple[str, ...]) -> str:
+    from palmnet.backends.lxd import cluster
+
+    return cluster.join(_connect(None, None), token, address, name, pools)
+
+
+def cluster_status(remote: str | None = None, token: str | None = None) -> Any:
+    from palmnet.backends.lxd import cluster
+
+    return cluster.status(_connect(remote, token))

@@ -10,7 +10,8 @@ shell sees the same truth, and `palmnet down` removes them with the lab.
 
 Where the ports are is the backend's to say (a `Switch` from the Lab API):
 the outer veth ends in a netns lab's hidden namespace, the host ends of a
-container's NICs in LXD's. Nothing here knows which.
+container's NICs in LXD's (on an LXD cluster, each member's own: the ports are
+grouped by namespace). Nothing here knows which.
 
 nft runs in a child that joins the switch's namespace before exec, never a
 thread of this process, so it is safe while `converge` has probe threads.
@@ -81,15 +82,25 @@ class LinkControl:
 
     # -- kernel reads --------------------------------------------------------------
     def _port_states(self) -> dict[str, bool]:
-        """Admin state (up?) of every link in the switch's namespace, by name."""
+        """Admin state (up?) of every link in the switch's namespaces, by name."""
+        out: dict[str, bool] = {}
         try:
-            return {link.name: link.up for link in dump_links(self.switch.netns).values()}
+            for netns in self.switch.namespaces():
+                out.update({link.name: link.up for link in dump_links(netns).values()})
         except OSError as exc:
             raise LabError(f"lab {self.plan.lab}: its switch cannot be read ({exc})") from None
+        return out
 
-    def _nft(self, *args: str, stdin: str | None = None) -> str:
+    def _by_netns(self, ports: list[str]) -> dict[str, list[str]]:
+        """Ports grouped by the namespace that holds them (one, off an LXD cluster)."""
+        out: dict[str, list[str]] = {}
+        for port in ports:
+            out.setdefault(self.switch.netns_of(port), []).append(port)
+        return out
+
+    def _nft(self, *args: str, stdin: str | None = None, netns: str | None = None) -> str:
         try:
-            proc = run_in_netns(self.switch.netns, ["nft", *args], stdin, timeout=30)
+            proc = run_in_netns(netns or self.switch.netns, ["nft", *args], stdin, timeout=30)
         except FileNotFoundError:
             raise LabError("nft is not installed (Debian: apt install nftables)") from None
         if proc.returncode != 0:
@@ -98,14 +109,14 @@ class LinkControl:
             raise LabError(f"nft refused it: {proc.stderr.strip()}")
         return proc.stdout
 
-    def _load(self, text: str, what: str) -> None:
+    def _load(self, text: str, what: str, netns: str | None = None) -> None:
         try:
-            self._nft("-f", "-", stdin=text)
+            self._nft("-f", "-", stdin=text, netns=netns)
         except LabError as exc:
             raise LabError(f"{what}: {exc}") from None
 
-    def _table_json(self) -> str:
-        return self._nft("-j", "list", "table", nft.FAMILY, self.switch.table)
+    def _table_json(self, netns: str | None = None) -> str:
+        return self._nft("-j", "list", "table", nft.FAMILY, self.switch.table, netns=netns)
 
     def _present(self, link: Link) -> list[str]:
         """The link's ports that exist now (a stopped node has none)."""
@@ -120,9 +131,10 @@ class LinkControl:
         """Every end of the link down (carrier loss, both sides see NO-CARRIER) or up."""
         present = self._present(link)
         try:
-            with Rtnl.open(self.switch.netns) as rt, rt.pipeline():
-                for port in present:
-                    rt.set_up(name=port, up=up)
+            for netns, ports in self._by_netns(present).items():
+                with Rtnl.open(netns) as rt, rt.pipeline():
+                    for port in ports:
+                        rt.set_up(name=port, up=up)
         except OSError as exc:
             if exc.errno == errno.ENODEV:
                 raise LabError(f"link {link.name}: an end vanished ({exc})") from None
@@ -131,16 +143,19 @@ class LinkControl:
     def impair(self, link: Link, loss: int | None) -> None:
         """Drop `loss` % of the frames on the link, or all of them (None), interfaces up."""
         present = self._present(link)
-        self._load(nft.impair_text(self.switch.table, present, loss), f"impair {link.name}")
+        for netns, ports in self._by_netns(present).items():
+            text = nft.impair_text(self.switch.table, ports, loss)
+            self._load(text, f"impair {link.name}", netns)
 
     def clear(self, link: Link) -> None:
         """Remove the link's impairment and bring its ends up: the link is whole again."""
         present = self._present(link)
         errors = []
-        try:
-            self._load(nft.clear_text(self.switch.table, present), f"clear {link.name}")
-        except LabError as exc:
-            errors.append(str(exc))
+        for netns, ports in self._by_netns(present).items():
+            try:
+                self._load(nft.clear_text(self.switch.table, ports), f"clear {link.name}", netns)
+            except LabError as exc:
+                errors.append(str(exc))
         try:
             self.set_carrier(link, True)
         except LabError as exc:
@@ -160,14 +175,18 @@ class LinkControl:
         self._drop_table_if_empty()
 
     def _drop_table_if_empty(self) -> None:
-        text = self._table_json()
-        if text and not nft.chains_in(text, self.switch.table):
-            self._load(nft.drop_table_text(self.switch.table), "remove the empty impairment table")
+        for netns in self.switch.namespaces():
+            text = self._table_json(netns)
+            if text and not nft.chains_in(text, self.switch.table):
+                drop = nft.drop_table_text(self.switch.table)
+                self._load(drop, "remove the empty impairment table", netns)
 
     # -- status --------------------------------------------------------------------
     def status(self, only_failed: bool = False) -> list[LinkStatus]:
         states = self._port_states()
-        impairments = nft.parse_table(self._table_json(), self.switch.table)
+        impairments = {}
+        for netns in self.switch.namespaces():
+            impairments.update(nft.parse_table(self._table_json(netns), self.switch.table))
         out = []
         for link in links_of(self.plan):
             s = LinkStatus(link)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from palmnet.addressing.eui64 import eui64_address, link_local
 from palmnet.addressing.mac import assign_macs, mac_key, stable_mac
+from palmnet.plan import spanning
 from palmnet.plan.external import (
     external_notes,
     external_plan,
@@ -228,8 +229,10 @@ def plan_lab(lab: Lab) -> Plan:
         networks=_networks(lab, nodes),
         nodes=tuple(planned),
         dad=lab.dad,
-        notes=(*notes, *external_notes(lab, nodes), *xlat_notes(planned)),
+        notes=(*notes, *external_notes(lab, nodes), *xlat_notes(planned), *spanning.notes(lab)),
         backend=lab.backend or "netns",
+        placement=lab.placement or "spread",
+        link_mtu=spanning.link_mtu(lab),
     )
     return _with_dns(plan, {d.node.name: d for d in drafts})
 
@@ -451,6 +454,8 @@ def _backend_options(node: Node) -> tuple[tuple[str, str], ...]:
     options = []
     if node.image:
         options.append(("image", node.image))
+    if node.member:
+        options.append(("member", node.member))
     if node.security_nesting:
         options.append(("security.nesting", "true"))
     if node.security_privileged:

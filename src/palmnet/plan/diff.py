@@ -39,6 +39,12 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
         d.refused.append(
             f"  lab settings: {old.domain}/dad={old.dad} -> {new.domain}/dad={new.dad}"
         )
+    if (old.placement, old.link_mtu) != (new.placement, new.link_mtu):
+        # running nodes would keep their members and their NICs' MTU
+        d.refused.append(
+            f"  placement: {old.placement}, link MTU {old.link_mtu or 1500} -> "
+            f"{new.placement}, link MTU {new.link_mtu or 1500}"
+        )
     for name, node in new_nodes.items():
         if name not in old_nodes:
             d.added.append(name)

@@ -350,6 +350,8 @@ class Plan:
     dad: bool = True
     notes: tuple[str, ...] = field(default=())
     backend: str = "netns"  # which backend realizes it (topology `backend:`)
+    placement: str = "spread"  # on an LXD cluster: spread | pack (topology `placement:`)
+    link_mtu: int | None = None  # the MTU of every lab link; None: 1500 (plan/spanning.py)
 
     def node(self, name: str) -> NodePlan:
         """The node named `name`; UnknownNode (bad input, exit 2) names the lab's nodes."""

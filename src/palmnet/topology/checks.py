@@ -15,6 +15,7 @@ from typing import Any
 from palmnet.topology.describe import shown
 from palmnet.topology.model import (
     IFNAME,
+    MEMBER_NAME,
     PLAIN_TEXT,
     RESERVED_IFNAMES,
     SUPPORTED_KINDS,
@@ -75,6 +76,12 @@ def check_layer(
         _check_routing(spec.routing, (*path, "routing"), report)
     if spec.delegate is not None:
         _check_delegate(spec.delegate, (*path, "delegate"), report)
+    if spec.member is not None and not MEMBER_NAME.fullmatch(spec.member):
+        report(
+            (*path, "member"),
+            f"member: {shown(spec.member)} is not an LXD cluster member name "
+            "(1-63 letters, digits and '-', not starting or ending with '-')",
+        )
     for key in ("uci", "image"):
         value = getattr(spec, key)
         if value is not None and not PLAIN_TEXT.fullmatch(value):

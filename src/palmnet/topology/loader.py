@@ -126,6 +126,8 @@ class _Loader:
         valid = isinstance(domain, str) and DOMAIN.fullmatch(domain)
         self.domain = domain.rstrip(".") if valid and domain else ""  # for names' length
         nodes = self.load_nodes(_section(data, "nodes"), lab_dad)
+        if header is not None and header.backend == "netns":
+            self.cluster_keys_on_netns(header, nodes)
         if self.problems or header is None or domain is None:
             raise self.fail()
         return Lab(
@@ -134,10 +136,24 @@ class _Loader:
             source=Path(self.filename),
             dad=lab_dad,
             backend=header.backend,
+            placement=header.placement,
             networks=self.networks,
             nodes=nodes,
             lines=self.source,
         )
+
+    def cluster_keys_on_netns(self, header: LabHeader, nodes: dict[str, Node]) -> None:
+        """`placement:` and `member:` place containers on an LXD cluster's members: a
+        lab that says `backend: netns` runs on this machine only."""
+        why = "places nodes on an LXD cluster's members (backend lxd); this lab says backend: netns"
+        if header.placement is not None:
+            self.problem(("placement",), f"{header.placement!r} {why}")
+        said = set()
+        for node in nodes.values():
+            where = node.origins.get("member", ("nodes", node.template))
+            if node.member is not None and where not in said:
+                said.add(where)
+                self.problem((*where, "member"), f"{node.member!r} {why}")
 
     # -- pass 1 and 2: each section's entries -----------------------------------------
 
@@ -267,6 +283,7 @@ class _Loader:
             nat64=merged.nat64,
             clat=merged.clat,
             image=merged.image,
+            member=merged.member,
             security_nesting=merged.security_nesting,
             security_privileged=merged.security_privileged,
             docker=tuple(merged.docker),

@@ -56,6 +56,11 @@ NodeKind = Literal["host", "router", "openwrt", "isp"]
 SupportedKind = Literal["host", "router", "openwrt", "isp"]
 SUPPORTED_KINDS: tuple[SupportedKind, ...] = ("host", "router", "openwrt", "isp")
 Service = Literal["http"]
+# Where an LXD cluster runs a lab's nodes (backend lxd): spread over the members
+# (the default, as LXD's own scheduler does) or packed on the member palmnet talks to.
+Placement = Literal["spread", "pack"]
+# An LXD cluster member's name (a host name label, as LXD requires).
+MEMBER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 class Strict(BaseModel):
@@ -206,6 +211,7 @@ class ProfileSpec(Strict):
     nat64: Nat64Spec | None = None  # router, openwrt: a PLAT (TAYGA) and DNS64 (unbound)
     clat: bool | None = None  # host: a CLAT (464XLAT) for IPv4-only applications
     image: str | None = None  # backend lxd: the image alias the node's container starts from
+    member: str | None = None  # backend lxd on a cluster: the member the node runs on
     security_nesting: bool | None = Field(default=None, alias="security.nesting")
     security_privileged: bool | None = Field(default=None, alias="security.privileged")
     docker: list[DockerSpec] | None = None  # backend lxd: containers run by the node's dockerd
@@ -233,6 +239,7 @@ class LabHeader(Strict):
     domain: str | None = None
     dad: bool = True
     backend: Literal["netns", "lxd"] | None = None  # None: netns, or the running lab's
+    placement: Placement | None = None  # backend lxd on a cluster; None: spread
     networks: dict[str, Any] | None = None
     profiles: dict[str, Any] | None = None
     nodes: dict[str, Any] | None = None
@@ -253,6 +260,7 @@ class Node(Strict):
     nat64: Nat64Spec | None = None
     clat: bool = False
     image: str | None = None
+    member: str | None = None
     security_nesting: bool = False
     security_privileged: bool = False
     docker: tuple[DockerSpec, ...] = ()
@@ -276,6 +284,7 @@ class Lab(Strict):
     source: Path
     dad: bool = True
     backend: Literal["netns", "lxd"] | None = None  # None: netns, or the running lab's
+    placement: Placement | None = None
     networks: dict[str, NetworkSpec]
     nodes: dict[str, Node]  # file order, copies of `count:` in 1..N order
     lines: Source | None = Field(default=None, repr=False)

@@ -41,6 +41,7 @@ class Overlaid:
     nat64: Nat64Spec | None = None
     clat: bool = False
     image: str | None = None
+    member: str | None = None
     security_nesting: bool = False
     security_privileged: bool = False
     docker: list[DockerSpec] = field(default_factory=list)
@@ -60,6 +61,7 @@ _SCALAR_KEYS = (
     "nat64",
     "clat",
     "image",
+    "member",
     "security_nesting",
     "security_privileged",
     "docker",

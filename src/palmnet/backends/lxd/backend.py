@@ -14,6 +14,11 @@
 6. nodes with `docker:`: their dockerd configured, images made, containers
    run and listening (docker.py).
 A start failure carries LXD's reason; `LabAPI.up` then destroys what was made.
+
+On an LXD cluster (cluster.py) the same steps run through the member palmnet
+talks to: each node is created on the member `placement.py` picks (`target`),
+each lab network spans the members in a VXLAN tunnel (networks.py), every NIC and
+bridge gets the link MTU that fits the tunnel, and `ls` says where each node runs.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from palmnet.backends.base import (
 from palmnet.backends.external import preflight as external_preflight
 from palmnet.backends.live import observe_netns
 from palmnet.backends.lxd import client as lxdclient
-from palmnet.backends.lxd import docker, images, inside, instances, networks
+from palmnet.backends.lxd import cluster, docker, images, inside, instances, networks, placement
 from palmnet.backends.lxd.instances import instance_name, is_router, port_name
 from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.errors import InputError, LabError
@@ -48,6 +53,7 @@ from palmnet.kernel.processes import run_in_netns
 from palmnet.kernel.watch import AddressWatch
 from palmnet.plan.guard import guard_ruleset
 from palmnet.plan.model import NodePlan, Plan
+from palmnet.plan.spanning import TUNNEL_MTU
 from palmnet.services import nftables, runner
 from palmnet.services.base import Service
 from palmnet.services.registry import service_named
@@ -56,6 +62,20 @@ from palmnet.state.paths import lab_dir
 
 KINDS = ("lxd-instance", "lxd-network", "lxd-profile", "lxd-image")
 HOST_WORKERS = 8
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _member(inst: dict[str, Any]) -> str:
+    """The cluster member an instance runs on ('' off a cluster: LXD says 'none')."""
+    where = str(inst.get("location") or "")
+    return "" if where == "none" else where
 
 
 def _report(message: str) -> None:
@@ -131,6 +151,12 @@ class LxdBackend(Backend):
             self._conn = lxdclient.connect()
         return self._conn
 
+    def check(self, plan: Plan) -> None:
+        """Every `member:` must name a member of the cluster (exit 2, nothing made)."""
+        members = cluster.members(self.lxd)
+        if members:
+            placement.place(plan.nodes, plan.placement, members, cluster.local_member(self.lxd))
+
     def prepare(self, lab: str) -> None:
         """LXD must answer before the lab's state exists: else exit 2, nothing made.
         A fresh lab starts clean: LXD objects tagged with its name are leftovers of a
@@ -146,6 +172,17 @@ class LxdBackend(Backend):
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
         lxd = self.lxd
         chosen = list(plan.nodes) if nodes is None else [plan.node(n) for n in nodes]
+        members = cluster.members(lxd)
+        # Placed over the whole plan, so that a node lands on the same member whether
+        # the lab comes up at once or grows by `launch` (nothing made before this).
+        where = (
+            placement.place(plan.nodes, plan.placement, members, cluster.local_member(lxd))
+            if members
+            else {}
+        )
+        mtu = plan.link_mtu or (TUNNEL_MTU if members else None)
+        if not members and any(n.option("member") for n in chosen):
+            _report("LXD is not a cluster: `member:` keys are ignored, every node runs here")
         t = PhaseTimer()
         for image in sorted({instances.image_of(n) for n in chosen}):
             images.ensure(lxd, image, _report)
@@ -153,14 +190,14 @@ class LxdBackend(Backend):
             docker.prepare_cache()  # mounted into docker nodes: it must exist
         t.lap("images")
         profile = networks.ensure_profile(lxd, plan.lab, lxd.pool(), journal)
-        networks.create_networks(lxd, plan, journal)
+        networks.create_networks(lxd, plan, journal, [m.name for m in members], mtu)
         t.lap("networks")
         existing = instances.lab_instances(lxd, plan.lab)
         fresh = [n for n in chosen if n.name not in existing]
         journal.record_many(
             ("lxd-instance", instance_name(plan.lab, n.name), n.name, {}) for n in fresh
         )
-        instances.create(lxd, plan, fresh, profile)
+        instances.create(lxd, plan, fresh, profile, where, mtu)
         t.lap("create")
         stopped = [n for n in chosen if existing.get(n.name, {}).get("status") != "Running"]
         routers = [n for n in chosen if is_router(n)]
@@ -312,14 +349,14 @@ class LxdBackend(Backend):
                 continue
             if inst.get("status") != "Running":
                 state = "STOPPED" if inst.get("status") == "Stopped" else "ERROR"
-                out.append(LiveNode(node.name, node.kind, state, ()))
+                out.append(LiveNode(node.name, node.kind, state, (), member=_member(inst)))
                 continue
             pid = instances.init_pid(self.lxd, inst["name"])
             live = observe_netns(node, inside.netns_path(pid))
             if node.docker is not None:
                 rows = self._docker(plan, node, pid).containers()
                 live = dataclasses.replace(live, docker=tuple(LiveContainer(**r) for r in rows))
-            out.append(live)
+            out.append(dataclasses.replace(live, member=_member(inst)))
         return out
 
     def node(self, plan: Plan, journal: Journal, name: str) -> LxdNode:
@@ -329,14 +366,22 @@ class LxdBackend(Backend):
             state = self.lxd.get(f"instances/{inst}/state")
         except self.lxd.NotFound:
             state = {}
-        init = int(state.get("pid") or 0) if state.get("status") == "Running" else 0
+        init = instances.init_pid(self.lxd, inst, state) if state else 0
         return LxdNode(plan, node, process_pids(journal, name), self.lxd, init)
 
     def switch(self, plan: Plan, journal: Journal) -> Switch:
         """The lab's bridges are LXD-managed, in LXD's own network namespace (the
-        machine's), with each NIC's host end named by `port_name`."""
+        machine's), with each NIC's host end named by `port_name`; on a cluster the
+        ports of nodes on another member are in that member's namespace."""
+        netns = self._lxd_netns()
+        port_netns = {
+            port_name(plan.lab, node, i.name): where
+            for node, where in self._node_namespaces(plan.lab, netns).items()
+            for i in plan.node(node).veths
+        }
         return Switch(
-            netns=self._lxd_netns(),
+            netns=netns,
+            port_netns=port_netns,
             table=impair_table(plan.lab),
             bridges={n.name: networks.bridge_name(plan.lab, n.name) for n in plan.bridged},
             ports={
@@ -347,10 +392,31 @@ class LxdBackend(Backend):
             },
         )
 
+    def _node_namespaces(self, lab: str, lxd_netns: str) -> dict[str, str]:
+        """node -> the namespace its NICs' host ends are in, for running nodes whose
+        LXD is not the one palmnet talks to (another cluster member): the namespace of
+        the container's parent, LXC's monitor, which runs where that LXD runs."""
+        if not cluster.enabled(self.lxd):
+            return {}
+        home = os.stat(lxd_netns).st_ino
+        out = {}
+        for node, inst in instances.lab_instances(self.lxd, lab).items():
+            if inst.get("status") != "Running":
+                continue
+            with contextlib.suppress(LabError, OSError, ValueError):
+                init = instances.init_pid(self.lxd, inst["name"])
+                monitor = _parent(init)
+                path = f"/proc/{monitor}/ns/net"
+                if monitor and os.stat(path).st_ino != home:
+                    out[node] = path
+        return out
+
     def _lxd_netns(self) -> str:
-        pid = self.lxd.client.host_info.get("environment", {}).get("server_pid")
+        """LXD's namespace, from the peer of its unix socket (SO_PEERCRED gives the pid
+        as this machine counts it, also for an LXD nested in a container)."""
+        pid = lxdclient.server_host_pid()
         if not pid:
-            raise LabError("LXD does not say its pid: cannot find its network namespace")
+            raise LabError("LXD's unix socket names no peer: cannot find its network namespace")
         return f"/proc/{pid}/ns/net"
 
     # -- down --------------------------------------------------------------------------------
@@ -383,6 +449,11 @@ class LxdBackend(Backend):
 
     def _remove_tagged(self, lxd: lxdclient.Lxd, lab: str) -> bool:
         found: list[Any] = []
+        # other members' namespaces, while their nodes still run (impairment tables)
+        with contextlib.suppress(LabError, OSError):
+            for where in set(self._node_namespaces(lab, self._lxd_netns()).values()):
+                if self._drop_impair_table(lab, where):
+                    found.append(f"{impair_table(lab)} ({where})")
         mine = [i["name"] for i in instances.lab_instances(lxd, lab).values()]
         found += mine
         instances.delete(lxd, mine)
@@ -401,11 +472,12 @@ class LxdBackend(Backend):
             found.append(impair_table(lab))
         return bool(found)
 
-    def _drop_impair_table(self, lab: str) -> bool:
-        """The lab's impairment table in LXD's namespace, if a crash left it there."""
+    def _drop_impair_table(self, lab: str, netns: str | None = None) -> bool:
+        """The lab's impairment table in LXD's namespace (or `netns`), if a crash left
+        it there."""
         table = impair_table(lab)
         try:
-            path = self._lxd_netns()
+            path = netns or self._lxd_netns()
             listed = run_in_netns(path, ["nft", "list", "table", "netdev", table], timeout=10)
         except (LabError, OSError):
             return False

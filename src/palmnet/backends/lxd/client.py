@@ -42,6 +42,21 @@ def socket_path() -> str | None:
     return None
 
 
+def server_host_pid() -> int:
+    """The pid of the LXD behind the local unix socket, as this machine counts it
+    (SO_PEERCRED); 0 without a socket."""
+    import socket
+    import struct
+
+    path = socket_path()
+    if path is None:
+        return 0
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(path)
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[0])
+
+
 def _pylxd() -> Any:
     try:
         import pylxd
@@ -63,6 +78,11 @@ class Pending:
 
     what: str
     url: str
+
+    @property
+    def id(self) -> str:
+        """The operation's id (a clustered LXD appends `?project=...` to its URL)."""
+        return self.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 class Lxd:
@@ -164,7 +184,7 @@ class Lxd:
     ) -> tuple[dict[str, Any], str]:
         if p is None:
             return {}, ""
-        op_id = p.url.rstrip("/").rsplit("/", 1)[-1]
+        op_id = p.id
         left = max(1, int(deadline - time.monotonic()))
         try:
             meta = self.api.operations[op_id].wait.get(params={"timeout": left}).json()["metadata"]

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from palmnet.backends.lxd import docker, networks, tags
+from palmnet.backends.lxd import docker, hostpid, networks, tags
 from palmnet.backends.lxd.client import Lxd, OperationFailed
 from palmnet.backends.lxd.images import (
     DEFAULT_DOCKER_IMAGE,
@@ -37,6 +37,7 @@ from palmnet.backends.lxd.images import (
     OPENWRT,
     OPENWRT_DEVICES,
 )
+from palmnet.errors import LabError
 from palmnet.plan import sysctls
 from palmnet.plan.model import InterfacePlan, NodePlan, Plan
 from palmnet.services.registry import services_for
@@ -109,7 +110,9 @@ def _nic(plan: Plan, node: NodePlan, iface: InterfacePlan) -> dict[str, str]:
     }
 
 
-def instance_config(plan: Plan, node: NodePlan, profile: str, image_os: str = "") -> dict[str, Any]:
+def instance_config(
+    plan: Plan, node: NodePlan, profile: str, image_os: str = "", mtu: int | None = None
+) -> dict[str, Any]:
     """The container of a node. An OpenWrt image (os: OpenWrt, set by `palmnet image
     import` when the rootfs has /etc/openwrt_release) runs privileged with the device
     nodes it needs made by LXD before its init, as the community init.sh did by hand."""
@@ -118,6 +121,8 @@ def instance_config(plan: Plan, node: NodePlan, profile: str, image_os: str = ""
         devices.update({k: dict(v) for k, v in OPENWRT_DEVICES.items()})
     for iface in node.veths:
         devices[iface.name] = _nic(plan, node, iface)
+        if mtu and plan.network(iface.network).external is None:
+            devices[iface.name]["mtu"] = str(mtu)  # a lab link: fits the tunnel
     devices.update(docker.devices(node))
     config = {
         **tags.lab_config(plan.lab, node=node.name, kind=node.kind),
@@ -150,16 +155,29 @@ def lab_instances(lxd: Lxd, lab: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def create(lxd: Lxd, plan: Plan, nodes: Sequence[NodePlan], profile: str) -> None:
+def create(
+    lxd: Lxd,
+    plan: Plan,
+    nodes: Sequence[NodePlan],
+    profile: str,
+    where: dict[str, str] | None = None,
+    mtu: int | None = None,
+) -> None:
+    """Create containers at once; on a cluster each on its member (`where`: node ->
+    member, sent as `target`)."""
     from palmnet.backends.lxd.images import image_os
 
+    where = where or {}
     os_of = {alias: image_os(lxd, alias) for alias in {image_of(n) for n in nodes}}
     lxd.run_all(
         (
             "post",
             "instances",
-            f"node {n.name}",
-            {"json": instance_config(plan, n, profile, os_of[image_of(n)])},
+            f"node {n.name}" + (f" on {where[n.name]}" if n.name in where else ""),
+            {
+                "json": instance_config(plan, n, profile, os_of[image_of(n)], mtu),
+                **({"params": {"target": where[n.name]}} if n.name in where else {}),
+            },
         )
         for n in nodes
     )
@@ -244,5 +262,20 @@ def delete(lxd: Lxd, names: Iterable[str]) -> None:
         pause = min(pause * 2, 0.5)
 
 
-def init_pid(lxd: Lxd, name: str) -> int:
-    return int(lxd.get(f"instances/{name}/state").get("pid") or 0)
+def init_pid(lxd: Lxd, name: str, state: dict[str, Any] | None = None) -> int:
+    """The host pid of a running instance's init (hostpid.py), 0 if not running.
+    An instance that runs on a cluster member on another machine is an error that
+    says so: palmnet configures a node from the machine that holds it."""
+    state = lxd.get(f"instances/{name}/state") if state is None else state
+    reported = int(state.get("pid") or 0)
+    if not reported or state.get("status") != "Running":
+        return 0
+    pid = hostpid.host_init(name, reported)
+    if not pid:
+        where = lxd.get(f"instances/{name}").get("location") or "its member"
+        raise LabError(
+            f"{name} runs on LXD cluster member {where}, not on this machine: palmnet "
+            "reaches a node through its namespaces, so the member must be on the "
+            "machine palmnet runs on (nested or local members)"
+        )
+    return pid

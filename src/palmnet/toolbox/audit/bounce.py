@@ -77,11 +77,11 @@ def link_bounce(ctx: AuditContext) -> Outcome:
 
     def carrier_down() -> None:
         for outer in outers:
-            ctx.switch_ip("link", "set", "dev", outer, "down")
+            ctx.switch_ip("link", "set", "dev", outer, "down", port=outer)
 
     def carrier_up() -> None:
         for outer in outers:
-            ctx.switch_ip("link", "set", "dev", outer, "up")
+            ctx.switch_ip("link", "set", "dev", outer, "up", port=outer)
 
     def admin(state: str) -> Callable[[], None]:
         return lambda: ctx.run(None, ["ip", "link", "set", "dev", name, state]).check_returncode()
@@ -163,9 +163,10 @@ def _restart(ctx: AuditContext) -> None:
     """
     switch = ctx.session.switch()
     ports = {p for (node, _), p in switch.ports.items() if node == ctx.target.name}
-    with NetlinkBell(switch.netns) as bell:
+    netns = switch.netns_of(next(iter(ports))) if ports else switch.netns
+    with NetlinkBell(netns) as bell:
         ctx.api.stop(ctx.lab, ctx.target.name)
-        bell.wait(lambda: not ports & _switch_links(switch.netns), ctx.options.deadline)
+        bell.wait(lambda: not ports & _switch_links(netns), ctx.options.deadline)
     ctx.api.start(ctx.lab, ctx.target.name)
     ctx.forget_handles()
 

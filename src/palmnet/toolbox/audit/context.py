@@ -262,9 +262,12 @@ class AuditContext:
             raise LabError(f"ip {' '.join(args)} in {(node or self.target).name}: {proc.stderr}")
         return json.loads(proc.stdout or "[]")
 
-    def switch_ip(self, *args: str) -> None:
-        """`ip` in the namespace of the lab's switch (its bridges and ports)."""
-        proc = run_in_netns(self.session.switch().netns, ["ip", *args], timeout=30)
+    def switch_ip(self, *args: str, port: str | None = None) -> None:
+        """`ip` in the namespace of the lab's switch (its bridges and ports), or of
+        the one that holds `port` (an LXD cluster: each member's own)."""
+        switch = self.session.switch()
+        netns = switch.netns_of(port) if port else switch.netns
+        proc = run_in_netns(netns, ["ip", *args], timeout=30)
         if proc.returncode != 0:
             raise LabError(f"ip {' '.join(args)} in the lab's switch: {proc.stderr.strip()}")
 

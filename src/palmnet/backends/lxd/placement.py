@@ -1,0 +1,54 @@
+"""Which cluster member runs each node of a lab.
+
+- `member: NAME` on a node: that member (it must be a member of the cluster, else
+  exit 2 before anything is made, naming the members).
+- `placement: pack`: every other node on the member palmnet talks to (the local
+  one: its nodes are reached through this machine's /proc, and its links never
+  cross a tunnel).
+- `placement: spread` (the default): every other node on the member that holds the
+  fewest of the lab's nodes so far, in the plan's order, ties to the first member
+  by name: LXD's own scheduler does the same (fewest instances), but palmnet
+  decides it itself so that the same lab lands the same way on every `up`, and
+  the router written first in the file runs on the first member.
+Only members that are Online take nodes that nothing pins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from palmnet.backends.lxd.cluster import Member
+from palmnet.errors import InputError
+from palmnet.plan.model import NodePlan
+
+
+def place(
+    nodes: Sequence[NodePlan], placement: str, members: Sequence[Member], local: str
+) -> dict[str, str]:
+    """node name -> member name, for every node; {} off a cluster (no members)."""
+    if not members:
+        return {}
+    names = [m.name for m in members]
+    pinned = {n.name: n.option("member") for n in nodes if n.option("member")}
+    unknown = sorted({m for m in pinned.values() if m not in names})
+    if unknown:
+        raise InputError(
+            f"member: {', '.join(unknown)} is not a member of this LXD cluster "
+            f"(members: {', '.join(names)})"
+        )
+    online = [m.name for m in members if m.status == "Online"] or names
+    load = {m: 0 for m in names}
+    for m in pinned.values():
+        load[m] += 1
+    out: dict[str, str] = {}
+    for node in nodes:
+        if node.name in pinned:
+            out[node.name] = pinned[node.name]
+            continue
+        if placement == "pack":
+            chosen = local if local in online else online[0]
+        else:
+            chosen = min(online, key=lambda m: (load[m], online.index(m)))
+        load[chosen] += 1
+        out[node.name] = chosen
+    return out

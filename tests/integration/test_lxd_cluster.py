@@ -1,0 +1,308 @@
+"""The LXD backend on a real two-member LXD cluster, built on this machine.
+
+The module builds the test cluster once (scripts/lxd-test-cluster.sh: two system
+containers of the host LXD with security.nesting, each running LXD 5.0 from
+Debian, joined by palmnet's own `lxd cluster init|add|join`) and removes it at
+the end. It skips only where the host LXD or the nested members cannot start,
+with the script's own error; palmnet failing to form the cluster is a failure.
+
+palmnet talks to member 1 (LXD_DIR through /proc/PID/root); the lab networks
+cross the members in LXD's VXLAN tunnels over the members' underlay bridge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration import labs
+from tests.integration.labs import ip_json, lxd_reason, node_exec, run, run_json, write_lab
+from tests.integration.test_routing import (
+    PROFILES,
+    neighbors_json,
+    ring_copy,
+    route_json,
+    wait_for,
+)
+from tests.integration.test_spine import _addresses, _reversed_nodes
+
+pytestmark = pytest.mark.root
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "lxd-test-cluster.sh"
+PREFIX = "pncl"
+M1, M2 = f"{PREFIX}-m1", f"{PREFIX}-m2"
+FIRST = "198.51.100.11"  # member 1's address on the underlay (the script's)
+
+
+def _host_lxd_env() -> dict[str, str]:
+    """The environment of a command for the host's own LXD (not the cluster's)."""
+    return {k: v for k, v in os.environ.items() if k != "LXD_DIR"}
+
+
+def member_pid(member: str) -> int:
+    """The host pid of a member container's init (asked of the host LXD)."""
+    out = subprocess.run(
+        ["lxc", "query", f"/1.0/instances/{member}/state"],
+        capture_output=True,
+        text=True,
+        env=_host_lxd_env(),
+        check=True,
+    ).stdout
+    return int(json.loads(out)["pid"])
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """A two-member test cluster; LXD_DIR points palmnet at member 1."""
+    reason = lxd_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    env = {**_host_lxd_env(), "PALMNET_PYTHON": sys.executable, "PNCL_PREFIX": PREFIX}
+    proc = subprocess.run(
+        [str(SCRIPT), "up", "2"], capture_output=True, text=True, env=env, timeout=900
+    )
+    if proc.returncode != 0:
+        subprocess.run([str(SCRIPT), "down"], capture_output=True, env=env, timeout=300)
+        why = proc.stderr.strip()[-800:]
+        if proc.returncode == 3:  # the nested members cannot run here
+            pytest.skip(f"the test cluster's members cannot start: {why}")
+        raise AssertionError(f"palmnet could not form the test cluster: {why}")
+    lxd_dir = proc.stdout.strip().splitlines()[-1].removeprefix("LXD_DIR=")
+    saved = {k: os.environ.get(k) for k in ("LXD_DIR", "PALMNET_LXD_TUNNEL_INTERFACE")}
+    os.environ["LXD_DIR"] = lxd_dir
+    os.environ["PALMNET_LXD_TUNNEL_INTERFACE"] = "eth0"  # the members' underlay
+    try:
+        yield lxd_dir
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        down = subprocess.run([str(SCRIPT), "down"], capture_output=True, text=True, env=env)
+        assert down.returncode == 0, down.stderr
+
+
+def member_links(member: str) -> set[str]:
+    """Every interface name in a member's network namespace (its bridges, tunnels,
+    container NIC host ends)."""
+    from pyroute2.iproute.linux import IPRoute
+
+    from palmnet.kernel import nsfs
+
+    with nsfs.netns(f"/proc/{member_pid(member)}/ns/net"):
+        ipr = IPRoute()
+    try:
+        return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+    finally:
+        ipr.close()
+
+
+def lab_links(lab: str, path: Path) -> set[str]:
+    """The kernel names a lab's bridges, tunnels and ports have on a member."""
+    from palmnet.backends.lxd.instances import port_name
+    from palmnet.backends.lxd.networks import TUNNEL, bridge_name
+    from palmnet.lab import plan_file
+
+    plan = plan_file(path)
+    names = {bridge_name(lab, n.name) for n in plan.networks}
+    names |= {f"{b}-{TUNNEL}" for b in set(names)}
+    names |= {port_name(lab, n.name, i.name) for n in plan.nodes for i in n.veths}
+    return names
+
+
+def assert_gone(lab: str, path: Path) -> None:
+    """Nothing of the lab in LXD (any member) nor in any member's kernel."""
+    assert labs.lxd_traces(lab) == []
+    assert not (Path("/run/palmnet") / lab).exists()
+    mine = lab_links(lab, path)
+    for member in (M1, M2):
+        assert member_links(member) & mine == set(), member
+
+
+FARM = """\
+name: {name}
+backend: lxd
+placement: spread
+networks:
+  lan: {{}}
+nodes:
+  r:
+    kind: router
+    member: {m1}
+    interfaces:
+      eth0: {{network: lan, ipv6: [2001:db8:c1::1/64], ra: true}}
+  w:
+    count: 4
+    interfaces:
+      eth0: {{network: lan}}
+"""
+
+
+def _gua(node: dict, prefix: str) -> str:
+    return next(
+        a.split("/")[0] for i in node["interfaces"] for a in i["ipv6"] if a.startswith(prefix)
+    )
+
+
+def _link_local(node: dict) -> str:
+    return next(
+        a.split("/")[0] for i in node["interfaces"] for a in i["ipv6"] if a.startswith("fe80:")
+    )
+
+
+def test_stable_addresses_slaac_and_pings_across_members(cluster: str, tmp_path: Path) -> None:
+    """Router on member 1, hosts spread over both: plan == live, MTU 1450 everywhere;
+    a host on member 2 has its SLAAC address from member 1's router and reaches a host
+    on member 1 by GUA, by link-local with zone, and with a full 1450-byte packet;
+    after down nothing is left on any member; up again in reverse order: the same."""
+    name = f"{PREFIX}s"
+    path = write_lab(tmp_path / "farm.yaml", FARM.format(name=name, m1=M1))
+    plan = run("plan", str(path))
+    assert "MTU 1450" in plan.stderr
+    planned = run_json("plan", str(path))
+    try:
+        live = run_json("up", str(path))
+        assert _addresses(live) == _addresses(planned)
+        where = {n["name"]: n["member"] for n in live}
+        assert where == {"r": M1, "w1": M2, "w2": M1, "w3": M2, "w4": M1}
+        assert "MEMBER" in run("ls", name).stdout
+        for node in ("r", "w1", "w2"):
+            assert ip_json(name, node, "link", "show", "eth0")[0]["mtu"] == 1450
+
+        far = next(n for n in live if n["name"] == "w1")  # member 2
+        near = next(n for n in live if n["name"] == "w2")  # member 1
+        gua = _gua(far, "2001:db8:c1:")
+        assert far["interfaces"][0]["sources"][f"{gua}/64"] == "slaac"
+        # SLAAC from the router's RA on member 1: its default route is that router's
+        routes = ip_json(name, "w1", "-6", "route", "show", "default")
+        router_ll = _link_local(next(n for n in live if n["name"] == "r"))
+        assert [r["gateway"] for r in routes] == [router_ll]
+        near_gua, near_ll = _gua(near, "2001:db8:c1:"), _link_local(near)
+        node_exec(name, "w1", "ping", "-c", "1", "-W", "3", near_gua)
+        node_exec(name, "w1", "ping", "-c", "1", "-W", "3", f"{near_ll}%eth0")
+        # 1402 bytes of data + 8 ICMPv6 + 40 IPv6 = 1450: the tunnel carries a full frame
+        node_exec(name, "w1", "ping", "-c", "1", "-W", "3", "-s", "1402", near_gua)
+
+        run("down", name)
+        assert_gone(name, path)
+        reversed_path = write_lab(tmp_path / "rev.yaml", _reversed_nodes(path.read_text()))
+        again = run_json("up", str(reversed_path))
+        assert _addresses(again) == _addresses(planned)
+        assert {n["name"]: n["member"] for n in again}["r"] == M1
+    finally:
+        run("down", name, check=False)
+    assert_gone(name, path)
+
+
+def test_unknown_member_exits_2_and_makes_nothing(cluster: str, tmp_path: Path) -> None:
+    name = f"{PREFIX}u"
+    path = write_lab(tmp_path / "lab.yaml", FARM.format(name=name, m1=f"{PREFIX}-m9"))
+    proc = run("up", str(path), check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{PREFIX}-m9 is not a member of this LXD cluster (members: {M1}, {M2})" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert_gone(name, path)
+
+
+def test_ripng_ring_across_members(cluster: str, tmp_path: Path) -> None:
+    """examples/ring.yaml spread over the members: every ring link crosses them
+    (r1, r3 on member 1, r2, r4 on member 2); RIPng converges and the laptop behind
+    r1 reaches the dns host behind r3; a link between members fails at both ends
+    (carrier loss, then a blackhole) and heals."""
+    from ruamel.yaml import YAML
+
+    name = f"{PREFIX}r"
+    path = ring_copy(tmp_path, name, "ripng", PROFILES["ripng"])  # update 1 s
+    yaml = YAML()
+    data = yaml.load(path.read_text())
+    data["backend"] = "lxd"
+    data["placement"] = "spread"
+    with path.open("w") as f:
+        yaml.dump(data, f)
+    try:
+        live = run_json("up", str(path))
+        where = {n["name"]: n["member"] for n in live}
+        assert [where[r] for r in ("r1", "r2", "r3", "r4")] == [M1, M2, M1, M2]
+        dns = _gua(next(n for n in live if n["name"] == "dns"), "2001:db8:ebbd:2083:")
+
+        def reaches() -> bool:
+            ping = node_exec(name, "laptop", "ping", "-c1", "-W1", dns, check=False)
+            return ping.returncode == 0
+
+        wait_for("laptop (member 1) reaches dns (member 2) over RIPng", reaches)
+        routes = {r["prefix"]: r for r in route_json(name, "r1")}
+        dmz = routes["2001:db8:ebbd:2083::/64"]
+        assert dmz["source"] == "rip" and dmz["via"].startswith("fe80::")
+
+        # both of r1's RIPng neighbours (r2 and r4) run on member 2
+        def both_neighbours() -> list[dict] | None:
+            rows = neighbors_json(name, "r1")
+            return rows if len(rows) == 2 else None
+
+        rows = wait_for("two neighbours on r1", both_neighbours)
+        assert sorted(r["interface"] for r in rows) == ["eth0", "eth1"]
+
+        # link failures act on both ends, each in its own member's namespace
+        run("link", "down", "r1:r2", "--lab", name)
+        for node, iface in (("r1", "eth0"), ("r2", "eth1")):  # r1 on member 1, r2 on 2
+            flags = ip_json(name, node, "link", "show", iface)[0]["flags"]
+            assert "NO-CARRIER" in flags, (node, flags)
+        shown = json.loads(run("link", "show", "--lab", name, "--format", "json").stdout)
+        assert [(r["link"], r["state"]) for r in shown] == [("r1:r2", "down")]
+        wait_for("laptop reaches dns the other way round (via r4)", reaches)
+        run("link", "clear", "r1:r2", "--lab", name)
+        run("link", "impair", "r1:r4", "--blackhole", "--lab", name)
+        shown = json.loads(run("link", "show", "--lab", name, "--format", "json").stdout)
+        assert [(r["link"], r["state"]) for r in shown] == [("r1:r4", "blackhole")]
+        assert sorted(shown[0]["impaired"]) == ["r1", "r4"]  # r4's end on member 2
+        run("link", "clear", "--all", "--lab", name)
+        assert json.loads(run("link", "show", "--lab", name, "--format", "json").stdout) == []
+    finally:
+        run("down", name, check=False)
+    assert_gone(name, path)
+
+
+def test_cluster_status_local_and_remote_with_trust_token(cluster: str, tmp_path: Path) -> None:
+    """`lxd cluster status` on the local socket, then from member 2's network over TLS
+    to member 1 with a trust token (first contact), then with the pinned certificate."""
+    status = run_json("lxd", "cluster", "status")
+    assert status["clustered"] is True
+    assert [(m["name"], m["status"]) for m in status["members"]] == [
+        (M1, "Online"),
+        (M2, "Online"),
+    ]
+    token = run("lxd", "cluster", "trust", f"{PREFIX}-test").stdout.strip()
+    env = {
+        **os.environ,
+        "PALMNET_LXD_CONFIG": str(tmp_path / "remote"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    env.pop("LXD_DIR")
+    remote = f"https://{FIRST}:8443"
+
+    def status_from_member_2(*extra: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "palmnet", "lxd", "cluster", "status", "--remote", remote]
+        return subprocess.run(
+            ["nsenter", f"--net=/proc/{member_pid(M2)}/ns/net", *argv, *extra, "--format", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+    first = status_from_member_2()
+    assert first.returncode == 2 and "first contact needs --token" in first.stderr
+    trusted = status_from_member_2("--token", token)
+    assert trusted.returncode == 0, trusted.stderr
+    assert [m["name"] for m in json.loads(trusted.stdout)["members"]] == [M1, M2]
+    again = status_from_member_2()
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "remote" / "servers" / f"{FIRST}_8443.crt").exists()
