@@ -65,6 +65,17 @@ class LiveService:
 
 
 @dataclass(frozen=True)
+class LiveContainer:
+    """A Docker container inside a node, as the node's dockerd reports it."""
+
+    name: str
+    image: str
+    state: str  # Docker's: running, exited, created...
+    status: str = ""  # Docker's words: "Up 3 seconds"
+    ports: str = ""  # Docker's words: "0.0.0.0:80->80/tcp, :::80->80/tcp"
+
+
+@dataclass(frozen=True)
 class LiveNode:
     name: str
     kind: str
@@ -72,6 +83,7 @@ class LiveNode:
     interfaces: tuple[LiveInterface, ...] = field(default=())
     services: tuple[LiveService, ...] = field(default=())
     member: str = ""  # the LXD cluster member it runs on ("" off a cluster)
+    docker: tuple[LiveContainer, ...] | None = None  # None: the node has no `docker:`
 
 
 @dataclass(frozen=True)

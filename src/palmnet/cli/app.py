@@ -62,6 +62,7 @@ VERB_MODULE = {
     "audit": "audit",
     "lxd": "lxd",
     "image": "lxd",
+    "docker": "lxd",
     "snapshot": "lxd",
     "publish": "lxd",
     "isp": "isp",

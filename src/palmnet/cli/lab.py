@@ -103,6 +103,9 @@ def restart(node: str, lab: str | None = LAB) -> None:
 def launch(
     template: str = typer.Argument(..., help="The node (or count: entry) to copy."),
     names: list[str] = typer.Argument(..., help="Names of the new nodes."),
+    image: str | None = typer.Option(
+        None, "--image", help="LXD: start the copies from this image (a published node)."
+    ),
     lab: str | None = LAB,
     fmt: Format = FORMAT,
 ) -> None:
@@ -110,7 +113,7 @@ def launch(
     from palmnet.lab import LabAPI
 
     api = LabAPI(report=_say)
-    plan = api.launch(lab, template, names)
+    plan = api.launch(lab, template, names, image=image)
     lab_verbs.show(api, plan.lab, fmt.value)
 
 

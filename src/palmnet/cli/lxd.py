@@ -18,6 +18,12 @@ cluster_app = typer.Typer(
     help="A small LXD cluster for labs larger than one machine.", no_args_is_help=True
 )
 image_app = typer.Typer(help="Local LXD images: build, import, list.", no_args_is_help=True)
+docker_app = typer.Typer(
+    help="Docker inside LXD nodes (the `docker:` node key).", no_args_is_help=True
+)
+docker_image_app = typer.Typer(
+    help="Docker images built here, without a registry.", no_args_is_help=True
+)
 
 
 def _say(msg: str) -> None:
@@ -151,7 +157,7 @@ def cluster_status(
 
 @image_app.command("build")
 def image_build(
-    name: str = typer.Argument(..., help="busybox, debian or router"),
+    name: str = typer.Argument(..., help="busybox, debian, router or docker"),
     force: bool = typer.Option(False, "--force", help="Rebuild even if cached."),
 ) -> None:
     """Build a local image without an image server (alias palmnet-NAME)."""
@@ -235,10 +241,55 @@ def publish(
     typer.echo(fingerprint)
 
 
+@docker_image_app.command("build")
+def docker_image_build(
+    name: str = typer.Argument(..., help="The image's name (NAME[:TAG])."),
+    folder: Path = typer.Argument(..., help="A folder with image.yaml or a Dockerfile."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if DIR is unchanged."),
+) -> None:
+    """Build a Docker image from Debian packages or busybox (image.yaml), or a
+    Dockerfile FROM one: docker nodes make it with `docker import` / `docker build`."""
+    from palmnet.lab import lxd_admin
+
+    image = lxd_admin.build_docker_image(name, folder, _say, force=force)
+    typer.echo(image.name)
+
+
+@docker_image_app.command("ls")
+def docker_image_ls(fmt: Format = FORMAT) -> None:
+    """The Docker images palmnet built: name, kind, recipe, command."""
+    import dataclasses
+
+    from palmnet.lab import lxd_admin
+
+    rows = [dataclasses.asdict(i) for i in lxd_admin.docker_images()]
+    if fmt is Format.json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from palmnet.cli.tables import print_table, rows_table
+
+    print_table(
+        rows_table(
+            [
+                {
+                    "NAME": r["name"],
+                    "KIND": r["kind"] + (f" FROM {r['base']}" if r["base"] else ""),
+                    "RECIPE": r["recipe"],
+                    "CMD": " ".join(r["cmd"]),
+                    "BUILD": f"{r['seconds']:.1f} s",
+                }
+                for r in rows
+            ]
+        )
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's verbs to the app."""
     lxd_app.add_typer(cluster_app, name="cluster")
     app.add_typer(lxd_app, name="lxd")
+    docker_app.add_typer(docker_image_app, name="image")
+    app.add_typer(docker_app, name="docker")
     app.add_typer(image_app, name="image")
     app.command()(snapshot)
     app.command()(publish)

@@ -6,6 +6,7 @@ output does not pay for it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -60,40 +61,46 @@ def ls_table(nodes: Sequence[LiveNode]) -> Table:
 def _state(node: LiveNode) -> str:
     """The node's state, and under it each daemon that is not running."""
     down = [f"{s.name} {s.state}" for s in node.services if s.state != "running"]
-    return "\n".join([node.state, *down])
+    containers = [f"docker {c.name} {c.state}" for c in node.docker or ()]
+    return "\n".join([node.state, *down, *containers])
 
 
 def live_json(nodes: Sequence[LiveNode]) -> list[dict[str, object]]:
-    return [
-        {
-            "name": n.name,
-            "kind": n.kind,
-            "state": n.state,
-            **({"member": n.member} if n.member else {}),
-            "interfaces": [
-                {
-                    "name": i.name,
-                    "network": i.network,
-                    "mac": i.mac,
-                    "ipv4": list(i.ipv4),
-                    "ipv6": list(i.ipv6),
-                    "sources": dict(i.sources),
-                }
-                for i in n.interfaces
-            ],
-            "services": [
-                {
-                    "name": s.name,
-                    "state": s.state,
-                    "pid": s.pid,
-                    "restarts": s.restarts,
-                    "last_exit": s.last_exit,
-                }
-                for s in n.services
-            ],
-        }
-        for n in nodes
-    ]
+    out = [_live_json(n) for n in nodes]
+    for row, node in zip(out, nodes, strict=True):
+        if node.docker is not None:  # docker nodes only: other nodes keep the contract shape
+            row["docker"] = [dataclasses.asdict(c) for c in node.docker]
+    return out
+
+
+def _live_json(n: LiveNode) -> dict[str, object]:
+    return {
+        "name": n.name,
+        "kind": n.kind,
+        "state": n.state,
+        **({"member": n.member} if n.member else {}),
+        "interfaces": [
+            {
+                "name": i.name,
+                "network": i.network,
+                "mac": i.mac,
+                "ipv4": list(i.ipv4),
+                "ipv6": list(i.ipv6),
+                "sources": dict(i.sources),
+            }
+            for i in n.interfaces
+        ],
+        "services": [
+            {
+                "name": s.name,
+                "state": s.state,
+                "pid": s.pid,
+                "restarts": s.restarts,
+                "last_exit": s.last_exit,
+            }
+            for s in n.services
+        ],
+    }
 
 
 def print_table(table: Table) -> None:

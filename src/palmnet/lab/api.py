@@ -64,6 +64,10 @@ def plan_model(lab: Lab) -> Plan:
 
     plan = plan_lab(lab)
     check_daemon_configs(plan)
+    if any(n.docker for n in lab.nodes.values()):
+        from palmnet.lab.lxd_admin import check_docker_images
+
+        check_docker_images(lab)
     return plan
 
 
@@ -85,9 +89,27 @@ def _replan(j: Journal, launched: dict[str, str], pools: dict[str, str]) -> Plan
     from palmnet.topology.copies import with_copies, with_pools
     from palmnet.topology.loader import load_lab_text
 
-    lab = with_copies(load_lab_text(j.meta("topology"), j.meta("source")), launched)
+    lab = with_copies(
+        load_lab_text(j.meta("topology"), j.meta("source")), launched, j.meta("launch_images", {})
+    )
     plan = plan_model(with_pools(lab, pools))
     return dataclasses.replace(plan, backend=j.meta("backend", plan.backend))
+
+
+def _check_docker_backend(model: Lab, backend: str) -> None:
+    """`docker:` runs inside LXD nodes only: `up --backend netns` of a file that says
+    `backend: lxd` is refused at the key, before anything is made."""
+    if backend == "lxd":
+        return
+    for node in model.nodes.values():
+        if node.docker:
+            line, key = model.where(node, "docker")
+            raise InputError(
+                f"docker: needs the lxd backend, not {backend}",
+                file=str(model.source),
+                line=line,
+                key=key,
+            )
 
 
 def _preflight(model: Lab, plan: Plan, backend: Backend) -> None:
@@ -290,6 +312,7 @@ class LabAPI:
                 with store.journal(model.name) as j:
                     running = j.meta("backend") if j.meta("status") == "running" else None
             backend = backend_for(backend_name or model.backend or running or "netns")
+            _check_docker_backend(model, backend.name)
             unsupported = backend_problem(planned, backend.name)
             if unsupported:
                 raise InputError(unsupported, file=str(model.source))
@@ -355,7 +378,8 @@ class LabAPI:
 
         old = store.stored_plan(j)
         launched = j.meta("launched", {})
-        plan = plan_model(with_copies(model, launched)) if launched else planned
+        images = j.meta("launch_images", {})
+        plan = plan_model(with_copies(model, launched, images)) if launched else planned
         plan = dataclasses.replace(plan, source=source, backend=backend.name)
         repaired = self._repair(j, old, backend)
         renumbered = self._renumbered_in_file(j, old, plan, text, source)
@@ -517,13 +541,25 @@ class LabAPI:
         self.stop(lab, node)
         self.start(lab, node)
 
-    def launch(self, lab: str | None, template: str, names: list[str]) -> Plan:
-        """Add copies of a node to a running lab; DNS learns their names."""
+    def launch(
+        self, lab: str | None, template: str, names: list[str], image: str | None = None
+    ) -> Plan:
+        """Add copies of a node to a running lab; DNS learns their names. `image`: the
+        copies start from that LXD image (a published node) instead of the template's."""
         with self._changing("launch", lab) as s:
             j = s.journal
+            if image is not None and s.plan.backend != "lxd":
+                raise InputError(f"--image is for labs on LXD; lab {s.name} runs on netns")
             launched = dict(j.meta("launched", {}))
             launched.update(dict.fromkeys(names, template))
-            plan = _replan(j, launched, j.meta("pd_pools", {}))
+            old_images = dict(j.meta("launch_images", {}))
+            if image is not None:
+                j.set_meta("launch_images", {**old_images, **dict.fromkeys(names, image)})
+            try:
+                plan = _replan(j, launched, j.meta("pd_pools", {}))
+            except BaseException:
+                j.set_meta("launch_images", old_images)
+                raise
             fresh = [n for n in names if not s.plan.has_node(n)]
             j.set_meta("launched", launched)
             store.store_plan(j, plan)
@@ -534,6 +570,7 @@ class LabAPI:
                 s.backend.remove_nodes(plan, j, fresh)
                 kept = {k: v for k, v in launched.items() if k not in fresh}
                 j.set_meta("launched", kept)
+                j.set_meta("launch_images", old_images)
                 store.store_plan(j, _replan(j, kept, j.meta("pd_pools", {})))
                 raise
             supervisor.notify(j)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from palmnet.errors import InputError
 from palmnet.lab import store
+
+if TYPE_CHECKING:
+    from palmnet.topology.model import Lab
 
 Report = Callable[[str], None]
 
@@ -66,6 +69,46 @@ def publish(lab: str | None, target: str, alias: str, keep: bool) -> str:
 
     lab_name = _lxd_lab(lab, target.partition("/")[0])
     return snapshots.publish(client.connect(), lab_name, target, alias, keep)
+
+
+def build_docker_image(name: str, folder: Path, report: Report, force: bool = False) -> Any:
+    """`palmnet docker image build NAME DIR` (backends/lxd/dockerimages.py)."""
+    from palmnet.backends.lxd import dockerimages
+
+    return dockerimages.build(name, folder, report, force=force)
+
+
+def docker_images() -> list[Any]:
+    from palmnet.backends.lxd import dockerimages
+
+    return [img for name in dockerimages.built() if (img := dockerimages.lookup(name))]
+
+
+def check_docker_images(lab: Lab) -> None:
+    """Every `docker:` image is one palmnet built on this machine (there is no registry
+    to pull a missing one from): else exit 2 at its line, before anything is made."""
+    from palmnet.backends.lxd import dockerimages
+    from palmnet.topology.problems import Problem, TopologyError
+
+    problems = []
+    for node in lab.nodes.values():
+        if node.name != node.template and node.template in lab.nodes:
+            continue
+        for index, spec in enumerate(node.docker):
+            if dockerimages.lookup(spec.image) is not None:
+                continue
+            line, key = lab.where(node, "docker", index, "image")
+            known = ", ".join(dockerimages.built()) or "none yet"
+            problems.append(
+                Problem(
+                    line or 0,
+                    key,
+                    f"unknown docker image {spec.image!r}: build it with `palmnet docker image "
+                    f"build {spec.image} DIR` (built here: {known})",
+                )
+            )
+    if problems:
+        raise TopologyError(list(dict.fromkeys(problems)), file=str(lab.source))
 
 
 # -- clusters (issue 18) -------------------------------------------------------------------

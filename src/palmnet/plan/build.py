@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import ipaddress
+import shlex
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ from palmnet.plan.external import (
 )
 from palmnet.plan.model import (
     DnsServerPlan,
+    DockerPlan,
+    DockerRun,
+    DockerVolume,
     InterfacePlan,
     LanService,
     NetworkPlan,
@@ -44,6 +48,7 @@ from palmnet.plan.pd import PdDraft, allocate, duid_ll
 from palmnet.plan.routes import resolve_routes
 from palmnet.plan.routing import plan_routing
 from palmnet.plan.xlat import plan_xlat, xlat_notes
+from palmnet.topology.docker import parse_port, parse_volume
 from palmnet.topology.model import Lab, Node
 
 IPv6If = ipaddress.IPv6Interface
@@ -494,7 +499,32 @@ def _node_plan(
         pd_servers=tuple(pd.servers.get(node.name, ())),
         pd_client=pd.clients.get(node.name),
         backend_options=_backend_options(node),
+        docker=_docker(node),
     )
+
+
+def _docker(node: Node) -> DockerPlan | None:
+    """The node's containers with their ports parsed and volume folders resolved (the
+    loader checked both)."""
+    if not node.docker:
+        return None
+    runs = []
+    for spec in node.docker:
+        volumes = []
+        for text in spec.volumes:
+            folder, target = parse_volume(text)
+            volumes.append(DockerVolume(str(node.docker_volumes[folder]), target))
+        command = spec.command
+        runs.append(
+            DockerRun(
+                name=spec.name,
+                image=spec.image,
+                ports=tuple(parse_port(p) for p in spec.ports),
+                volumes=tuple(volumes),
+                command=tuple(shlex.split(command) if isinstance(command, str) else command or ()),
+            )
+        )
+    return DockerPlan(containers=tuple(runs), real_source=node.docker_real_source)
 
 
 def _networks(lab: Lab, nodes: list[NodePlan]) -> tuple[NetworkPlan, ...]:

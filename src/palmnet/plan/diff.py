@@ -95,6 +95,8 @@ def _node_change(old: object, new: object) -> str:
         changes.append(f"service {old.service} -> {new.service}")
     if old.dad != new.dad:
         changes.append(f"dad {old.dad} -> {new.dad}")
+    if old.docker != new.docker:
+        changes.append("docker: containers or their settings")
     if old.nat64 != new.nat64:
         said = [f"{n.prefix} pool4 {n.pool4}" if n else "none" for n in (old.nat64, new.nat64)]
         changes.append(f"nat64 {said[0]} -> {said[1]}")

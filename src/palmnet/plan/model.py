@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from palmnet.errors import UnknownNode
+from palmnet.topology.docker import PortMap
 
 IPv6If = ipaddress.IPv6Interface
 IPv4If = ipaddress.IPv4Interface
@@ -204,6 +205,35 @@ class PdClientPlan:
 
 
 @dataclass(frozen=True)
+class DockerVolume:
+    """A folder of the lab file's, read-only: on the host, then in the container."""
+
+    source: str  # absolute path on the host
+    target: str  # absolute path in the container
+
+
+@dataclass(frozen=True)
+class DockerRun:
+    """One container of a node's `docker:` list, as the node's dockerd will run it."""
+
+    name: str
+    image: str
+    ports: tuple[PortMap, ...] = ()
+    volumes: tuple[DockerVolume, ...] = ()
+    command: tuple[str, ...] = ()  # empty: the image's own CMD
+
+
+@dataclass(frozen=True)
+class DockerPlan:
+    """What a node's dockerd runs, and how it publishes ports (`real_source`: no
+    userland proxy, ip6tables on, an IPv6 bridge network, so containers see their
+    clients' addresses)."""
+
+    containers: tuple[DockerRun, ...]
+    real_source: bool = False
+
+
+@dataclass(frozen=True)
 class Nat64Plan:
     """A stateful PLAT in a router (TAYGA on a tun device) and, where the router
     serves DNS, the DNS64 in front of it (unbound on port 53, dnsmasq behind it).
@@ -263,6 +293,7 @@ class NodePlan:
     # (LXD: `image`, `security.nesting`, `security.privileged`), read by that backend
     # only; the plan never interprets them.
     backend_options: tuple[tuple[str, str], ...] = ()
+    docker: DockerPlan | None = None  # backend lxd: the node's Docker containers
 
     @property
     def forwarding(self) -> bool:
@@ -352,7 +383,28 @@ class Plan:
         return [node_json(n, state) for n in self.nodes]
 
 
+def docker_json(docker: DockerPlan) -> list[dict[str, Any]]:
+    """A node's containers as `plan` and `ls` show them (`ls` adds their state)."""
+    return [
+        {
+            "name": c.name,
+            "image": c.image,
+            "ports": [p.docker_arg() for p in c.ports],
+            "volumes": [f"{v.source}:{v.target}:ro" for v in c.volumes],
+            "command": list(c.command),
+        }
+        for c in docker.containers
+    ]
+
+
 def node_json(node: NodePlan, state: str) -> dict[str, Any]:
+    out = _node_json(node, state)
+    if node.docker is not None:  # only docker nodes: the contract's shape stays for others
+        out["docker"] = docker_json(node.docker)
+    return out
+
+
+def _node_json(node: NodePlan, state: str) -> dict[str, Any]:
     return {
         "name": node.name,
         "kind": node.kind,

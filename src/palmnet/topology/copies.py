@@ -26,8 +26,10 @@ def template_node(lab: Lab, template: str) -> Node:
     raise InputError(f"no node or node entry '{template}' in lab {lab.name} (known: {known})")
 
 
-def with_copies(lab: Lab, copies: dict[str, str]) -> Lab:
-    """The lab with `copies` (new name -> template) added after the file's nodes."""
+def with_copies(lab: Lab, copies: dict[str, str], images: dict[str, str] | None = None) -> Lab:
+    """The lab with `copies` (new name -> template) added after the file's nodes; a copy
+    named in `images` starts from that LXD image (`launch --image`, like `lxc launch
+    web_image w11`), whatever its template's `image:` says."""
     if not copies:
         return lab
     nodes = dict(lab.nodes)
@@ -44,7 +46,10 @@ def with_copies(lab: Lab, copies: dict[str, str]) -> Lab:
         if name in nodes:
             raise InputError(f"node '{name}' already exists in lab {lab.name}")
         source = template_node(lab, template)
-        nodes[name] = source.model_copy(update={"name": name})
+        update: dict[str, object] = {"name": name}
+        if images and name in images:
+            update["image"] = images[name]
+        nodes[name] = source.model_copy(update=update)
     return lab.model_copy(update={"nodes": nodes})
 
 

@@ -14,6 +14,7 @@ All problems are raised together as one `TopologyError` (an `InputError`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any, cast
@@ -22,6 +23,7 @@ from palmnet.errors import InputError
 from palmnet.topology.checks import IFNAME_RULE, check_layer, check_network, check_node
 from palmnet.topology.conflicts import Entry, check_statics
 from palmnet.topology.describe import shown
+from palmnet.topology.docker import container_problems, parse_volume
 from palmnet.topology.limits import MAX_FILE_BYTES, MAX_ITEMS, MAX_NODES
 from palmnet.topology.model import (
     DOMAIN,
@@ -117,6 +119,7 @@ class _Loader:
         if "domain" in data and domain is not None and not DOMAIN.fullmatch(domain):
             self.problem(("domain",), f"invalid domain {shown(domain)}: not a valid DNS name")
         lab_dad = header.dad if header is not None else True
+        self.backend = header.backend if header is not None else None
 
         self.networks = self.load_networks(_section(data, "networks"))
         self.profiles = self.load_profiles(_section(data, "profiles"))
@@ -227,7 +230,8 @@ class _Loader:
             entries.append(Entry(names, count, merged))
             uci = self.uci_folder(merged.uci, merged.kind, path)
             check_node(merged, path, self.problem)
-            template = self.node(entry, line, merged, uci)
+            volumes = self.docker_volumes(merged)
+            template = self.node(entry, line, merged, uci, volumes)
             for name in names:
                 nodes[name] = template.model_copy(update={"name": name})
         check_statics(entries, self.source.line, self.problem)
@@ -262,7 +266,9 @@ class _Loader:
             return None  # reported where the kind was written
         return merged
 
-    def node(self, entry: str, line: int, merged: Overlaid, uci: Path | None) -> Node:
+    def node(
+        self, entry: str, line: int, merged: Overlaid, uci: Path | None, volumes: dict[str, Path]
+    ) -> Node:
         """The node an entry makes (its copies differ only in name)."""
         return Node(
             name=entry,
@@ -280,10 +286,53 @@ class _Loader:
             member=merged.member,
             security_nesting=merged.security_nesting,
             security_privileged=merged.security_privileged,
+            docker=tuple(merged.docker),
+            docker_volumes=volumes,
+            docker_real_source=merged.docker_real_source,
             template=entry,
             line=line,
             origins=dict(merged.origins),
         )
+
+    def docker_volumes(self, merged: Overlaid) -> dict[str, Path]:
+        """`docker:` is for the LXD backend; each volume's folder exists next to the lab
+        file (it is mounted read-only into the node, then into the container)."""
+        if not merged.docker:
+            return {}
+        where = merged.origins.get("docker", ())
+        if self.backend != "lxd":
+            self.problem(
+                (*where, "docker"),
+                "docker: needs `backend: lxd` (Docker runs inside the node's LXD container; "
+                f"the {self.backend or 'netns'} backend has no dockerd per node)",
+            )
+        if merged.kind != "host":
+            self.problem(
+                (*where, "docker"),
+                f"docker: is for kind host, not {merged.kind} (a docker node starts from "
+                "palmnet-docker, which has no router daemons)",
+            )
+        folders: dict[str, Path] = {}
+        names: dict[str, int] = {}
+        for index, spec in enumerate(merged.docker):
+            at = (*where, "docker", index)
+            if spec.name in names:
+                self.problem((*at, "name"), f"{spec.name!r} is also docker[{names[spec.name]}]")
+            names.setdefault(spec.name, index)
+            for keys, message in container_problems(spec):
+                self.problem((*at, *keys), message)
+            for vindex, text in enumerate(spec.volumes):
+                with contextlib.suppress(ValueError):
+                    folder = parse_volume(text)[0]
+                    path = Path(self.filename).parent / folder
+                    if path.is_dir():
+                        folders[folder] = path.resolve()
+                    else:
+                        self.problem(
+                            (*at, "volumes", vindex),
+                            f"no folder {shown(str(path))} (relative to the lab file)",
+                        )
+        return folders
 
     def uci_folder(self, uci: str | None, kind: str, path: Path_) -> Path | None:
         """`uci:` names a folder of UCI files next to the lab file, for openwrt nodes."""

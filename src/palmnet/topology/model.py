@@ -139,6 +139,16 @@ class DelegateSpec(Strict):
     valid: Lifetime = 90
 
 
+class DockerSpec(Strict):
+    """One container of a node's `docker:` list, as written (topology/docker.py)."""
+
+    name: str
+    image: str
+    ports: list[str] = Field(default_factory=list)
+    volumes: list[str] = Field(default_factory=list)  # FOLDER:/PATH, read-only
+    command: list[str] | str | None = None
+
+
 class ExternalSpec(Strict):
     """A lab network joined to the machine's own network (issue 16): exactly one of
     `bridge:` (an existing host bridge; each node interface is a veth whose outer end
@@ -204,6 +214,10 @@ class ProfileSpec(Strict):
     member: str | None = None  # backend lxd on a cluster: the member the node runs on
     security_nesting: bool | None = Field(default=None, alias="security.nesting")
     security_privileged: bool | None = Field(default=None, alias="security.privileged")
+    docker: list[DockerSpec] | None = None  # backend lxd: containers run by the node's dockerd
+    # backend lxd: dockerd without its userland proxy, with ip6tables and an IPv6 network,
+    # so a container sees its clients' real addresses (README "Docker inside LXD nodes")
+    docker_real_source: bool | None = None
 
 
 class NodeSpec(ProfileSpec):
@@ -249,6 +263,9 @@ class Node(Strict):
     member: str | None = None
     security_nesting: bool = False
     security_privileged: bool = False
+    docker: tuple[DockerSpec, ...] = ()
+    docker_volumes: dict[str, Path] = Field(default_factory=dict)  # FOLDER -> resolved
+    docker_real_source: bool = False
     template: str  # the node entry of the file it came from (w for w1..w10)
     line: int | None = None  # where that entry starts in the file
     # Which layer wrote a key ("routes", "interfaces.eth0"...): ("profiles", "web")

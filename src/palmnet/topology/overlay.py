@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from palmnet.topology.model import (
     DelegateSpec,
+    DockerSpec,
     InterfaceSpec,
     Nat64Spec,
     NodeKind,
@@ -43,6 +44,8 @@ class Overlaid:
     member: str | None = None
     security_nesting: bool = False
     security_privileged: bool = False
+    docker: list[DockerSpec] = field(default_factory=list)
+    docker_real_source: bool = False
     origins: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> layer path
 
 
@@ -61,6 +64,8 @@ _SCALAR_KEYS = (
     "member",
     "security_nesting",
     "security_privileged",
+    "docker",
+    "docker_real_source",
 )
 
 

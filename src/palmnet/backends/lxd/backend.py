@@ -10,7 +10,9 @@
    daemons started inside them (radvd first among them) and waited for;
 5. hosts started; `apply` returns when every planned address of every node
    is present and not tentative, as the node's kernel reports it on netlink
-   (subscribed in the container's namespace, then a dump: no event is lost).
+   (subscribed in the container's namespace, then a dump: no event is lost);
+6. nodes with `docker:`: their dockerd configured, images made, containers
+   run and listening (docker.py).
 A start failure carries LXD's reason; `LabAPI.up` then destroys what was made.
 
 On an LXD cluster (cluster.py) the same steps run through the member palmnet
@@ -32,11 +34,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NoReturn
 
-from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process_pids
+from palmnet.backends.base import (
+    Backend,
+    LiveContainer,
+    LiveNode,
+    NodeHandle,
+    Switch,
+    process_pids,
+)
 from palmnet.backends.external import preflight as external_preflight
 from palmnet.backends.live import observe_netns
 from palmnet.backends.lxd import client as lxdclient
-from palmnet.backends.lxd import cluster, images, inside, instances, networks, placement
+from palmnet.backends.lxd import cluster, docker, images, inside, instances, networks, placement
 from palmnet.backends.lxd.instances import instance_name, is_router, port_name
 from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.errors import InputError, LabError
@@ -177,6 +186,8 @@ class LxdBackend(Backend):
         t = PhaseTimer()
         for image in sorted({instances.image_of(n) for n in chosen}):
             images.ensure(lxd, image, _report)
+        if any(n.docker is not None for n in chosen):
+            docker.prepare_cache()  # mounted into docker nodes: it must exist
         t.lap("images")
         profile = networks.ensure_profile(lxd, plan.lab, lxd.pool(), journal)
         networks.create_networks(lxd, plan, journal, [m.name for m in members], mtu)
@@ -226,6 +237,14 @@ class LxdBackend(Backend):
             t.lap("addresses")
         finally:
             watch.close()
+        dockers = [n for n in chosen if n.docker is not None]
+        if dockers:
+            with ThreadPoolExecutor(max_workers=HOST_WORKERS) as pool:
+                list(pool.map(lambda n: self._docker(plan, n, pids[n.name]).start(), dockers))
+            t.lap("docker")
+
+    def _docker(self, plan: Plan, node: NodePlan, init: int) -> docker.NodeDocker:
+        return docker.NodeDocker(self.lxd, node, instance_name(plan.lab, node.name), init)
 
     def _daemons(
         self, journal: Journal, plan: Plan, node: NodePlan, init: int
@@ -334,6 +353,9 @@ class LxdBackend(Backend):
                 continue
             pid = instances.init_pid(self.lxd, inst["name"])
             live = observe_netns(node, inside.netns_path(pid))
+            if node.docker is not None:
+                rows = self._docker(plan, node, pid).containers()
+                live = dataclasses.replace(live, docker=tuple(LiveContainer(**r) for r in rows))
             out.append(dataclasses.replace(live, member=_member(inst)))
         return out
 

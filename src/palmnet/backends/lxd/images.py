@@ -17,6 +17,9 @@ by alias; `--force` rebuilds):
   nftables, rdnssd and iproute2, booted by busybox init (no systemd, so none of
   those packages' own services ever starts: palmnet starts them with the lab's
   configuration). The routers' default.
+- docker: debootstrap minbase plus Debian's docker.io, booted by busybox init
+  whose only service is dockerd (respawned if it dies): the base of nodes with a
+  `docker:` key (backends/lxd/docker.py says which LXD keys it needs and why).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import platform
 import shutil
@@ -40,7 +44,7 @@ from palmnet.backends.lxd.client import Lxd
 from palmnet.errors import InputError, LabError
 
 CACHE = Path(os.environ.get("PALMNET_IMAGE_CACHE", "/var/cache/palmnet/images"))
-BUILDS = ("busybox", "debian", "router")
+BUILDS = ("busybox", "debian", "router", "docker")
 SUITE = os.environ.get("PALMNET_DEBIAN_SUITE", "bookworm")
 ROUTER_PACKAGES = (
     "busybox",
@@ -62,6 +66,9 @@ ROUTER_PACKAGES = (
     "curl",
 )
 DEBIAN_PACKAGES = ("systemd-sysv", "iproute2", "iputils-ping")
+# dockerd and what it runs containers with (containerd, runc, iptables are docker.io's
+# own dependencies); no Recommends (no apparmor: this kernel has none).
+DOCKER_PACKAGES = ("busybox", "iproute2", "docker.io", "iputils-ping", "procps")
 # What a rootfs does not need at run time (keeps launch fast: the dir pool
 # copies and shifts every file of the image into each container).
 PRUNE = (
@@ -87,6 +94,7 @@ def recipe(name: str) -> str:
         "busybox": (INITTAB, RCS),
         "debian": (SUITE, *DEBIAN_PACKAGES),
         "router": (SUITE, INITTAB, RCS, *ROUTER_PACKAGES),
+        "docker": (SUITE, DOCKER_INITTAB, RCS, CGROUPS, DOCKERD_RUN, DAEMON_JSON, *DOCKER_PACKAGES),
     }[name]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 
@@ -106,6 +114,7 @@ def recipe_of(lxd: Lxd, alias: str) -> str | None:
 
 DEFAULT_HOST_IMAGE = alias_of("busybox")
 DEFAULT_ROUTER_IMAGE = alias_of("router")
+DEFAULT_DOCKER_IMAGE = alias_of("docker")
 
 
 def lxd_architecture(machine: str | None = None) -> str:
@@ -272,6 +281,69 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp 2>/dev/null
 mkdir -p /run/palmnet /var/run /var/log
 ip link set lo up
 """
+
+
+DOCKER_INITTAB = """\
+::sysinit:/etc/init.d/rcS
+::respawn:/usr/local/sbin/palmnet-dockerd
+::shutdown:/bin/umount -a -r
+"""
+
+# LXD 5.0 mounts no cgroup hierarchy in an unprivileged container on this cgroup v1
+# host (`lxc.mount.auto = cgroup:mixed` leaves /sys/fs/cgroup empty), and runc then
+# refuses every container: "runc create failed: no cgroup mount found in mountinfo".
+# The container's own cgroup namespace lets its root mount them: one per hierarchy
+# /proc/self/cgroup lists (cgroup2 alone on a pure v2 host).
+CGROUPS = """\
+#!/bin/sh
+grep -q ' /sys/fs/cgroup' /proc/mounts && exit 0
+if [ "$(grep -vc '^0::' /proc/self/cgroup)" = 0 ]; then
+  exec mount -t cgroup2 cgroup2 /sys/fs/cgroup
+fi
+mount -t tmpfs -o mode=0755,nosuid,nodev,noexec cgroup /sys/fs/cgroup
+for h in $(grep -v '^0::' /proc/self/cgroup | cut -d: -f2); do
+  dir=${h#name=}
+  mkdir -p "/sys/fs/cgroup/$dir"
+  case $h in
+    name=*) mount -t cgroup -o "none,$h" cgroup "/sys/fs/cgroup/$dir" ;;
+    *) mount -t cgroup -o "$h" cgroup "/sys/fs/cgroup/$dir" ;;
+  esac
+done
+"""
+
+DOCKERD_RUN = """\
+#!/bin/sh
+# palmnet docker image: dockerd is the one service this node's init starts (respawned).
+exec /usr/sbin/dockerd >>/var/log/dockerd.log 2>&1
+"""
+
+# The image's daemon.json: Docker's defaults (userland proxy on, no ip6tables), but
+# docker0 and user networks on documentation prefixes instead of 172.17.0.0/16 (they
+# stay inside the node). backends/lxd/docker.py writes a node's own from the same.
+DOCKER_DAEMON: dict[str, object] = {
+    "bip": "198.51.100.1/24",
+    "default-address-pools": [{"base": "203.0.113.0/24", "size": 28}],
+    "log-driver": "json-file",
+    "userland-proxy": True,
+}
+DAEMON_JSON = json.dumps(DOCKER_DAEMON, indent=2, sort_keys=True) + "\n"
+
+
+def _add_dockerd(root: Path) -> None:
+    """busybox init's inittab and dockerd's wrapper and config into a docker rootfs."""
+    (root / "etc/inittab").write_text(DOCKER_INITTAB)
+    with (root / "etc/init.d/rcS").open("a") as rcs:
+        rcs.write("/usr/local/sbin/palmnet-cgroups\n")
+    cgroups = root / "usr/local/sbin/palmnet-cgroups"
+    cgroups.parent.mkdir(parents=True, exist_ok=True)
+    cgroups.write_text(CGROUPS)
+    cgroups.chmod(0o755)
+    run_script = root / "usr/local/sbin/palmnet-dockerd"
+    run_script.parent.mkdir(parents=True, exist_ok=True)
+    run_script.write_text(DOCKERD_RUN)
+    run_script.chmod(0o755)
+    (root / "etc/docker").mkdir(parents=True, exist_ok=True)
+    (root / "etc/docker/daemon.json").write_text(DAEMON_JSON)
 
 
 def _is_static_elf(path: Path) -> bool:
@@ -443,6 +515,9 @@ def build(lxd: Lxd, name: str, report: Report, force: bool = False) -> str:
                 build_busybox_root(root, Path(tmp) / "pkg")
             elif name == "debian":
                 build_debian_root(root, DEBIAN_PACKAGES, busybox_init=False, report=report)
+            elif name == "docker":
+                build_debian_root(root, DOCKER_PACKAGES, busybox_init=True, report=report)
+                _add_dockerd(root)
             else:
                 build_debian_root(root, ROUTER_PACKAGES, busybox_init=True, report=report)
             partial = cache / "rootfs.tar.gz.partial"
@@ -453,6 +528,7 @@ def build(lxd: Lxd, name: str, report: Report, force: bool = False) -> str:
         "busybox": "busybox-static (palmnet)",
         "debian": f"Debian {SUITE} minbase with systemd (palmnet)",
         "router": f"Debian {SUITE} minbase + radvd dnsmasq kea dhcpcd bird2 nftables (palmnet)",
+        "docker": f"Debian {SUITE} minbase + docker.io, init starts dockerd only (palmnet)",
     }[name]
     props = {
         "description": description,

@@ -40,6 +40,8 @@ from palmnet.services.runner import Started, log_tail, start_all
 from palmnet.state.journal import Journal
 
 IFA_F_NODAD = 0x02
+EXEC_TRIES = 3
+EXEC_LOST = "Failed to retrieve PID of executing child process"
 STATE_DIR = PurePosixPath("/run/palmnet")  # inside the container
 RUNTIME_ZIP = STATE_DIR / "palmnet.zip"  # palmnet's modules, for hooks inside the container
 PYTHON_SERVICES = ("dhcpcd", "kea", "httpd")  # their hooks or servers run palmnet modules
@@ -142,6 +144,21 @@ def run(
     """Run argv in the container and collect its output (LXD's `exec`)."""
     if stdin is not None:
         return _run_with_stdin(lxd, instance, argv, stdin, timeout)
+    for attempt in range(EXEC_TRIES):
+        try:
+            return _run(lxd, instance, argv, timeout)
+        except OperationFailed as exc:
+            # LXD 5.0 under load sometimes fails to start the command at all ("Failed
+            # to retrieve PID of executing child process": its exec helper lost the
+            # child before reporting it; 2 in a few hundred execs here): try again.
+            if EXEC_LOST not in str(exc) or attempt == EXEC_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _run(
+    lxd: Lxd, instance: str, argv: list[str], timeout: float
+) -> subprocess.CompletedProcess[str]:
     pending = lxd.call(
         "post",
         f"instances/{instance}/exec",
@@ -245,7 +262,7 @@ def seed_etc(lxd: Lxd, plan: Plan, node: NodePlan, instance: str) -> None:
 
 
 # -- daemons -----------------------------------------------------------------------------
-PYTHON = f"env PYTHONPATH={RUNTIME_ZIP} /usr/bin/python3"
+PYTHON = f"/usr/bin/env PYTHONPATH={RUNTIME_ZIP} /usr/bin/python3"
 """How commands inside a container run palmnet's own modules (Service.python): the
 image's python3 with palmnet's pure-Python package, as one zip `push_runtime` puts
 there (Python imports from a zip on its path)."""

@@ -14,7 +14,8 @@ stop and delete many of them at once.
 - Image: the node's `image:`, else
   PALMNET_LXD_HOST_IMAGE / PALMNET_LXD_ROUTER_IMAGE, else palmnet-busybox for
   plain hosts and palmnet-router for routers and hosts that run daemons.
-- `security.privileged` / `security.nesting` from the node's keys.
+- `security.privileged` / `security.nesting` from the node's keys; a node with
+  `docker:` starts from palmnet-docker with the keys Docker needs (docker.py).
 - `boot.autostart: false`: after a reboot a lab is down (its journal on /run
   is gone), its containers stay stopped until `palmnet down` removes them.
 """
@@ -27,9 +28,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from palmnet.backends.lxd import hostpid, networks, tags
+from palmnet.backends.lxd import docker, hostpid, networks, tags
 from palmnet.backends.lxd.client import Lxd, OperationFailed
 from palmnet.backends.lxd.images import (
+    DEFAULT_DOCKER_IMAGE,
     DEFAULT_HOST_IMAGE,
     DEFAULT_ROUTER_IMAGE,
     OPENWRT,
@@ -57,6 +59,8 @@ def image_of(node: NodePlan) -> str:
     image = node.option("image")
     if image:
         return image
+    if node.docker is not None:
+        return DEFAULT_DOCKER_IMAGE
     if is_router(node) or services_for(node):
         return os.environ.get("PALMNET_LXD_ROUTER_IMAGE", DEFAULT_ROUTER_IMAGE)
     return os.environ.get("PALMNET_LXD_HOST_IMAGE", DEFAULT_HOST_IMAGE)
@@ -119,6 +123,7 @@ def instance_config(
         devices[iface.name] = _nic(plan, node, iface)
         if mtu and plan.network(iface.network).external is None:
             devices[iface.name]["mtu"] = str(mtu)  # a lab link: fits the tunnel
+    devices.update(docker.devices(node))
     config = {
         **tags.lab_config(plan.lab, node=node.name, kind=node.kind),
         "raw.lxc": f"lxc.uts.name = {node.name}",
@@ -129,6 +134,7 @@ def instance_config(
         config["security.privileged"] = "true"
     if node.option("security.nesting") == "true":
         config["security.nesting"] = "true"
+    config.update(docker.config(node))
     return {
         "name": instance_name(plan.lab, node.name),
         "type": "container",
