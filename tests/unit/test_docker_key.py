@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from palmnet.addressing.portmap import PortMap, parse_port
 from palmnet.errors import InputError
 from palmnet.lab import plan_file
-from palmnet.topology.docker import PortMap, parse_port, parse_volume
+from palmnet.topology.docker import parse_volume
 from palmnet.topology.docker_recipe import dockerfile_base, load_recipe, recipe_kind
 
 LAB = """\

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from palmnet.addressing.eui64 import eui64_address, link_local
 from palmnet.addressing.mac import assign_macs, mac_key, stable_mac
+from palmnet.addressing.portmap import parse_port
 from palmnet.plan import spanning
 from palmnet.plan.external import (
     external_notes,
@@ -48,7 +49,7 @@ from palmnet.plan.pd import PdDraft, allocate, duid_ll
 from palmnet.plan.routes import resolve_routes
 from palmnet.plan.routing import plan_routing
 from palmnet.plan.xlat import plan_xlat, xlat_notes
-from palmnet.topology.docker import parse_port, parse_volume
+from palmnet.topology.docker import parse_volume
 from palmnet.topology.model import Lab, Node
 
 IPv6If = ipaddress.IPv6Interface

@@ -12,8 +12,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from palmnet.addressing.portmap import PortMap
 from palmnet.errors import UnknownNode
-from palmnet.topology.docker import PortMap
 
 IPv6If = ipaddress.IPv6Interface
 IPv4If = ipaddress.IPv4Interface
