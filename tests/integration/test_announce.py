@@ -146,8 +146,12 @@ def test_dhcpv6_only_host_is_named_by_its_planned_lease(lab: tuple[str, Plan]) -
     held = _wait(lambda: _globals(name, "h1"), "h1 holds a global address")
     assert held == {str(lease.ip)}, "h1's only global address is its planned DHCPv6 lease"
     fqdn = f"h1.{plan.domain}"
-    # h1's own resolver: the DNS server r1's RA named (RDNSS)
-    answer = node_exec(name, "h1", "dig", "+short", "AAAA", fqdn).stdout.split()
+    # h1's own resolver: the DNS server r1's RA named (RDNSS). rdnssd writes it when
+    # that RA arrives, which on a loaded LXD host can be just after the lease.
+    answer = _wait(
+        lambda: node_exec(name, "h1", "dig", "+short", "AAAA", fqdn, check=False).stdout.split(),
+        "h1's resolver (from the RA's RDNSS) answers",
+    )
     assert answer == [str(lease.ip)], answer
     ptr = node_exec(name, "h1", "dig", "+short", "-x", str(lease.ip)).stdout.split()
     assert ptr == [f"{fqdn}."], ptr

@@ -114,8 +114,12 @@ def test_a_killed_daemon_comes_back(lab: str, node: str, service: str) -> None:
     assert now["restarts"] == before + 1
     assert "signal 9" in now["last_exit"] or now["last_exit"] == "exited"
     # what the daemon is for works again: names from h2's resolver, behind r2
-    answer = node_exec(lab, "h2", "dig", "+short", "+tries=3", "AAAA", "web.cascade.example")
-    assert answer.stdout.strip(), f"no answer after {node}/{service} came back"
+    wait_until(
+        f"h2 resolves a name after {node}/{service} came back",
+        lambda: node_exec(
+            lab, "h2", "dig", "+short", "+tries=3", "AAAA", "web.cascade.example", check=False
+        ).stdout.strip(),
+    )
 
 
 def test_launch_works_after_dnsmasq_came_back(lab: str) -> None:
