@@ -159,3 +159,22 @@ def test_version_without_typer() -> None:
     ).stdout.splitlines()
     assert out[0].startswith("palmnet ")
     assert out[1] == "[]"
+
+
+def test_ls_and_exec_load_no_topology_model() -> None:
+    """What `ls` and `exec` import (the Lab API, the netns backend, the tables) loads
+    neither pydantic nor the YAML reader: 85 ms of start-up each time they crept in."""
+    code = (
+        "import sys\n"
+        "import palmnet.cli.lab_verbs, palmnet.cli.tables, palmnet.lab.api, palmnet.lab.health\n"
+        "import palmnet.backends.netns.backend\n"
+        "print(sorted(m for m in ('pydantic', 'ruamel', 'typer') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT / "src")},
+        check=True,
+    ).stdout
+    assert out.strip() == "[]"

@@ -28,7 +28,6 @@ from palmnet.kernel import userns
 from palmnet.lab import host, rootless, store, supervisor
 from palmnet.lab.backends import backend_for, backend_of
 from palmnet.plan.model import Plan
-from palmnet.plan.xlat import backend_problem
 from palmnet.state.journal import Journal
 
 if TYPE_CHECKING:
@@ -313,6 +312,8 @@ class LabAPI:
                     running = j.meta("backend") if j.meta("status") == "running" else None
             backend = backend_for(backend_name or model.backend or running or "netns")
             _check_docker_backend(model, backend.name)
+            from palmnet.plan.xlat import backend_problem  # loads the topology model
+
             unsupported = backend_problem(planned, backend.name)
             if unsupported:
                 raise InputError(unsupported, file=str(model.source))

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from palmnet.addressing.eui64 import interface_id
 from palmnet.plan.model import ExternalPlan, InterfacePlan, NodePlan
-from palmnet.topology.model import Lab, Node
+
+if TYPE_CHECKING:  # types only: `ls` reads this module and need not load pydantic
+    from palmnet.topology.model import Lab, Node
 
 LEARNT_AT_UP = "prefix learnt at up"
 
