@@ -142,21 +142,25 @@ def test_verb_table_matches_the_registrations() -> None:
     assert registered == VERB_MODULE
 
 
-def test_version_without_typer() -> None:
-    """`palmnet --version` loads neither Typer nor Rich nor pydantic."""
-    code = (
-        "import sys; sys.argv = ['palmnet', '--version']\n"
-        "from palmnet.cli.app import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('typer', 'rich', 'pydantic') if m in sys.modules))"
-    )
-    out = subprocess.run(
+def _fresh_python(code: str) -> list[str]:
+    """Lines `code` prints in a new interpreter that sees palmnet's sources only."""
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         env={"PYTHONPATH": str(ROOT / "src")},
         check=True,
     ).stdout.splitlines()
+
+
+def test_version_without_typer() -> None:
+    """`palmnet --version` loads neither Typer nor Rich nor pydantic."""
+    out = _fresh_python(
+        "import sys; sys.argv = ['palmnet', '--version']\n"
+        "from palmnet.cli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('typer', 'rich', 'pydantic') if m in sys.modules))"
+    )
     assert out[0].startswith("palmnet ")
     assert out[1] == "[]"
 
@@ -164,17 +168,10 @@ def test_version_without_typer() -> None:
 def test_ls_and_exec_load_no_topology_model() -> None:
     """What `ls` and `exec` import (the Lab API, the netns backend, the tables) loads
     neither pydantic nor the YAML reader: 85 ms of start-up each time they crept in."""
-    code = (
+    out = _fresh_python(
         "import sys\n"
         "import palmnet.cli.lab_verbs, palmnet.cli.tables, palmnet.lab.api, palmnet.lab.health\n"
         "import palmnet.backends.netns.backend\n"
         "print(sorted(m for m in ('pydantic', 'ruamel', 'typer') if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(ROOT / "src")},
-        check=True,
-    ).stdout
-    assert out.strip() == "[]"
+    assert out == ["[]"]

@@ -304,6 +304,23 @@ class LabAPI:
         backend_name: str | None,
     ) -> UpResult:
         require_root("up")
+        try:
+            return self._up_locked(model, planned, text, source, raise_neigh_limit, backend_name)
+        except BaseException:
+            if not store.has_journal(model.name):  # refused, or failed and removed
+                with store.locked(model.name):
+                    store.forget_lock(model.name)
+            raise
+
+    def _up_locked(
+        self,
+        model: Lab,
+        planned: Plan,
+        text: str,
+        source: str,
+        raise_neigh_limit: bool,
+        backend_name: str | None,
+    ) -> UpResult:
         with store.locked(model.name):
             # A file that names no backend follows the running lab's (else netns).
             running = None
@@ -485,6 +502,7 @@ class LabAPI:
                     supervisor.stop(j)
                     host.restore(j)
                     backend_of(j).destroy(name, j)
+                store.forget_lock(name)
                 return name
             from palmnet.lab.backends import present_backends
 
@@ -496,6 +514,7 @@ class LabAPI:
             if not found:
                 running = ", ".join(store.running_labs()) or "none"
                 raise InputError(f"no lab named '{name}' (running: {running})")
+            store.forget_lock(name)
         return name
 
     # -- nodes of a running lab ------------------------------------------------------------

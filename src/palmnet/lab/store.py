@@ -62,18 +62,40 @@ def journal(lab: str) -> Iterator[Journal]:
         yield j
 
 
+def _lock_path(lab: str) -> Path:
+    return state_root() / ".locks" / lab
+
+
 @contextlib.contextmanager
 def locked(lab: str) -> Iterator[None]:
     """One verb at a time changes a lab; other labs go on. A lock file per lab under
-    the state root (not in the lab's dir, which `down` removes while it holds it)."""
-    locks = state_root() / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    fd = os.open(locks / lab, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
+    the state root (not in the lab's dir, which `down` removes while it holds it).
+    `down` removes the file too (forget_lock): a verb that waited on the removed
+    file locks the new one instead, so two verbs never both hold the lab."""
+    path = _lock_path(lab)
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
         yield
     finally:
         os.close(fd)
+
+
+def forget_lock(lab: str) -> None:
+    """After `down`, under the lab's lock: nothing of the lab stays in the state root
+    (the lock file, and the root itself once no lab is left)."""
+    _lock_path(lab).unlink(missing_ok=True)
+    for directory in (_lock_path(lab).parent, state_root()):
+        with contextlib.suppress(OSError):  # not empty: another lab's
+            directory.rmdir()
 
 
 def stored_plan(j: Journal) -> Plan:

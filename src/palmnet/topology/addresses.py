@@ -17,7 +17,7 @@ A prefix's all-zero address is its subnet-router anycast address (RFC 4291
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
@@ -169,17 +169,25 @@ _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
 _DELEGABLE = (ipaddress.IPv6Network("2000::/3"), ipaddress.IPv6Network("fc00::/7"))
 
 
+_Net = TypeVar("_Net", ipaddress.IPv4Network, ipaddress.IPv6Network)
+
+
+def _prefix(value: Any, kind: type[_Net], what: str, example: str) -> _Net:
+    """A prefix written with its length, strict (no host bits), or ValueError saying so."""
+    text = _require_str(value, f"{what} ({example})")
+    if "/" not in text:
+        raise ValueError(f"{shown(text)} needs a prefix length, e.g. {example}")
+    try:
+        return kind(text)
+    except ValueError as exc:
+        raise ValueError(f"{shown(text)} is not {what} ({exc})") from None
+
+
 def nat64_prefix(value: Any) -> ipaddress.IPv6Network:
     """A NAT64 prefix: one of RFC 6052's lengths, u octet zero (addressing/nat64.py)."""
     from palmnet.addressing.nat64 import prefix_problem
 
-    text = _require_str(value, "an IPv6 prefix (64:ff9b::/96)")
-    if "/" not in text:
-        raise ValueError(f"{shown(text)} needs a prefix length, e.g. 64:ff9b::/96")
-    try:
-        prefix = ipaddress.IPv6Network(text)
-    except ValueError as exc:
-        raise ValueError(f"{shown(text)} is not an IPv6 prefix ({exc})") from None
+    prefix = _prefix(value, ipaddress.IPv6Network, "an IPv6 prefix", "64:ff9b::/96")
     why = prefix_problem(prefix)
     if why:
         raise ValueError(why)
@@ -189,13 +197,7 @@ def nat64_prefix(value: Any) -> ipaddress.IPv6Network:
 def nat64_pool4(value: Any) -> ipaddress.IPv4Network:
     """The IPv4 addresses a NAT64 gives its IPv6 clients: /8 to /30 (TAYGA keeps the
     pool's first address and its own; a /31 would leave no client a place)."""
-    text = _require_str(value, "an IPv4 prefix (203.0.113.128/26)")
-    if "/" not in text:
-        raise ValueError(f"{shown(text)} needs a prefix length, e.g. 203.0.113.128/26")
-    try:
-        pool = ipaddress.IPv4Network(text)
-    except ValueError as exc:
-        raise ValueError(f"{shown(text)} is not an IPv4 prefix ({exc})") from None
+    pool = _prefix(value, ipaddress.IPv4Network, "an IPv4 prefix", "203.0.113.128/26")
     if not 8 <= pool.prefixlen <= MAX_POOL4_LEN:
         raise ValueError(f"{pool}: pool4 is a /8 to /{MAX_POOL4_LEN}")
     if pool.is_multicast or pool.is_loopback or pool.is_reserved or pool.overlaps(_THIS_NETWORK):
