@@ -511,10 +511,10 @@ class LabAPI:
                 if backend.leftovers(name):
                     backend.destroy(name, None)
                     found = True
+            store.forget_lock(name)
             if not found:
                 running = ", ".join(store.running_labs()) or "none"
                 raise InputError(f"no lab named '{name}' (running: {running})")
-            store.forget_lock(name)
         return name
 
     # -- nodes of a running lab ------------------------------------------------------------
