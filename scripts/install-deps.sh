@@ -53,4 +53,8 @@ PY=${PYTHON:-/usr/bin/python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -e '.[dev,lxd,ui]'
+# An editable install leaves palmnet's own modules uncompiled: compile them now, so
+# that every command reads bytecode even where PYTHONDONTWRITEBYTECODE is set (then
+# `palmnet exec` took 0.14 s instead of 0.07 s, `ls` of 100 nodes 0.26 s instead of 0.12).
+.venv/bin/python -m compileall -q src/palmnet >/dev/null
 echo "palmnet installed: $(.venv/bin/palmnet --version)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,43 @@ def test_up_refuses_a_lab_past_the_open_file_limit(tmp_path: Path) -> None:
         assert not Path(f"/run/palmnet/{name}").exists()
     finally:
         run("down", name, check=False)
+
+
+def test_up_refuses_a_lab_past_the_neighbour_table(tmp_path: Path) -> None:
+    """A LAN whose hosts would fill the machine's IPv6 neighbour table is refused before
+    anything is made (else their router solicitations fail and `up` times out)."""
+    from palmnet.kernel import neigh_limit
+    from palmnet.lab.host import ENTRIES_FLOOR
+
+    have, cap = neigh_limit.current_entries(), neigh_limit.limit()
+    count = (cap - have) // ENTRIES_FLOOR + 10
+    if count > 1000:
+        pytest.skip(f"gc_thresh3 is {cap} here: the lab to fill it would pass a bridge's ports")
+    name = f"sn{os.getpid() % 100000}"
+    path = write_lab(tmp_path / "big.yaml", LAB.format(name=name, count=count))
+    try:
+        proc = run("up", str(path), check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert f"gc_thresh3={cap:,}" in proc.stderr and "--raise-neigh-limit" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert lab_traces(name) == []
+        assert not Path(f"/run/palmnet/{name}").exists()
+    finally:
+        run("down", name, check=False)
+
+
+def test_radvd_has_room_for_a_lan_of_solicitations(lab) -> None:
+    """radvd's ICMPv6 socket gets a 4 MiB receive buffer (the kernel shows it doubled)
+    before hosts come up, so a LAN's burst of router solicitations is not dropped."""
+    name, path = lab
+    run_json("up", str(path))
+    from palmnet.kernel import sockbuf
+    from palmnet.services.radvd import RS_BURST_BUFFER
+
+    pid = int(Path(f"/run/palmnet/{name}/nodes/r/radvd/radvd.pid").read_text())
+    buffers = [
+        s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        for s in sockbuf.held_sockets(pid)
+        if sockbuf.is_icmpv6_raw(s)
+    ]
+    assert buffers == [2 * RS_BURST_BUFFER], buffers

@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from palmnet.plan.model import Plan
 
 
 def say(msg: str) -> None:
@@ -54,15 +58,15 @@ def up(
         )
     if result.action in ("unchanged", "reconciled"):
         say(f"lab {result.plan.lab}: {result.detail}")
-    show(api, result.plan.lab, fmt)
+    show(api, result.plan.lab, fmt, result.plan)
 
 
-def show(api: object, lab: str, fmt: str) -> None:
+def show(api: object, lab: str, fmt: str, known: Plan | None = None) -> None:
     """The `ls` output of a lab (after `up`, `launch`, or for `ls` itself)."""
     from palmnet.lab import LabAPI
 
     assert isinstance(api, LabAPI)
-    _, nodes = api.ls(lab)
+    _, nodes = api.ls(lab, known)
     if fmt == "json":
         from palmnet.cli.tables import live_json
 

@@ -417,7 +417,7 @@ class Builder:
 
     def wait_addresses(self, nodes: Sequence[NodePlan]) -> None:
         try:
-            self.watch.wait(READY_TIMEOUT, [n.name for n in nodes])
+            self.watch.wait(READY_TIMEOUT, [n.name for n in nodes], stall=True)
         except LabError as exc:
             said = [
                 f"external network {n.name}: the file says its LAN's router advertises "
