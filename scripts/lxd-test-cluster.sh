@@ -51,6 +51,9 @@ member_image() {
     say "building the member rootfs (debootstrap, about a minute)"
     mkdir -p "$CACHE"
     root="$(mktemp -d "$CACHE/build-XXXX")"
+    # mktemp makes it 0700, and the tar keeps that mode for the member's "/": LXC in
+    # the member then cannot reach its containers ("Could not access /var").
+    chmod 0755 "$root"
     mirror="$("$PY" -c 'import sys; sys.path.insert(0, "src"); from palmnet.backends.lxd.images import debian_mirror; print(debian_mirror())')"
     /usr/sbin/debootstrap --variant=minbase \
       --include=systemd-sysv,iproute2,lxd,lxd-client,lxcfs,squashfs-tools,nftables,dnsmasq-base,ca-certificates \
