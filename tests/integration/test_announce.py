@@ -146,6 +146,7 @@ def test_dhcpv6_only_host_is_named_by_its_planned_lease(lab: tuple[str, Plan]) -
     held = _wait(lambda: _globals(name, "h1"), "h1 holds a global address")
     assert held == {str(lease.ip)}, "h1's only global address is its planned DHCPv6 lease"
     fqdn = f"h1.{plan.domain}"
+
     # h1's own resolver: the DNS server r1's RA named (RDNSS). rdnssd writes it when
     # that RA arrives, which on a loaded LXD host can be just after the lease.
     def answered() -> list[str]:
