@@ -505,6 +505,7 @@ def test_root_with_rootless_flag(tmp_path: Path) -> None:
         run("down", lab)
     assert lab_traces(lab) == []
     assert not Path(f"/run/palmnet/{lab}").exists()
+    assert not Path(f"/run/palmnet/.locks/{lab}").exists()  # nor its lock file
 
 
 # -- NAT64 and CLAT open the tun device as the user ---------------------------------------------

@@ -194,7 +194,8 @@ class LabAPI:
         costs 0.24 s on a 1,000-node lab."""
         name = store.resolve_lab(lab)
         with store.journal(name) as j:
-            yield LabSession(name, j, backend_of(j), known or store.stored_plan(j))
+            plan = known if known is not None else store.stored_plan(j)
+            yield LabSession(name, j, backend_of(j), plan)
 
     def labs(self) -> list[str]:
         """The names of the running labs (each has a journal), sorted."""

@@ -288,6 +288,7 @@ def destroy(lab: str) -> bool:
         if not is_rootless(lab) and not _stray_holders(lab):
             return False
         _destroy(lab)
+        store.forget_lock(lab)
         return True
 
 

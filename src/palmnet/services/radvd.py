@@ -49,10 +49,11 @@ RS_BURST_BUFFER = 512 << 10
 """Bytes of receive buffer for radvd's ICMPv6 socket. A LAN's hosts (up to 1,023,
 a bridge's port limit) each solicit once within about a second as they come up:
 the default 208 KiB dropped 111 of 1,000 RSs (the drops column of /proc/net/raw6)
-and those hosts waited a second for their next one; 1 MiB dropped none. Not more:
-where radvd answers slower than waiting hosts re-solicit (once a second; five
-1,000-host LANs on 2 busy cores), a deeper queue only delays every answer: with
-4 MiB that lab's addresses took 53 s after its last host came up, 17 s with none."""
+and those hosts waited a second for their next one; 512 KiB dropped none (1,000
+RSs, 1,000 RAs). Not more: where radvd answers slower than waiting hosts solicit
+again (five 1,000-host LANs on 2 busy cores), a deeper queue only holds stale
+duplicates and delays every answer: with 4 MiB that lab's addresses took 53 s
+after its last host came up, 17 s with the default."""
 
 MIN_RA_INTERVAL = 3  # radvd's floor (MinDelayBetweenRAs); below it, it stops advertising
 MAX_RA_INTERVAL = 10
@@ -315,6 +316,6 @@ class Radvd(Service):
     @staticmethod
     def _enlarge_socket(pid: int) -> None:
         # Best effort: where the process cannot be reached (no pidfd_getfd, another
-        # user's process), hosts that lose an RS send the next one a second later.
+        # user's process), a host whose RS is dropped solicits again a second later.
         with contextlib.suppress(OSError):
             sockbuf.force_rcvbuf(pid, RS_BURST_BUFFER, sockbuf.is_icmpv6_raw)

@@ -60,8 +60,7 @@ def discover(timeout: float = DISCOVERY_TIMEOUT) -> ipaddress.IPv6Network:
                 f"clat: no NAT64 prefix after {timeout:g} s: {IPV4ONLY_NAME} has no "
                 f"synthesised AAAA answer (RFC 7050); resolver: {resolv!r}"
             )
-        # poll: nothing signals when the resolver has learnt its server from an RA
-        time.sleep(DISCOVERY_RETRY)
+        time.sleep(DISCOVERY_RETRY)  # poll: no signal when the resolver learns its server
 
 
 def tayga_config(params: dict[str, str], prefix: ipaddress.IPv6Network) -> str:
