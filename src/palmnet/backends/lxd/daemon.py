@@ -20,6 +20,7 @@ the packages' own services kept from starting).
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import select
@@ -110,7 +111,23 @@ def _spawn(argv: list[str], log: Path) -> int:
     return proc.pid
 
 
+def _clear_dead_mount(path: Path, report: Report) -> None:
+    """A FUSE mount whose daemon died (lxcfs killed with its session) answers every
+    access with ENOTCONN, so nothing can use it and a new lxcfs cannot mount there;
+    detach it (lazily: a process may still hold it open)."""
+    try:
+        os.lstat(path)
+    except OSError as e:
+        if e.errno != errno.ENOTCONN:
+            raise
+        proc = subprocess.run(["umount", "-l", str(path)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LabError(f"{path}: dead lxcfs mount, umount -l failed: {proc.stderr}") from e
+        report(f"detached {path}: its lxcfs had died (ENOTCONN)")
+
+
 def start_lxcfs(report: Report) -> None:
+    _clear_dead_mount(LXCFS_MOUNT, report)
     if os.path.ismount(LXCFS_MOUNT):
         return
     exe = shutil.which("lxcfs")
