@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 from collections.abc import Iterator
 
@@ -32,7 +31,9 @@ MNT_DETACH = 0x2
 
 NETNS_DIR = "/run/netns"
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# libc through the interpreter's own symbols: ctypes.util.find_library("c") runs
+# `ldconfig -p` in a subprocess (19 ms, paid by every command that imports this).
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [
     ctypes.c_char_p,
     ctypes.c_char_p,
