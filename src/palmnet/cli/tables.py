@@ -104,9 +104,12 @@ def _live_json(n: LiveNode) -> dict[str, object]:
 
 
 def print_table(table: Table) -> None:
+    """Cells are data, never Rich markup: with markup on, a BIRD route's
+    `[rip1 16:20:01]` or an address like `[fd00::1]:53` was taken for a style tag
+    and vanished, and `[/x]` in a cell raised MarkupError."""
     from rich.console import Console
 
-    Console(width=200, emoji=False).print(table)
+    Console(width=200, emoji=False, markup=False).print(table)
 
 
 def rows_table(rows: Sequence[dict[str, object]]) -> Table:
