@@ -24,6 +24,7 @@ from palmnet.addressing.eui64 import eui64_address, link_local
 from palmnet.addressing.mac import assign_macs, mac_key, stable_mac
 from palmnet.addressing.portmap import parse_port
 from palmnet.plan import spanning
+from palmnet.plan.address_clashes import check_addresses
 from palmnet.plan.external import (
     external_notes,
     external_plan,
@@ -222,6 +223,7 @@ def plan_lab(lab: Lab) -> Plan:
         with_external(lab, _node_plan(lab, d, links, reservations, lans, pd, mac_of))
         for d in drafts
     ]
+    check_addresses(lab, nodes)
     planned = plan_xlat(lab, resolve_routes(lab, nodes))
     plan = Plan(
         lab=lab.name,

@@ -1,0 +1,81 @@
+"""Addresses the plan would give to two interfaces.
+
+The loader refuses a static address written twice in the lab file
+(topology/conflicts.py). Only the plan sees the others: a static address equal
+to another host's SLAAC address (the EUI-64 of the MAC palmnet pins), the
+addresses an openwrt node reads from its UCI files (the same folder on two
+nodes, or one node with `count:`), and the DHCP leases a LAN reserves. Any of
+them held twice fails DAD at `up` on a shared link, or breaks routing across
+links, so `plan` refuses them, each at the lab file's line of the node that
+brings it. A link-local address is unique only on its link.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from palmnet.plan.model import InterfacePlan, NodePlan
+from palmnet.topology.model import Lab
+from palmnet.topology.problems import Problem, TopologyError
+
+UCI = "from its UCI network file"
+Address = ipaddress.IPv6Interface | ipaddress.IPv4Interface
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who would hold an address, and how it gets it."""
+
+    node: str
+    interface: str
+    how: str
+
+    def __str__(self) -> str:
+        return f"{self.node}.{self.interface} ({self.how})"
+
+
+def _held(node: NodePlan, iface: InterfacePlan) -> Iterator[tuple[Address, str]]:
+    static = UCI if node.kind == "openwrt" else "static"
+    yield iface.link_local, f"link-local of MAC {iface.mac}"
+    for a6 in iface.ipv6_static:
+        yield a6, static
+    for a4 in iface.ipv4_static:
+        yield a4, static
+    for a6 in iface.ipv6_slaac:
+        yield a6, f"SLAAC from MAC {iface.mac}"
+    for a6 in iface.ipv6_delegated:
+        yield a6, "from its delegated prefix"
+    for a6 in iface.ipv6_dhcp:
+        yield a6, "its DHCPv6 lease"
+    for a4 in iface.ipv4_dhcp:
+        yield a4, "its DHCPv4 lease"
+
+
+def check_addresses(lab: Lab, nodes: Sequence[NodePlan]) -> None:
+    """Raise every address held twice as one `TopologyError` (exit 2)."""
+    seen: dict[object, Holder] = {}
+    problems: list[Problem] = []
+    for node in nodes:
+        for iface in node.interfaces:
+            for address, how in _held(node, iface):
+                ip = address.ip
+                key = (iface.network, ip) if ip.is_link_local else ip
+                mine = Holder(node.name, iface.name, how)
+                other = seen.setdefault(key, mine)
+                if other is mine or (other.node, other.interface) == (node.name, iface.name):
+                    continue
+                keys = ("uci",) if how == UCI else ("interfaces", iface.name)
+                line, path = lab.where(lab.nodes[node.name], *keys)
+                problems.append(
+                    Problem(
+                        line or 0,
+                        path,
+                        f"{ip} would be held twice: by {other} and by {mine}; an "
+                        "address belongs to one interface (on one link DAD fails at `up`, "
+                        "across links routing breaks): give one of them another",
+                    )
+                )
+    if problems:
+        raise TopologyError(problems, file=str(lab.source))
