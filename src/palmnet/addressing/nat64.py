@@ -35,6 +35,18 @@ def prefix_problem(prefix: ipaddress.IPv6Network) -> str | None:
             f"64:ff9b:1::/48 of RFC 8215 included): use {WELL_KNOWN_PREFIX} or a "
             f"network-specific prefix such as {EXAMPLE_PREFIX}"
         )
+    if prefix.is_multicast or prefix.is_link_local or prefix.is_site_local:
+        kind = (
+            "multicast"
+            if prefix.is_multicast
+            else "link-local"
+            if prefix.is_link_local
+            else "site-local"
+        )
+        return (
+            f"{prefix} is {kind}, which TAYGA refuses as reserved (a NAT64 prefix is "
+            f"routed unicast space): use a network-specific prefix such as {EXAMPLE_PREFIX}"
+        )
     if prefix.network_address.packed[_U_OCTET] != 0:
         return (
             f"bits 64..71 of {prefix} are not zero: RFC 6052 2.2 reserves them "

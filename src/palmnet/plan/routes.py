@@ -56,6 +56,18 @@ def _own(node: NodePlan, addr: IPAddr) -> str | None:
     return None
 
 
+def _check_host_part(addr: IPAddr, net: IPNet) -> None:
+    """The kernel refuses an IPv4 gateway that is its subnet's broadcast address
+    ("Nexthop has invalid gateway"), and the network address is no neighbour."""
+    if net.version != 4 or net.prefixlen > 30:
+        return
+    if addr in (net.broadcast_address, net.network_address):
+        which = "broadcast" if addr == net.broadcast_address else "network"
+        raise _RouteError(
+            "via", f"{addr} is the {which} address of {net}, not a neighbour: use a host's"
+        )
+
+
 def _via_address(me: NodePlan, spec: RouteSpec, to: IPNet) -> RoutePlan:
     via = spec.via
     text, _, dev = via.partition("%")
@@ -82,8 +94,10 @@ def _via_address(me: NodePlan, spec: RouteSpec, to: IPNet) -> RoutePlan:
             f"a link-local next hop needs its interface: {addr}%{names[0] if names else 'IF'}",
         )
     for i in _usable(me):
-        if any(addr in a.network for a in _on_link(me, i)):
-            return RoutePlan(to, addr, i.name)
+        for a in _on_link(me, i):
+            if addr in a.network:
+                _check_host_part(addr, a.network)
+                return RoutePlan(to, addr, i.name)
     raise _RouteError("via", f"{addr}: no interface of {me.name} has an address on its network")
 
 

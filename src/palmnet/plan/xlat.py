@@ -104,8 +104,25 @@ def plan_xlat(lab: Lab, nodes: list[NodePlan]) -> list[NodePlan]:
             )
         if lab.nodes[n.name].clat:
             n = dataclasses.replace(n, clat=_clat(lab, n))
+        _check_device_names(lab, n)
         out.append(n)
     return out
+
+
+def _check_device_names(lab: Lab, node: NodePlan) -> None:
+    """The translator's tun device takes a name in the node (TAYGA's `nat64`, the
+    CLAT's `clat`): an interface of the lab file by that name would make TAYGA fail
+    to attach at `up` ("Unable to attach tun device ... Invalid argument")."""
+    for key, xlat in (("nat64", node.nat64), ("clat", node.clat)):
+        if xlat is not None and any(i.name == xlat.device for i in node.interfaces):
+            raise _fail(
+                lab,
+                node.name,
+                f"interface {xlat.device} has the name of this node's {key} translator "
+                f"device (TAYGA's tun, made at up): rename the interface",
+                "interfaces",
+                xlat.device,
+            )
 
 
 def xlat_notes(nodes: list[NodePlan]) -> list[str]:

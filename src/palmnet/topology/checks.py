@@ -121,6 +121,12 @@ def _check_interface(
         )
     if iface.advertise and not iface.ra:
         report((*ipath, "advertise"), "advertise: true needs ra: true (there is no RA to let out)")
+    if iface.ra and ifname.isdigit():
+        report(
+            (*ipath, "ra"),
+            f"radvd (which sends this interface's RAs) reads the name {ifname!r} as a "
+            "number and refuses its config: give the interface a name with a letter",
+        )
     if iface.ra and not any(a.network.prefixlen == 64 and not a.is_link_local for a in iface.ipv6):
         link_local = any(a.is_link_local for a in iface.ipv6)
         report(
