@@ -268,3 +268,12 @@ def test_launch_adds_a_named_copy(lab) -> None:
     assert w4 in dig.stdout.split()
     planned = run_json("plan", str(lab[2]))
     assert "w4" not in {n["name"] for n in planned}
+    # A name the lab has is refused, as `lxc launch` refuses one, not re-templated
+    # under the running node; a name given twice too, before anything is made.
+    again = run("launch", "--lab", name, "laptop", "w4", check=False)
+    assert again.returncode == 2 and "node 'w4' already exists" in again.stderr
+    twice = run("launch", "--lab", name, "w", "w5", "w5", check=False)
+    assert twice.returncode == 2 and "node 'w5' is given twice" in twice.stderr
+    after = {n["name"]: n for n in run_json("ls", "--lab", name, "--format", "json")}
+    assert "w5" not in after
+    assert _addr(after, "w4", "eth0", "2001:db8:ebbd:2084:") == w4

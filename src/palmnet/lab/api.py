@@ -95,6 +95,18 @@ def _replan(j: Journal, launched: dict[str, str], pools: dict[str, str]) -> Plan
     return dataclasses.replace(plan, backend=j.meta("backend", plan.backend))
 
 
+def _check_new_names(plan: Plan, names: list[str]) -> None:
+    """`launch` names new nodes, as `lxc launch` does: a name the lab has (from its
+    file or an earlier launch) is refused, not re-templated under the running node."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError(f"node '{name}' is given twice")
+        seen.add(name)
+        if plan.has_node(name):
+            raise InputError(f"node '{name}' already exists in lab {plan.lab}")
+
+
 def _check_docker_backend(model: Lab, backend: str) -> None:
     """`docker:` runs inside LXD nodes only: `up --backend netns` of a file that says
     `backend: lxd` is refused at the key, before anything is made."""
@@ -576,6 +588,7 @@ class LabAPI:
             j = s.journal
             if image is not None and s.plan.backend != "lxd":
                 raise InputError(f"--image is for labs on LXD; lab {s.name} runs on netns")
+            _check_new_names(s.plan, names)
             launched = dict(j.meta("launched", {}))
             launched.update(dict.fromkeys(names, template))
             old_images = dict(j.meta("launch_images", {}))
