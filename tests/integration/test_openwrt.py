@@ -277,3 +277,22 @@ def test_launch_adds_a_named_copy(lab) -> None:
     after = {n["name"]: n for n in run_json("ls", "--lab", name, "--format", "json")}
     assert "w5" not in after
     assert _addr(after, "w4", "eth0", "2001:db8:ebbd:2084:") == w4
+
+
+def test_up_of_the_file_adds_and_removes_hosts_behind_the_router(lab) -> None:
+    """Hosts come and go live behind an openwrt router: its DHCP reservations and DNS
+    records follow (its dnsmasq is reloaded); the router itself is not "changed"."""
+    name, _, path = lab
+    text = path.read_text()
+    router_pid = run("exec", "--lab", name, "router", "--", "pidof", "dnsmasq").stdout
+    fewer = write_lab(path.with_name("fewer.yaml"), text.replace("count: 3", "count: 2"))
+    shrunk = run("up", str(fewer))
+    assert "removed w3" in shrunk.stderr + shrunk.stdout
+    live = {n["name"] for n in run_json("ls", "--lab", name, "--format", "json")}
+    assert "w3" not in live and {"w1", "w2", "router"} <= live
+    grown = run("up", str(path))
+    assert "added w3" in grown.stderr + grown.stdout
+    nodes = {n["name"]: n for n in run_json("ls", "--lab", name, "--format", "json")}
+    assert _addr(nodes, "w3", "eth0", "2001:db8:ebbd:2084:")
+    # the router kept its daemons: reloaded, not restarted
+    assert run("exec", "--lab", name, "router", "--", "pidof", "dnsmasq").stdout == router_pid

@@ -7,9 +7,10 @@ processes), so `up` refuses and shows the difference.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
-from palmnet.plan.model import Plan
+from palmnet.plan.model import NodePlan, Plan
 
 
 @dataclass
@@ -48,7 +49,7 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
     for name, node in new_nodes.items():
         if name not in old_nodes:
             d.added.append(name)
-        elif old_nodes[name] != node:
+        elif without_roster(old_nodes[name]) != without_roster(node):
             d.refused.append(f"  node {name}: " + _node_change(old_nodes[name], node))
     d.removed = [n for n in old_nodes if n not in new_nodes]
     old_nets = {n.name for n in old.networks}
@@ -76,30 +77,64 @@ def _external(ext: object) -> str:
     return f"{{{kind}: {parent}" + (f", prefix: {prefix}" if prefix else "") + "}"
 
 
-def _node_change(old: object, new: object) -> str:
-    from palmnet.plan.model import NodePlan, node_json
+def without_roster(node: NodePlan) -> NodePlan:
+    """The node without what the lab's roster decides in it: its LANs' DHCP
+    reservations and its DNS records. Nodes added or removed change them on the
+    router that serves them; `up` and `launch` reload those daemons
+    (`Backend.refresh`), so that is no change of the router itself."""
+    lans = tuple(dataclasses.replace(lan, hosts=(), hosts6=()) for lan in node.lans)
+    dns = dataclasses.replace(node.dns, records=()) if node.dns is not None else None
+    return dataclasses.replace(node, lans=lans, dns=dns)
 
-    assert isinstance(old, NodePlan) and isinstance(new, NodePlan)
-    a, b = node_json(old, ""), node_json(new, "")
-    changes = []
-    if old.kind != new.kind:
-        changes.append(f"kind {old.kind} -> {new.kind}")
-    ai = {i["name"]: i for i in a["interfaces"]}
-    bi = {i["name"]: i for i in b["interfaces"]}
-    for name in sorted(set(ai) | set(bi)):
-        if ai.get(name) != bi.get(name):
-            before = ai.get(name, {}).get("ipv6", "absent")
-            after = bi.get(name, {}).get("ipv6", "absent")
-            changes.append(f"{name}: {before} -> {after}")
-    if old.service != new.service:
-        changes.append(f"service {old.service} -> {new.service}")
-    if old.dad != new.dad:
-        changes.append(f"dad {old.dad} -> {new.dad}")
-    if old.docker != new.docker:
-        changes.append("docker: containers or their settings")
-    if old.nat64 != new.nat64:
-        said = [f"{n.prefix} pool4 {n.pool4}" if n else "none" for n in (old.nat64, new.nat64)]
-        changes.append(f"nat64 {said[0]} -> {said[1]}")
-    if (old.clat is None) != (new.clat is None):
-        changes.append(f"clat {old.clat is not None} -> {new.clat is not None}")
+
+def _node_change(old: NodePlan, new: NodePlan) -> str:
+    """What differs, by key, with only the items that differ: `eth0.ipv4: -192.0.2.1/24
+    +192.0.2.9/24`, `routing.protocol: ripng -> ospf3`."""
+    changes: list[str] = []
+    before = {i.name: i for i in old.interfaces}
+    after = {i.name: i for i in new.interfaces}
+    for name in sorted(set(before) | set(after)):
+        if name not in after:
+            changes.append(f"interface {name} removed")
+        elif name not in before:
+            changes.append(f"interface {name} added")
+        else:
+            changes += _delta(name, before[name], after[name])
+    for f in dataclasses.fields(NodePlan):
+        if f.name != "interfaces":
+            changes += _delta(f.name, getattr(old, f.name), getattr(new, f.name))
     return "; ".join(changes) or "settings changed"
+
+
+def _delta(key: str, a: object, b: object, depth: int = 0) -> list[str]:
+    if a == b:
+        return []
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        named_a, named_b = _by_name(a), _by_name(b)
+        if named_a is not None and named_b is not None and named_a.keys() == named_b.keys():
+            out: list[str] = []
+            for name, item in named_a.items():
+                out += _delta(f"{key}[{name}]", item, named_b[name], depth + 1)
+            return out or [f"{key}: reordered"]
+        gone = [f"-{_short(x)}" for x in a if x not in b]
+        new = [f"+{_short(x)}" for x in b if x not in a]
+        return [f"{key}: {' '.join([*gone, *new]) or 'reordered'}"]
+    if depth < 3 and dataclasses.is_dataclass(a) and type(a) is type(b) and not isinstance(a, type):
+        fields: list[str] = []
+        for f in dataclasses.fields(a):
+            fields += _delta(f"{key}.{f.name}", getattr(a, f.name), getattr(b, f.name), depth + 1)
+        return fields
+    return [f"{key}: {_short(a)} -> {_short(b)}"]
+
+
+def _by_name(items: tuple[object, ...]) -> dict[str, object] | None:
+    """Items that carry a name (interfaces, LANs), by it; None for plain values."""
+    names = [getattr(x, "name", None) or getattr(x, "interface", None) for x in items]
+    if not items or not all(isinstance(n, str) for n in names) or len(set(names)) < len(names):
+        return None
+    return dict(zip(names, items, strict=True))  # type: ignore[arg-type]
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
