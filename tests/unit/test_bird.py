@@ -491,3 +491,10 @@ def test_device_in_no_zone_gets_a_generic_input_rule() -> None:
     assert "option src '*'" in text
     nft = compiled(routing("ripng", interfaces=(RoutingInterface("eth7"),)))
     assert _rules_for(nft, 'iifname "eth7" ip6 saddr fe80::/10 udp dport 521')
+
+
+def test_an_isps_route_to_a_delegated_prefix_is_named() -> None:
+    """kea's hook installs it with protocol 250, which iproute2 prints as a number."""
+    entry = {"dst": "2001:db8:beef:c600::/56", "protocol": "250", "gateway": "fe80::1"}
+    (row,) = route_rows([entry], {})
+    assert (row.source, row.protocol) == ("delegated", "250")

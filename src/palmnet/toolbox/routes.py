@@ -6,7 +6,8 @@ control socket) and these turn it into rows for a table or JSON.
 The kernel's table is the truth of what a node forwards; BIRD says where
 its routes came from. A kernel route's `protocol` (rtm_protocol) names who
 installed it: `kernel` (a connected prefix), `static`/`boot` (by hand or by
-palmnet's static routes), `ra` (a router advertisement), `bird`. For `bird`
+palmnet's static routes), `ra` (a router advertisement), `bird`, and 250 (no name
+in iproute2) for an ISP's route to a prefix it delegated, shown as `delegated`. For `bird`
 routes the source is the `Type:` BIRD gives its best route for the prefix
 (`RIP`, `Babel`, `OSPF`, `OSPF-E2` ...), read from `show route all`.
 """
@@ -18,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from palmnet.pd.kea_route import ROUTE_PROTO
+
 Reply = Sequence[tuple[str, str]]
 """A BIRD control-socket reply: (code, text) lines, continuation lines keep their code."""
 
@@ -28,6 +31,7 @@ KERNEL_SOURCES = {
     "ra": "ra",
     "dhcp": "dhcp",
     "redirect": "redirect",
+    str(ROUTE_PROTO): "delegated",  # an ISP's route to a prefix it delegated (kea's hook)
 }
 BIRD_SOURCES = {
     "rip": "rip",
