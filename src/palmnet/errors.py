@@ -54,6 +54,13 @@ class LabError(PalmnetError):
     exit_code = 1
 
 
+class CommandNotFound(LabError):
+    """`exec` of a program the node does not have: 127, as a shell (and `lxc exec`)
+    say it, so a script can tell it from the program's own failure."""
+
+    exit_code = 127
+
+
 class UnknownNode(InputError, KeyError):
     """A node name the lab does not have: said once, where the lookup lives (`Plan.node`).
 

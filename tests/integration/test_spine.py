@@ -148,6 +148,10 @@ def test_exec_passes_exit_code_and_sees_node_files(farm) -> None:
     name, path = farm
     run("up", str(path))
     assert node_exec(name, "w3", "sh", "-c", "exit 7", check=False).returncode == 7
+    missing = node_exec(name, "w3", "no-such-program", check=False)
+    assert missing.returncode == 127 and "command not found in node w3" in missing.stderr
+    late = run("exec", "w3", "--lab", name, "--", "hostname", check=False)  # option after NODE
+    assert late.returncode == 2 and "options go before it" in late.stderr
     assert node_exec(name, "w3", "hostname").stdout.strip() == "w3"
     assert "w3.farm.example" in node_exec(name, "w3", "cat", "/etc/hosts").stdout
     assert Path("/etc/hostname").read_text().strip() != "w3"

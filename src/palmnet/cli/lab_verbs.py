@@ -101,9 +101,15 @@ def ls(lab: str | None, fmt: str, prefixes: bool = False) -> None:
 
 
 def exec_(lab: str | None, node: str, command: list[str]) -> None:
+    from palmnet.errors import InputError
     from palmnet.lab import LabAPI
 
     argv = list(command)
     if argv[:1] == ["--"]:
         argv = argv[1:]
+    elif lab is None and argv[:1] and argv[0].split("=")[0] in ("--lab", "-l"):
+        raise InputError(
+            f"{argv[0]} after the node would be part of the command: options go before "
+            f"it (palmnet exec --lab LAB {node} -- COMMAND)"
+        )
     LabAPI().exec(lab, node, argv or ["sh"])
