@@ -152,6 +152,8 @@ def test_exec_passes_exit_code_and_sees_node_files(farm) -> None:
     assert missing.returncode == 127 and "command not found in node w3" in missing.stderr
     late = run("exec", "w3", "--lab", name, "--", "hostname", check=False)  # option after NODE
     assert late.returncode == 2 and "options go before it" in late.stderr
+    prefixes = run("ls", "--lab", name, "--prefixes")  # a lab without DHCPv6-PD
+    assert "no router requests a delegated prefix" in prefixes.stderr
     assert node_exec(name, "w3", "hostname").stdout.strip() == "w3"
     assert "w3.farm.example" in node_exec(name, "w3", "cat", "/etc/hosts").stdout
     assert Path("/etc/hostname").read_text().strip() != "w3"

@@ -59,7 +59,9 @@ def ls(
     lab_arg: str | None = typer.Argument(None, metavar="[LAB]", help="The lab."),
     lab: str | None = LAB,
     prefixes: bool = typer.Option(
-        False, "--prefixes", help="Each router's delegated prefix and each LAN's /64."
+        False,
+        "--prefixes",
+        help="Each PD router's delegated prefix and the /64 of each of its LANs.",
     ),
     fmt: Format = FORMAT,
 ) -> None:

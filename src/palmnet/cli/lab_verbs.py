@@ -93,9 +93,12 @@ def ls(lab: str | None, fmt: str, prefixes: bool = False) -> None:
     from palmnet.cli.isp import prefix_rows
     from palmnet.cli.tables import print_table, rows_table
 
-    rows = prefix_rows(resolve_lab(lab))
+    name = resolve_lab(lab)
+    rows = prefix_rows(name)
     if fmt == "json":
         emit_json(rows)
+    elif not rows:
+        say(f"lab {name}: no router requests a delegated prefix (DHCPv6-PD), nothing to show")
     else:
         print_table(rows_table(rows))
 
