@@ -24,7 +24,7 @@ def forward(
     local_port: int = typer.Argument(..., help="Local TCP port (0: any free port)."),
     target: str = typer.Argument(..., help="Address with zone, e.g. 'fe80::1%eth0'."),
     remote_port: int = typer.Argument(..., help="TCP port of the service."),
-    lab: str | None = typer.Option(None, "--lab", help="Lab of the node."),
+    lab: str | None = typer.Option(None, "--lab", "-l", help="Lab of the node."),
     node: str | None = typer.Option(
         None, "--node", help="Connect from inside this node (default: from the host)."
     ),

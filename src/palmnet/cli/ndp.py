@@ -42,10 +42,12 @@ def _endpoint(address: str, kind: str) -> str:
 def watch(
     node: str = typer.Argument(..., help="Node to watch."),
     iface: str | None = typer.Argument(None, help="Interface (default: all of the node's)."),
-    lab: str | None = typer.Option(None, "--lab", help="Lab of the node."),
+    lab: str | None = typer.Option(None, "--lab", "-l", help="Lab of the node."),
     count: int = typer.Option(0, "--count", help="Stop after N messages (0: no limit)."),
     timeout: float | None = typer.Option(None, "--timeout", help="Stop after S seconds."),
-    output: Format = typer.Option(Format.table, "--format", help="table or json (JSON Lines)."),
+    output: Format = typer.Option(
+        Format.table, "--format", "-f", help="table or json (JSON Lines)."
+    ),
 ) -> None:
     """Print RS, RA, NS, NA and Redirect messages seen on NODE, decoded, as they arrive."""
     if count < 0:
