@@ -218,3 +218,38 @@ def test_two_labs_side_by_side(tmp_path: Path) -> None:
             run("down", n, check=False)
     for n in names:
         assert lab_traces(n) == []
+
+
+def test_a_file_planned_for_a_cluster_gets_its_link_mtu_here_too(tmp_path: Path) -> None:
+    """`placement:` plans the links at 1450 (VXLAN between LXD members): on the netns
+    backend the links get it too, so plan == live and the lab behaves as on the cluster."""
+    name = f"m{os.getpid() % 100000}"
+    text = f"""\
+name: {name}
+placement: spread
+networks:
+  lan: {{}}
+nodes:
+  r:
+    kind: router
+    interfaces:
+      eth0: {{network: lan, ipv6: ["2001:db8:1::1/64"], ra: true}}
+  h:
+    interfaces:
+      eth0: {{network: lan}}
+"""
+    path = write_lab(tmp_path / "mtu.yaml", text)
+    try:
+        assert "links: MTU 1450" in run("plan", str(path)).stderr
+        run("up", str(path))
+        for node in ("r", "h"):
+            assert node_exec(name, node, "cat", "/sys/class/net/eth0/mtu").stdout.strip() == "1450"
+        fits = node_exec(name, "h", "ping", "-c1", "-W2", "-M", "do", "-s", "1402", "2001:db8:1::1")
+        assert fits.returncode == 0
+        big = node_exec(
+            name, "h", "ping", "-c1", "-W2", "-M", "do", "-s", "1403", "2001:db8:1::1", check=False
+        )
+        assert big.returncode != 0
+    finally:
+        run("down", name, check=False)
+    assert lab_traces(name) == []

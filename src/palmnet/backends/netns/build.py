@@ -265,7 +265,17 @@ class Builder:
             if bridge not in self.bridge_index:
                 self.bridge_index[bridge] = sw.index_of(bridge)
             outer = self.outer[(node.name, iface.name)]
-            sw.add_veth(outer, iface.name, fd, iface.mac, self.bridge_index[bridge], up=True)
+            # The plan's link MTU (1450 where the file plans for an LXD cluster's
+            # tunnels): the same file gives the same links on every backend.
+            sw.add_veth(
+                outer,
+                iface.name,
+                fd,
+                iface.mac,
+                self.bridge_index[bridge],
+                up=True,
+                mtu=self.plan.link_mtu,
+            )
 
     def _close_ns_fds(self, nodes: Sequence[NodePlan]) -> None:
         for node in nodes:
