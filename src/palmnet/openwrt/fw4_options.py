@@ -11,8 +11,12 @@ supports but this compiler does not implement yet: the section is reported
 and skipped rather than compiled without the option's meaning.
 
 Each report is a FirewallWarning with the file and the line of the option
-(or of the `config` line); with strict=True the first one is raised as an
-InputError instead, so the CLI prints `FILE:LINE: message` and exits 2.
+(or of the `config` line), its level (fw4_model: an ERROR is a section fw4
+skips or a value it refuses, a WARNING one it uses without what it names)
+and, for a value refused, what the option would take (`Spec.valid`, else
+fw4_values.VALID for its parser). With strict=True the first report that is
+not a notice is raised as an InputError instead, so the CLI prints
+`FILE:LINE: message` and exits 2.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from palmnet.errors import InputError
-from palmnet.openwrt.fw4_model import FirewallWarning
+from palmnet.openwrt.fw4_model import ERROR, WARNING, FirewallWarning
+from palmnet.openwrt.fw4_values import VALID
 from palmnet.openwrt.uci import UciPackage, UciSection
 
 PARSE_LIST = 0x01  # a list (or a space-separated option) of values
@@ -34,6 +39,7 @@ DEPRECATED = 0x20  # fw4 reports and ignores it
 NOT_IN_PALMNET = 0x40  # valid for fw4, not implemented here: report and skip
 
 _INVALID = object()  # a value (or section) fw4 would refuse
+SKIPPED = "skipped due to invalid options"  # fw4's words after the option(s) that caused it
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,10 @@ class Spec:
     parse: Callable[[str], Any]
     default: str | None = None
     flags: int = 0
+    valid: str | None = None  # what the option takes, if its parser's VALID does not say
+
+    def valid_values(self) -> str | None:
+        return self.valid or VALID.get(self.parse)
 
 
 class Reporter:
@@ -65,8 +75,19 @@ class Reporter:
         return self._ids.get(id(section)) or self.package.section_id(section)
 
     def warn(
-        self, section: UciSection, message: str, line: int | None = None, *, notice: bool = False
+        self,
+        section: UciSection,
+        message: str,
+        line: int | None = None,
+        *,
+        level: str = ERROR,
+        option: str | None = None,
+        value: str | None = None,
+        valid: str | None = None,
     ) -> None:
+        """Report a problem of `section` (an ERROR unless said otherwise), at `line`
+        or the section's; `option`, `value` and `valid` say which option, which value
+        was refused and what would be valid."""
         name = section.get("name")
         warning = FirewallWarning(
             file=self.package.display_file(),
@@ -74,12 +95,15 @@ class Reporter:
             section=self.section_id(section),
             message=message,
             name=name if isinstance(name, str) and name else None,
-            notice=notice,
+            level=level,
+            option=option,
+            value=value,
+            valid=valid,
         )
         if self.warnings and self.warnings[-1] == warning:
             return  # fw4 repeats a family conflict once per protocol; once is enough
         self.warnings.append(warning)
-        if self.strict and not notice:
+        if self.strict and not warning.notice:
             raise InputError(warning.text, file=warning.file, line=warning.line)
 
     def line_of(self, section: UciSection, key: str) -> int | None:
@@ -93,7 +117,7 @@ def parse_options(
     """The parsed options of a section, or None (reported) if it must be skipped."""
     result = _parse_options(report, section, spec)
     if result is _INVALID:
-        report.warn(section, "skipped due to invalid options")
+        report.warn(section, SKIPPED)
         return None
     return result if isinstance(result, dict) else None
 
@@ -103,13 +127,16 @@ def _parse_options(report: Reporter, section: UciSection, spec: dict[str, Spec])
     for key, entry in spec.items():
         option = section.options.get(key)
         if option is None and entry.flags & REQUIRED:
-            report.warn(section, f"option '{key}' is mandatory but not set")
+            message = f"option '{key}' is mandatory but not set"
+            report.warn(section, message, option=key, valid=entry.valid_values())
             return _INVALID
         if option is not None and entry.flags & NOT_IN_PALMNET:
             report.warn(
                 section,
                 f"option '{key}' is not supported by palmnet, skipping section",
                 option.line,
+                level=WARNING,
+                option=key,
             )
             return None
         raw: str | list[str] | None = entry.default if option is None else option.value
@@ -128,14 +155,17 @@ def _parse_options(report: Reporter, section: UciSection, spec: dict[str, Spec])
             continue
         line = report.line_of(section, key)
         if entry.flags & DEPRECATED:
-            report.warn(section, f"option '{key}' is deprecated by fw4", line)
+            message = f"option '{key}' is deprecated by fw4"
+            report.warn(section, message, line, level=WARNING, option=key)
         elif entry.flags & UNSUPPORTED:
-            report.warn(section, f"option '{key}' is not supported by fw4", line)
+            message = f"option '{key}' is not supported by fw4"
+            report.warn(section, message, line, level=WARNING, option=key)
         else:
             result[key] = value
     for key, option in section.options.items():
         if key not in spec:
-            report.warn(section, f"specifies unknown option '{key}'", option.line)
+            message = f"specifies unknown option '{key}'"
+            report.warn(section, message, option.line, level=WARNING, option=key)
     return result
 
 
@@ -143,15 +173,19 @@ def _parse_single(
     report: Reporter, section: UciSection, key: str, raw: str | list[str], entry: Spec
 ) -> Any:
     line = report.line_of(section, key)
+    valid = entry.valid_values()
     if isinstance(raw, list):
-        report.warn(section, f"option '{key}' must not be a list", line)
+        message = f"option '{key}' must not be a list"
+        report.warn(section, message, line, option=key, valid=f"one `option {key}`")
         return _INVALID
     value = entry.parse(raw)
     if value is None:
-        report.warn(section, f"option '{key}' specifies invalid value '{raw}'", line)
+        message = f"option '{key}' specifies invalid value '{raw}'"
+        report.warn(section, message, line, option=key, value=raw, valid=valid)
         return _INVALID
     if entry.flags & NO_INVERT and getattr(value, "invert", False):
-        report.warn(section, f"option '{key}' must not be negated", line)
+        message = f"option '{key}' must not be negated"
+        report.warn(section, message, line, option=key, value=raw, valid=valid)
         return _INVALID
     return value
 
@@ -170,7 +204,8 @@ def _parse_list(
     for item, line in items:
         value = entry.parse(item)
         if value is None:
-            report.warn(section, f"option '{key}' specifies invalid value '{item}'", line)
+            message = f"option '{key}' specifies invalid value '{item}'"
+            report.warn(section, message, line, option=key, value=item, valid=entry.valid_values())
             return _INVALID
         if entry.flags & FLATTEN_LIST and isinstance(value, list):
             values.extend(value)
