@@ -319,3 +319,24 @@ def test_a_refused_value_carries_the_value() -> None:
         str(bad) == "/etc/config/firewall:11: Section @rule[0] option 'icmp_type' "
         "specifies invalid value 'bogus'"
     )
+
+
+def test_every_reports_each_refused_value_of_a_section_fw4_names_only_the_first() -> None:
+    text = ZONES + (
+        "config rule\n\toption src 'dmz'\n\toption dest_port '70000'\n"
+        "\tlist icmp_type 'bogus'\n\tlist icmp_type 'worse'\n\toption colour 'blue'\n"
+    )
+    devices = {"lan": ["br-lan"], "wan": ["eth1"]}
+    first = compile_text(text, devices)
+    assert [(w.option, w.line) for w in first.warnings] == [("src", 10), (None, 9)]
+    package = parse(text, "firewall", file="/etc/config/firewall")
+    every = compile_firewall(package, devices, every=True)
+    assert [(w.option, w.line) for w in every.warnings] == [
+        ("src", 10),
+        ("dest_port", 11),
+        ("icmp_type", 12),
+        ("icmp_type", 13),
+        (None, 9),
+    ]
+    assert every.warnings[-1].message == "skipped due to invalid options"
+    assert every.nft_text == first.nft_text

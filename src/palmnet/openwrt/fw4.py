@@ -77,16 +77,19 @@ def compile_firewall(
     zone_devices: Mapping[str, Sequence[str]],
     strict: bool = False,
     network_addresses: Mapping[str, Sequence[str]] | None = None,
+    every: bool = False,
 ) -> FirewallResult:
     """The nft text of a firewall package and the warnings met on the way.
 
     Without `network_addresses`, those `zone_devices` carries (a
-    NetworkDevices) are used, else no network has an address.
+    NetworkDevices) are used, else no network has an address. With `every`,
+    each refused value of a section is reported, not only the first as fw4
+    does (fw4_options); the table is the same.
     """
     if network_addresses is None and isinstance(zone_devices, NetworkDevices):
         network_addresses = zone_devices.addresses
     networks = Networks(zone_devices, network_addresses or {})
-    report = Reporter(firewall, strict)
+    report = Reporter(firewall, strict, every)
     ruleset = Ruleset()
     # fw4 reads by type, not in file order: a rule may name a zone defined below it.
     ruleset.defaults = read_defaults(report, firewall.of_type("defaults"))

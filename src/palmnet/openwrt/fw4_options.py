@@ -17,6 +17,11 @@ and, for a value refused, what the option would take (`Spec.valid`, else
 fw4_values.VALID for its parser). With strict=True the first report that is
 not a notice is raised as an InputError instead, so the CLI prints
 `FILE:LINE: message` and exits 2.
+
+Like fw4, a section's reading stops at its first refused value. With
+every=True (what `palmnet plan` asks for) it goes on, so that all the values
+of the section that fw4 would refuse are reported at once; the section is
+skipped all the same, and nothing else changes.
 """
 
 from __future__ import annotations
@@ -56,9 +61,10 @@ class Spec:
 class Reporter:
     """Collects warnings for one package; raises at the first one in strict mode."""
 
-    def __init__(self, package: UciPackage, strict: bool) -> None:
+    def __init__(self, package: UciPackage, strict: bool, every: bool = False) -> None:
         self.package = package
         self.strict = strict
+        self.every = every  # report every refused value of a section, not the first
         self.warnings: list[FirewallWarning] = []
         self._ids: dict[int, str] = {}
         counts: dict[str, int] = {}
@@ -123,13 +129,17 @@ def parse_options(
 
 
 def _parse_options(report: Reporter, section: UciSection, spec: dict[str, Spec]) -> Any:
-    result: dict[str, Any] = {}
+    result: dict[str, Any] | None = {}
+    invalid = False
     for key, entry in spec.items():
         option = section.options.get(key)
         if option is None and entry.flags & REQUIRED:
             message = f"option '{key}' is mandatory but not set"
             report.warn(section, message, option=key, valid=entry.valid_values())
-            return _INVALID
+            if not report.every:
+                return _INVALID
+            invalid = True
+            continue
         if option is not None and entry.flags & NOT_IN_PALMNET:
             report.warn(
                 section,
@@ -138,7 +148,10 @@ def _parse_options(report: Reporter, section: UciSection, spec: dict[str, Spec])
                 level=WARNING,
                 option=key,
             )
-            return None
+            if not report.every:
+                return None
+            result = None
+            continue
         raw: str | list[str] | None = entry.default if option is None else option.value
         if raw is None:
             continue
@@ -150,7 +163,10 @@ def _parse_options(report: Reporter, section: UciSection, spec: dict[str, Spec])
         else:
             value = _parse_single(report, section, key, raw, entry)
         if value is _INVALID:
-            return _INVALID
+            if not report.every:
+                return _INVALID
+            invalid = True
+            continue
         if value is None:
             continue
         line = report.line_of(section, key)
@@ -160,8 +176,10 @@ def _parse_options(report: Reporter, section: UciSection, spec: dict[str, Spec])
         elif entry.flags & UNSUPPORTED:
             message = f"option '{key}' is not supported by fw4"
             report.warn(section, message, line, level=WARNING, option=key)
-        else:
+        elif result is not None:
             result[key] = value
+    if invalid:
+        return _INVALID
     for key, option in section.options.items():
         if key not in spec:
             message = f"specifies unknown option '{key}'"
@@ -201,14 +219,20 @@ def _parse_list(
         line = option.line if option else None
         items = [(item, line) for item in raw.split()]
     values: list[Any] = []
+    invalid = False
     for item, line in items:
         value = entry.parse(item)
         if value is None:
             message = f"option '{key}' specifies invalid value '{item}'"
             report.warn(section, message, line, option=key, value=item, valid=entry.valid_values())
-            return _INVALID
+            if not report.every:
+                return _INVALID
+            invalid = True
+            continue
         if entry.flags & FLATTEN_LIST and isinstance(value, list):
             values.extend(value)
         else:
             values.append(value)
+    if invalid:
+        return _INVALID
     return values or None
