@@ -214,3 +214,129 @@ def test_an_empty_protocol_list_means_the_default() -> None:
         defaults.FIREWALL + rule + "\toption dest_port '22'\n\toption target 'ACCEPT'\n"
     )
     assert "tcp dport 22" in result.nft_text and "udp dport 22" in result.nft_text
+
+
+ZONES = (
+    "config zone\n\toption name 'lan'\n\tlist network 'lan'\n\n"
+    "config zone\n\toption name 'wan'\n\tlist network 'wan'\n\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("section", "level", "option", "valid"),
+    [
+        # fw4 skips the section (or refuses the value): an error, what `plan` refuses
+        (
+            "config rule\n\toption src 'dmz'\n",
+            "error",
+            "src",
+            "'*' or a zone of this file (lan, wan)",
+        ),
+        ("config rule\n\toption target 'ALLOW'\n", "error", "target", "ACCEPT, REJECT or DROP"),
+        ("config rule\n\toption dest_port '70000'\n", "error", "dest_port", "a port 0-65535"),
+        ("config rule\n\toption family 'ipv5'\n", "error", "family", "ipv4, ipv6 or any"),
+        ("config rule\n\toption proto 'udpx'\n", "error", "proto", "a number 0-255"),
+        ("config rule\n\toption src_ip 'fe80::/200'\n", "error", "src_ip", "ADDRESS/LENGTH"),
+        ("config rule\n\toption limit 'lots'\n", "error", "limit", "N/second"),
+        ("config rule\n\tlist icmp_type 'bogus'\n", "error", "icmp_type", "echo-request"),
+        ("config defaults\n\toption input 'MAYBE'\n", "error", "input", "ACCEPT, REJECT or DROP"),
+        (
+            "config forwarding\n\toption src 'lan'\n\toption dest 'dmz'\n",
+            "error",
+            "dest",
+            "(lan, wan)",
+        ),
+        ("config forwarding\n\toption dest 'wan'\n", "error", "src", "'*' or a zone"),
+        ("config rule\n\tlist family 'ipv4'\n", "error", "family", "one `option family`"),
+        ("config rule\n\toption src 'wan'\n\toption target 'dnat'\n", "error", "target", "ACCEPT"),
+        (
+            "config redirect\n\toption src 'wan'\n\toption target 'accept'\n",
+            "error",
+            "target",
+            "DNAT or SNAT",
+        ),
+        ("config redirect\n\toption src_dport '80'\n", "error", None, None),
+        ("config zone\n\toption name 'lan'\n", "error", None, None),
+        ("config zone\n\toption name 'a b'\n", "error", "name", "letters, digits"),
+        ("config rule\n\toption family 'ipv4'\n\toption src_ip 'fd00::1'\n", "error", None, None),
+        ("config defaults\n\nconfig defaults\n", "error", None, None),
+        (
+            "config defaults\n\toption any_reject_code 'tcp-reset'\n",
+            "error",
+            "any_reject_code",
+            "port-unreachable",
+        ),
+        ("config rules\n\toption src 'wan'\n", "error", None, "defaults, zone, forwarding, rule"),
+        # fw4 uses the section without what is named: a warning
+        ("config rule\n\toption colour 'blue'\n", "warning", "colour", None),
+        ("config rule\n\toption _name 'old'\n", "warning", "_name", None),
+        ("config zone\n\toption name 'x'\n\toption extra '-j X'\n", "warning", "extra", None),
+        ("config defaults\n\toption flow_offloading '1'\n", "warning", "flow_offloading", None),
+        ("config rule\n\toption start_time '21:00'\n", "warning", "start_time", None),
+        ("config rule\n\toption target 'notrack'\n", "warning", "target", None),
+        ("config rule\n\toption proto '!tcp'\n", "warning", "proto", None),
+        ("config include\n\toption path '/etc/firewall.user'\n", "warning", None, None),
+        # nothing is wrong: a notice
+        ("config rule\n\toption enabled '0'\n", "notice", None, None),
+    ],
+)
+def test_each_warning_says_how_much_it_matters(
+    section: str, level: str, option: str | None, valid: str | None
+) -> None:
+    """ERROR is what fw4 skips or refuses (what `palmnet plan` refuses), WARNING what it
+    uses without the part named, NOTICE what is not wrong; a refused value says what
+    its option would take."""
+    result = compile_text(ZONES + section, {"lan": ["br-lan"], "wan": ["eth1"]})
+    first = next(w for w in result.warnings if w.line is not None and w.line > 8)
+    assert (first.level, first.option) == (level, option), first
+    if valid is None:
+        assert first.valid is None or level == "error"
+    else:
+        assert first.valid is not None and valid in first.valid, first
+    assert first.notice is (level == "notice")
+
+
+def test_an_unknown_section_type_is_an_error_fw4_would_pass_over() -> None:
+    """fw4 reads only the types it knows: `config rules` would be dropped without a
+    word, so the compiler says so (and strict mode refuses it)."""
+    text = ZONES + "config rules\n\toption name 'typo'\n"
+    result = compile_text(text)
+    assert [str(w) for w in result.warnings] == [
+        "/etc/config/firewall:9: Section @rules[0] (typo) has type 'rules', "
+        "which fw4 does not read, ignoring section"
+    ]
+    with pytest.raises(InputError):
+        compile_text(text, strict=True)
+
+
+def test_a_refused_value_carries_the_value() -> None:
+    result = compile_text(
+        ZONES + "config rule\n\tlist icmp_type 'echo-request'\n\tlist icmp_type 'bogus'\n"
+    )
+    bad = result.warnings[0]
+    assert (bad.line, bad.option, bad.value) == (11, "icmp_type", "bogus")
+    assert (
+        str(bad) == "/etc/config/firewall:11: Section @rule[0] option 'icmp_type' "
+        "specifies invalid value 'bogus'"
+    )
+
+
+def test_every_reports_each_refused_value_of_a_section_fw4_names_only_the_first() -> None:
+    text = ZONES + (
+        "config rule\n\toption src 'dmz'\n\toption dest_port '70000'\n"
+        "\tlist icmp_type 'bogus'\n\tlist icmp_type 'worse'\n\toption colour 'blue'\n"
+    )
+    devices = {"lan": ["br-lan"], "wan": ["eth1"]}
+    first = compile_text(text, devices)
+    assert [(w.option, w.line) for w in first.warnings] == [("src", 10), (None, 9)]
+    package = parse(text, "firewall", file="/etc/config/firewall")
+    every = compile_firewall(package, devices, every=True)
+    assert [(w.option, w.line) for w in every.warnings] == [
+        ("src", 10),
+        ("dest_port", 11),
+        ("icmp_type", 12),
+        ("icmp_type", 13),
+        (None, 9),
+    ]
+    assert every.warnings[-1].message == "skipped due to invalid options"
+    assert every.nft_text == first.nft_text

@@ -11,8 +11,13 @@ the file and line. `zones.zone_devices(network)` gives both at once.
 A section fw4 cannot use (an unknown zone, a bad port range, a bad target)
 is reported and left out, and the rest of the firewall still compiles, as
 on OpenWrt. An option the section type does not know is reported but does
-not invalidate the section (fw4's behaviour too). With strict=True the first
-such report is raised instead, as an InputError with file and line.
+not invalidate the section (fw4's behaviour too). Each report has a level
+(fw4_model): ERROR for what fw4 skips or refuses, which `palmnet plan`
+refuses too; WARNING for what is used without the part named; NOTICE for
+what is not wrong at all. A section of a type fw4 does not read (`config
+rules` for `config rule`) is an ERROR here, where fw4 passes over it without
+a word. With strict=True the first report that is not a notice is raised
+instead, as an InputError with file and line.
 
 The semantics are those of firewall4 at FIREWALL4_COMMIT, written for
 palmnet in its own words from firewall4's code, templates and test cases
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from palmnet.openwrt.fw4_model import FirewallResult, FirewallWarning, Ruleset
+from palmnet.openwrt.fw4_model import WARNING, FirewallResult, FirewallWarning, Ruleset
 from palmnet.openwrt.fw4_options import Reporter
 from palmnet.openwrt.fw4_redirects import read_redirect
 from palmnet.openwrt.fw4_rules import read_rule
@@ -64,6 +69,7 @@ the new fw4."""
 
 # Section types fw4 knows that palmnet does not compile (reported, then skipped).
 _NOT_IN_PALMNET = ("include", "ipset", "nat")
+_KNOWN_TYPES = ("defaults", "zone", "forwarding", "rule", "redirect", *_NOT_IN_PALMNET)
 
 
 def compile_firewall(
@@ -71,16 +77,19 @@ def compile_firewall(
     zone_devices: Mapping[str, Sequence[str]],
     strict: bool = False,
     network_addresses: Mapping[str, Sequence[str]] | None = None,
+    every: bool = False,
 ) -> FirewallResult:
     """The nft text of a firewall package and the warnings met on the way.
 
     Without `network_addresses`, those `zone_devices` carries (a
-    NetworkDevices) are used, else no network has an address.
+    NetworkDevices) are used, else no network has an address. With `every`,
+    each refused value of a section is reported, not only the first as fw4
+    does (fw4_options); the table is the same.
     """
     if network_addresses is None and isinstance(zone_devices, NetworkDevices):
         network_addresses = zone_devices.addresses
     networks = Networks(zone_devices, network_addresses or {})
-    report = Reporter(firewall, strict)
+    report = Reporter(firewall, strict, every)
     ruleset = Ruleset()
     # fw4 reads by type, not in file order: a rule may name a zone defined below it.
     ruleset.defaults = read_defaults(report, firewall.of_type("defaults"))
@@ -94,5 +103,10 @@ def compile_firewall(
         read_redirect(report, section, ruleset, report.section_id(section))
     for type_ in _NOT_IN_PALMNET:
         for section in firewall.of_type(type_):
-            report.warn(section, f"section type '{type_}' is not supported by palmnet, skipping")
+            message = f"section type '{type_}' is not supported by palmnet, skipping"
+            report.warn(section, message, level=WARNING)
+    for section in firewall.sections:
+        if section.type not in _KNOWN_TYPES:
+            message = f"has type '{section.type}', which fw4 does not read, ignoring section"
+            report.warn(section, message, valid=", ".join(_KNOWN_TYPES))
     return FirewallResult(render_ruleset(ruleset), report.warnings)

@@ -12,14 +12,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# How much a warning matters, from fw4's point of view:
+#   NOTICE   nothing in the file is wrong (a disabled section, reflection left out);
+#   WARNING  the section is used without what the warning names (an option fw4 does not
+#            know or ignores), or palmnet leaves out a feature of fw4 it does not compile;
+#   ERROR    fw4 skips the section or refuses the value: the file is wrong.
+NOTICE = "notice"
+WARNING = "warning"
+ERROR = "error"
+
 
 @dataclass(frozen=True)
 class FirewallWarning:
     """A section fw4 would complain about: where it is and what is wrong.
 
     `message` is fw4's wording ("specifies unknown option 'foo'"); str()
-    gives the whole line a user sees. A `notice` (a disabled section) is
-    reported but does not fail strict mode: nothing in the file is wrong.
+    gives the whole line a user sees. `level` says what it costs (NOTICE,
+    WARNING, ERROR above): a notice does not fail strict mode, an error is
+    what `palmnet plan` refuses. `option` names the option at fault, `value`
+    the value refused and `valid` what the option would take, when known.
     """
 
     file: str
@@ -27,7 +38,14 @@ class FirewallWarning:
     section: str
     message: str
     name: str | None = None
-    notice: bool = False
+    level: str = ERROR
+    option: str | None = None
+    value: str | None = None
+    valid: str | None = None
+
+    @property
+    def notice(self) -> bool:
+        return self.level == NOTICE
 
     @property
     def text(self) -> str:

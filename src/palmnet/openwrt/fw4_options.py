@@ -11,8 +11,17 @@ supports but this compiler does not implement yet: the section is reported
 and skipped rather than compiled without the option's meaning.
 
 Each report is a FirewallWarning with the file and the line of the option
-(or of the `config` line); with strict=True the first one is raised as an
-InputError instead, so the CLI prints `FILE:LINE: message` and exits 2.
+(or of the `config` line), its level (fw4_model: an ERROR is a section fw4
+skips or a value it refuses, a WARNING one it uses without what it names)
+and, for a value refused, what the option would take (`Spec.valid`, else
+fw4_values.VALID for its parser). With strict=True the first report that is
+not a notice is raised as an InputError instead, so the CLI prints
+`FILE:LINE: message` and exits 2.
+
+Like fw4, a section's reading stops at its first refused value. With
+every=True (what `palmnet plan` asks for) it goes on, so that all the values
+of the section that fw4 would refuse are reported at once; the section is
+skipped all the same, and nothing else changes.
 """
 
 from __future__ import annotations
@@ -22,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from palmnet.errors import InputError
-from palmnet.openwrt.fw4_model import FirewallWarning
+from palmnet.openwrt.fw4_model import ERROR, WARNING, FirewallWarning
+from palmnet.openwrt.fw4_values import VALID
 from palmnet.openwrt.uci import UciPackage, UciSection
 
 PARSE_LIST = 0x01  # a list (or a space-separated option) of values
@@ -34,6 +44,7 @@ DEPRECATED = 0x20  # fw4 reports and ignores it
 NOT_IN_PALMNET = 0x40  # valid for fw4, not implemented here: report and skip
 
 _INVALID = object()  # a value (or section) fw4 would refuse
+SKIPPED = "skipped due to invalid options"  # fw4's words after the option(s) that caused it
 
 
 @dataclass(frozen=True)
@@ -41,14 +52,19 @@ class Spec:
     parse: Callable[[str], Any]
     default: str | None = None
     flags: int = 0
+    valid: str | None = None  # what the option takes, if its parser's VALID does not say
+
+    def valid_values(self) -> str | None:
+        return self.valid or VALID.get(self.parse)
 
 
 class Reporter:
     """Collects warnings for one package; raises at the first one in strict mode."""
 
-    def __init__(self, package: UciPackage, strict: bool) -> None:
+    def __init__(self, package: UciPackage, strict: bool, every: bool = False) -> None:
         self.package = package
         self.strict = strict
+        self.every = every  # report every refused value of a section, not the first
         self.warnings: list[FirewallWarning] = []
         self._ids: dict[int, str] = {}
         counts: dict[str, int] = {}
@@ -65,8 +81,19 @@ class Reporter:
         return self._ids.get(id(section)) or self.package.section_id(section)
 
     def warn(
-        self, section: UciSection, message: str, line: int | None = None, *, notice: bool = False
+        self,
+        section: UciSection,
+        message: str,
+        line: int | None = None,
+        *,
+        level: str = ERROR,
+        option: str | None = None,
+        value: str | None = None,
+        valid: str | None = None,
     ) -> None:
+        """Report a problem of `section` (an ERROR unless said otherwise), at `line`
+        or the section's; `option`, `value` and `valid` say which option, which value
+        was refused and what would be valid."""
         name = section.get("name")
         warning = FirewallWarning(
             file=self.package.display_file(),
@@ -74,12 +101,15 @@ class Reporter:
             section=self.section_id(section),
             message=message,
             name=name if isinstance(name, str) and name else None,
-            notice=notice,
+            level=level,
+            option=option,
+            value=value,
+            valid=valid,
         )
         if self.warnings and self.warnings[-1] == warning:
             return  # fw4 repeats a family conflict once per protocol; once is enough
         self.warnings.append(warning)
-        if self.strict and not notice:
+        if self.strict and not warning.notice:
             raise InputError(warning.text, file=warning.file, line=warning.line)
 
     def line_of(self, section: UciSection, key: str) -> int | None:
@@ -93,25 +123,35 @@ def parse_options(
     """The parsed options of a section, or None (reported) if it must be skipped."""
     result = _parse_options(report, section, spec)
     if result is _INVALID:
-        report.warn(section, "skipped due to invalid options")
+        report.warn(section, SKIPPED)
         return None
     return result if isinstance(result, dict) else None
 
 
 def _parse_options(report: Reporter, section: UciSection, spec: dict[str, Spec]) -> Any:
-    result: dict[str, Any] = {}
+    result: dict[str, Any] | None = {}
+    invalid = False
     for key, entry in spec.items():
         option = section.options.get(key)
         if option is None and entry.flags & REQUIRED:
-            report.warn(section, f"option '{key}' is mandatory but not set")
-            return _INVALID
+            message = f"option '{key}' is mandatory but not set"
+            report.warn(section, message, option=key, valid=entry.valid_values())
+            if not report.every:
+                return _INVALID
+            invalid = True
+            continue
         if option is not None and entry.flags & NOT_IN_PALMNET:
             report.warn(
                 section,
                 f"option '{key}' is not supported by palmnet, skipping section",
                 option.line,
+                level=WARNING,
+                option=key,
             )
-            return None
+            if not report.every:
+                return None
+            result = None
+            continue
         raw: str | list[str] | None = entry.default if option is None else option.value
         if raw is None:
             continue
@@ -123,19 +163,27 @@ def _parse_options(report: Reporter, section: UciSection, spec: dict[str, Spec])
         else:
             value = _parse_single(report, section, key, raw, entry)
         if value is _INVALID:
-            return _INVALID
+            if not report.every:
+                return _INVALID
+            invalid = True
+            continue
         if value is None:
             continue
         line = report.line_of(section, key)
         if entry.flags & DEPRECATED:
-            report.warn(section, f"option '{key}' is deprecated by fw4", line)
+            message = f"option '{key}' is deprecated by fw4"
+            report.warn(section, message, line, level=WARNING, option=key)
         elif entry.flags & UNSUPPORTED:
-            report.warn(section, f"option '{key}' is not supported by fw4", line)
-        else:
+            message = f"option '{key}' is not supported by fw4"
+            report.warn(section, message, line, level=WARNING, option=key)
+        elif result is not None:
             result[key] = value
+    if invalid:
+        return _INVALID
     for key, option in section.options.items():
         if key not in spec:
-            report.warn(section, f"specifies unknown option '{key}'", option.line)
+            message = f"specifies unknown option '{key}'"
+            report.warn(section, message, option.line, level=WARNING, option=key)
     return result
 
 
@@ -143,15 +191,19 @@ def _parse_single(
     report: Reporter, section: UciSection, key: str, raw: str | list[str], entry: Spec
 ) -> Any:
     line = report.line_of(section, key)
+    valid = entry.valid_values()
     if isinstance(raw, list):
-        report.warn(section, f"option '{key}' must not be a list", line)
+        message = f"option '{key}' must not be a list"
+        report.warn(section, message, line, option=key, valid=f"one `option {key}`")
         return _INVALID
     value = entry.parse(raw)
     if value is None:
-        report.warn(section, f"option '{key}' specifies invalid value '{raw}'", line)
+        message = f"option '{key}' specifies invalid value '{raw}'"
+        report.warn(section, message, line, option=key, value=raw, valid=valid)
         return _INVALID
     if entry.flags & NO_INVERT and getattr(value, "invert", False):
-        report.warn(section, f"option '{key}' must not be negated", line)
+        message = f"option '{key}' must not be negated"
+        report.warn(section, message, line, option=key, value=raw, valid=valid)
         return _INVALID
     return value
 
@@ -167,13 +219,20 @@ def _parse_list(
         line = option.line if option else None
         items = [(item, line) for item in raw.split()]
     values: list[Any] = []
+    invalid = False
     for item, line in items:
         value = entry.parse(item)
         if value is None:
-            report.warn(section, f"option '{key}' specifies invalid value '{item}'", line)
-            return _INVALID
+            message = f"option '{key}' specifies invalid value '{item}'"
+            report.warn(section, message, line, option=key, value=item, valid=entry.valid_values())
+            if not report.every:
+                return _INVALID
+            invalid = True
+            continue
         if entry.flags & FLATTEN_LIST and isinstance(value, list):
             values.extend(value)
         else:
             values.append(value)
+    if invalid:
+        return _INVALID
     return values or None

@@ -20,6 +20,8 @@ from typing import Any
 
 from palmnet.openwrt import fw4_values as v
 from palmnet.openwrt.fw4_model import (
+    NOTICE,
+    WARNING,
     Addr,
     AddrGroup,
     Network,
@@ -40,24 +42,25 @@ from palmnet.openwrt.fw4_options import (
     parse_options,
 )
 from palmnet.openwrt.fw4_reflection import Addresses, reflection_rules, zone_of
-from palmnet.openwrt.fw4_sections import zone_ref_parser
+from palmnet.openwrt.fw4_sections import zone_choices, zone_ref_parser
 from palmnet.openwrt.uci import UciSection
 
 _NOT_PALMNET = (
     *("ipset", "helper", "start_date", "stop_date", "start_time", "stop_time"),
     *("weekdays", "mark"),
 )
+_TARGETS = "DNAT or SNAT"
 
 
 def redirect_spec(ruleset: Ruleset, default_name: str) -> dict[str, Spec]:
-    zone_ref = zone_ref_parser(ruleset)
+    zone_ref, zones = zone_ref_parser(ruleset), zone_choices(ruleset)
     spec = {
         "enabled": Spec(v.parse_bool, "1"),
         "name": Spec(v.parse_string, default_name),
         "_name": Spec(v.parse_string, None, DEPRECATED),
         "family": Spec(v.parse_family),
-        "src": Spec(zone_ref),
-        "dest": Spec(zone_ref),
+        "src": Spec(zone_ref, valid=zones),
+        "dest": Spec(zone_ref, valid=zones),
         "proto": Spec(v.parse_protocol, "tcpudp", PARSE_LIST | FLATTEN_LIST),
         "src_ip": Spec(v.parse_network),
         "src_mac": Spec(v.parse_mac, None, PARSE_LIST),
@@ -72,12 +75,17 @@ def redirect_spec(ruleset: Ruleset, default_name: str) -> dict[str, Spec]:
         "utc_time": Spec(v.parse_bool),
         "monthdays": Spec(v.parse_string, None, UNSUPPORTED),
         "reflection": Spec(v.parse_bool, "1"),
-        "reflection_src": Spec(lambda s: v.parse_enum(s, ("internal", "external")), "internal"),
-        "reflection_zone": Spec(zone_ref, None, PARSE_LIST),
+        "reflection_src": Spec(
+            lambda s: v.parse_enum(s, ("internal", "external")),
+            "internal",
+            0,
+            "internal or external",
+        ),
+        "reflection_zone": Spec(zone_ref, None, PARSE_LIST, zones),
         "counter": Spec(v.parse_bool, "1"),
         "log": Spec(v.parse_string),
         "log_limit": Spec(v.parse_limit),
-        "target": Spec(v.parse_target, "dnat"),
+        "target": Spec(v.parse_target, "dnat", 0, _TARGETS),
     }
     for key in _NOT_PALMNET:
         spec[key] = Spec(v.parse_string, None, NOT_IN_PALMNET)
@@ -89,24 +97,26 @@ def read_redirect(report: Reporter, section: UciSection, ruleset: Ruleset, secti
     if opts is None:
         return
     if not opts["enabled"]:
-        report.warn(section, "is disabled, ignoring section", notice=True)
+        report.warn(section, "is disabled, ignoring section", level=NOTICE)
         return
     if opts["target"] not in ("dnat", "snat"):
         line = report.line_of(section, "target")
-        report.warn(section, "has invalid target specified, defaulting to dnat", line)
+        message = "has invalid target specified, defaulting to dnat"
+        value = section.get("target")
+        shown = value if isinstance(value, str) else None
+        report.warn(section, message, line, option="target", value=shown, valid=_TARGETS)
         opts["target"] = "dnat"
     if any(p.invert for p in opts["proto"]):
         line = report.line_of(section, "proto")
-        report.warn(
-            section, "negated protocols are not supported by palmnet, skipping section", line
-        )
+        message = "negated protocols are not supported by palmnet, skipping section"
+        report.warn(section, message, line, level=WARNING, option="proto")
         return
     log = opts.get("log")
     if log is not None:
         flag = v.parse_bool(log)
         opts["log"] = f"{opts['name']}: " if flag else None if flag is False else log
     if opts["target"] == "dnat":
-        problem = _check_dnat(opts, ruleset, lambda text: report.warn(section, text))
+        problem = _check_dnat(opts, ruleset, lambda text: report.warn(section, text, level=WARNING))
     else:
         problem = _check_snat(opts)
     if problem:
@@ -192,7 +202,8 @@ def _expand(
         addrs = Addresses((dip4, dip6), (rip4, rip6))
         _add_reflection(report, section, ruleset, opts, proto, addrs, (sport, dport, rport))
     if len(rip4) > 1 or len(rip6) > 1:
-        report.warn(section, "specifies multiple rewrite addresses, using only first one")
+        message = "specifies multiple rewrite addresses, using only first one"
+        report.warn(section, message, level=WARNING)
     has = {4: bool(sip4 or dip4 or rip4), 6: bool(sip6 or dip6 or rip6)}
     if not family and not (has[4] or has[6]):
         fam = 4 if family is None else 0  # fw4 keeps fw3's IPv4-only reading
@@ -228,7 +239,7 @@ def _add_reflection(
     """The reflection rules of one protocol, before the redirect's own, as fw4 orders them."""
 
     def notice(text: str) -> None:
-        report.warn(section, text, notice=True)
+        report.warn(section, text, level=NOTICE)
 
     for r in reflection_rules(opts, addrs, ports, notice):
         _add(ruleset, r.opts, r.family, proto, r.saddrs, r.daddrs, r.raddr, r.ports)

@@ -21,7 +21,17 @@ from __future__ import annotations
 from typing import Any
 
 from palmnet.openwrt import fw4_values as v
-from palmnet.openwrt.fw4_model import Addr, AddrGroup, IcmpType, Port, Proto, Rule, Ruleset
+from palmnet.openwrt.fw4_model import (
+    NOTICE,
+    WARNING,
+    Addr,
+    AddrGroup,
+    IcmpType,
+    Port,
+    Proto,
+    Rule,
+    Ruleset,
+)
 from palmnet.openwrt.fw4_options import (
     DEPRECATED,
     FLATTEN_LIST,
@@ -33,7 +43,7 @@ from palmnet.openwrt.fw4_options import (
     Spec,
     parse_options,
 )
-from palmnet.openwrt.fw4_sections import zone_ref_parser
+from palmnet.openwrt.fw4_sections import zone_choices, zone_ref_parser
 from palmnet.openwrt.uci import UciSection
 
 _UNIMPLEMENTED_TARGETS = ("notrack", "helper", "mark", "dscp")
@@ -44,14 +54,14 @@ _NOT_PALMNET = (
 
 
 def rule_spec(ruleset: Ruleset, default_name: str) -> dict[str, Spec]:
-    zone_ref = zone_ref_parser(ruleset)
+    zone_ref, zones = zone_ref_parser(ruleset), zone_choices(ruleset)
     spec = {
         "enabled": Spec(v.parse_bool, "1"),
         "name": Spec(v.parse_string, default_name),
         "_name": Spec(v.parse_string, None, DEPRECATED),
         "family": Spec(v.parse_family),
-        "src": Spec(zone_ref),
-        "dest": Spec(zone_ref),
+        "src": Spec(zone_ref, valid=zones),
+        "dest": Spec(zone_ref, valid=zones),
         "device": Spec(v.parse_device, None, NO_INVERT),
         "direction": Spec(v.parse_direction),
         "proto": Spec(v.parse_protocol, "tcpudp", PARSE_LIST | FLATTEN_LIST),
@@ -81,27 +91,28 @@ def read_rule(report: Reporter, section: UciSection, ruleset: Ruleset, section_i
     if opts is None:
         return
     if not opts["enabled"]:
-        report.warn(section, "is disabled, ignoring section", notice=True)
+        report.warn(section, "is disabled, ignoring section", level=NOTICE)
         return
     target = opts.get("target")
     if target in _UNIMPLEMENTED_TARGETS:
         line = report.line_of(section, "target")
-        report.warn(
-            section, f"target '{target}' is not supported by palmnet, skipping section", line
-        )
+        message = f"target '{target}' is not supported by palmnet, skipping section"
+        report.warn(section, message, line, level=WARNING, option="target")
         return
     if target in ("dnat", "snat", "masquerade"):
         line = report.line_of(section, "target")
-        report.warn(section, f"option 'target' specifies invalid value '{target}'", line)
+        message = f"option 'target' specifies invalid value '{target}'"
+        valid = "ACCEPT, REJECT or DROP (NAT is a redirect section)"
+        report.warn(section, message, line, option="target", value=target, valid=valid)
         return
     if opts.get("device") and opts["device"].any:
-        report.warn(section, "must not specify '*' as device", report.line_of(section, "device"))
+        line = report.line_of(section, "device")
+        report.warn(section, "must not specify '*' as device", line, option="device", value="*")
         return
     if any(p.invert for p in opts["proto"]):
         line = report.line_of(section, "proto")
-        report.warn(
-            section, "negated protocols are not supported by palmnet, skipping section", line
-        )
+        message = "negated protocols are not supported by palmnet, skipping section"
+        report.warn(section, message, line, level=WARNING, option="proto")
         return
     log = opts.get("log")
     if log is not None:

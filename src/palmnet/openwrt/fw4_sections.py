@@ -23,6 +23,8 @@ from typing import Any
 
 from palmnet.openwrt import fw4_values as v
 from palmnet.openwrt.fw4_model import (
+    NOTICE,
+    WARNING,
     Addr,
     Defaults,
     Device,
@@ -61,6 +63,7 @@ class Networks:
 
 # Zone names become parts of nft chain and define names.
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+_ZONE_NAME_VALID = "letters, digits, '_' and '-' (not first)"
 
 DEFAULTS_SPEC = {
     "input": Spec(v.parse_policy, "drop"),
@@ -90,7 +93,7 @@ DEFAULTS_SPEC = {
 def read_defaults(report: Reporter, sections: list[UciSection]) -> Defaults:
     """The first `defaults` section (later ones are reported and ignored)."""
     for extra in sections[1:]:
-        report.warn(extra, "ignoring duplicate defaults section")
+        report.warn(extra, "ignoring duplicate defaults section", valid="one defaults section")
     if not sections:
         return Defaults()
     opts = parse_options(report, sections[0], DEFAULTS_SPEC)
@@ -99,13 +102,18 @@ def read_defaults(report: Reporter, sections: list[UciSection]) -> Defaults:
     for key in ("flow_offloading", "flow_offloading_hw"):
         if opts[key]:
             line = report.line_of(sections[0], key)
-            report.warn(
-                sections[0], f"option '{key}' is not supported by palmnet, ignoring it", line
-            )
+            message = f"option '{key}' is not supported by palmnet, ignoring it"
+            report.warn(sections[0], message, line, level=WARNING, option=key)
     if opts["any_reject_code"] == "tcp-reset":  # nft: a tcp reset needs a TCP packet
         line = report.line_of(sections[0], "any_reject_code")
         report.warn(
-            sections[0], "option 'any_reject_code' specifies invalid value 'tcp-reset'", line
+            sections[0],
+            "option 'any_reject_code' specifies invalid value 'tcp-reset'",
+            line,
+            option="any_reject_code",
+            value="tcp-reset",
+            valid="port-unreachable, admin-prohibited, host-unreachable or no-route "
+            "(a TCP reset answers TCP only: see tcp_reject_code)",
         )
         opts["any_reject_code"] = "port-unreachable"
     protect = opts.get("synflood_protect")
@@ -158,18 +166,20 @@ def read_zone(report: Reporter, section: UciSection, ruleset: Ruleset, networks:
     if opts is None:
         return
     if not opts["enabled"]:
-        report.warn(section, "is disabled, ignoring section", notice=True)
+        report.warn(section, "is disabled, ignoring section", level=NOTICE)
         return
     name = opts["name"]
     if not _ZONE_NAME.fullmatch(name):
         line = report.line_of(section, "name")
-        report.warn(section, f"option 'name' specifies invalid value '{name}'", line)
+        message = f"option 'name' specifies invalid value '{name}'"
+        report.warn(section, message, line, option="name", value=name, valid=_ZONE_NAME_VALID)
         return
     if ruleset.zone(name) is not None:
         report.warn(section, f"defines zone '{name}' a second time, skipping section")
         return
     if any(d.any for d in opts.get("device") or []):
-        report.warn(section, "must not specify '*' as device", report.line_of(section, "device"))
+        line = report.line_of(section, "device")
+        report.warn(section, "must not specify '*' as device", line, option="device", value="*")
         return
 
     devices: list[Device] = []
@@ -280,6 +290,12 @@ def _match_rule(family: int, devices: DeviceGroup, subnets: v.AddrGroup) -> Matc
     )
 
 
+def zone_choices(ruleset: Ruleset) -> str:
+    """What a `src`/`dest` may name: the zones read so far (fw4 knows no others)."""
+    names = ", ".join(zone.name for zone in ruleset.zones)
+    return f"'*' or a zone of this file ({names})" if names else "'*' (no zone is defined)"
+
+
 def zone_ref_parser(ruleset: Ruleset) -> Any:
     """A parser for `src`/`dest`: `*` or the name of a zone read so far."""
 
@@ -294,19 +310,19 @@ def zone_ref_parser(ruleset: Ruleset) -> Any:
 
 def read_forwarding(report: Reporter, section: UciSection, ruleset: Ruleset) -> None:
     """A forwarding is an accept rule in forward_<src> jumping to accept_to_<dest>."""
-    zone_ref = zone_ref_parser(ruleset)
+    zone_ref, zones = zone_ref_parser(ruleset), zone_choices(ruleset)
     spec = {
         "enabled": Spec(v.parse_bool, "1"),
         "name": Spec(v.parse_string),
         "family": Spec(v.parse_family),
-        "src": Spec(zone_ref, None, REQUIRED),
-        "dest": Spec(zone_ref, None, REQUIRED),
+        "src": Spec(zone_ref, None, REQUIRED, zones),
+        "dest": Spec(zone_ref, None, REQUIRED, zones),
     }
     opts = parse_options(report, section, spec)
     if opts is None:
         return
     if not opts["enabled"]:
-        report.warn(section, "is disabled, ignoring section", notice=True)
+        report.warn(section, "is disabled, ignoring section", level=NOTICE)
         return
     src: ZoneRef = opts["src"]
     dest: ZoneRef = opts["dest"]

@@ -1,7 +1,8 @@
 """Option values as fw4 reads them: each parser returns a value or None.
 
 None means "invalid value", which makes the caller warn and skip the
-section, exactly where fw4's parse_* functions return null. The accepted
+section, exactly where fw4's parse_* functions return null; VALID says
+what each parser would take. The accepted
 spellings are fw4's: enums match by case-insensitive prefix (`ACCEPT`,
 `acc`), a leading `!` negates, ports are `N`, `N-M` or `N:M`, addresses are
 hosts, prefixes, `addr/mask` (also non-contiguous masks) or `a-b` ranges.
@@ -328,3 +329,34 @@ def infer_family(family: int | None, refs: list[tuple[int | None, str]]) -> int 
             continue
         return f"is restricted to IPv{result} but referenced {desc} is IPv{ref_family} only"
     return result
+
+
+# What each parser takes, for the message that refuses a value (fw4 itself says
+# only "specifies invalid value"). Zone references say theirs where they are made.
+VALID: dict[object, str] = {
+    parse_policy: "ACCEPT, REJECT or DROP",
+    parse_target: "ACCEPT, REJECT or DROP",
+    parse_reject_code: (
+        "tcp-reset, port-unreachable, admin-prohibited, host-unreachable or no-route"
+    ),
+    parse_bool: "1, 0, on, off, true, false, yes or no",
+    parse_int: "a whole number",
+    parse_family: "ipv4, ipv6 or any",
+    parse_direction: "in or out",
+    parse_protocol: (
+        "tcp, udp, tcpudp, icmp, all, another protocol name of /etc/protocols "
+        "(esp, gre...) or a number 0-255"
+    ),
+    parse_port: "a port 0-65535 or a range LOW-HIGH",
+    parse_limit: "a rate N or N/second, N/minute, N/hour, N/day",
+    parse_mac: "a MAC address such as 00:16:3e:12:34:56",
+    parse_device: "an interface name of at most 15 characters ('+' at its end: any suffix)",
+    parse_netname: "a network of /etc/config/network",
+    parse_icmptype: (
+        "an ICMP type name (echo-request, destination-unreachable, router-advertisement, "
+        "neighbour-solicitation...) or a number TYPE or TYPE/CODE up to 255"
+    ),
+    parse_network: (
+        "an address, ADDRESS/LENGTH, ADDRESS/MASK or a range FIRST-LAST, '!' before it to negate"
+    ),
+}

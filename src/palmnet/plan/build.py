@@ -72,17 +72,22 @@ class _Draft:
     pd_request: tuple[str, int | None] | None = None
     assignments: list[tuple[str, int, int]] = field(default_factory=list)
     unreachable: list[ipaddress.IPv6Network] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings about its UCI files
 
 
 def _draft(lab: Lab, node: Node) -> _Draft:
     if node.kind == "openwrt":
+        from palmnet.plan.uci_firewall import check_firewall
+
         v6only = frozenset(name for name, net in lab.networks.items() if not net.ipv4)
         ow = read_openwrt(lab.name, node, v6only)
+        own_lines = len(ow.uci["firewall"].splitlines())
         if node.routing is not None:
             ow.uci["firewall"] += _routing_rules(lab.name, node, ow)
         if node.nat64 is not None:
             ow.uci["firewall"] += _nat64_zone(ow)
-        _compiles(node, ow.uci)
+        # What fw4 would skip fails `plan` here, not the lab after `up` (uci_firewall).
+        notes = check_firewall(node, ow.uci, own_lines)
         return _Draft(
             node,
             ow.ifaces,
@@ -95,6 +100,7 @@ def _draft(lab: Lab, node: Node) -> _Draft:
             pd_request=ow.pd_request,
             assignments=ow.assignments,
             unreachable=[ow.ula] if ow.ula is not None else [],
+            notes=notes,
         )
     ifaces = [
         Iface(
@@ -147,19 +153,6 @@ def _nat64_zone(ow: object) -> str:
     wan = zones.get(WAN_DEVICE)
     lans = [zone for dev, zone in zones.items() if dev != WAN_DEVICE and zone != wan]
     return nat64_zone(list(dict.fromkeys(lans)), wan)
-
-
-def _compiles(node: Node, uci: dict[str, str]) -> None:
-    """The firewall compiles (fw4 skips a bad section with a warning, as OpenWrt does);
-    compiled here so that a file that would break it fails `plan`, not `up`."""
-    from palmnet.openwrt.fw4 import compile_firewall
-    from palmnet.openwrt.uci import parse
-    from palmnet.openwrt.zones import zone_devices
-
-    firewall = node.uci / "firewall" if node.uci is not None else None
-    name = str(firewall) if firewall is not None and firewall.is_file() else None
-    devices = zone_devices(parse(uci["network"], "network"))
-    compile_firewall(parse(uci["firewall"], "firewall", file=name), devices)
 
 
 def _ra_prefixes(iface: Iface) -> tuple[ipaddress.IPv6Network, ...]:
@@ -232,7 +225,13 @@ def plan_lab(lab: Lab) -> Plan:
         networks=_networks(lab, nodes),
         nodes=tuple(planned),
         dad=lab.dad,
-        notes=(*notes, *external_notes(lab, nodes), *xlat_notes(planned), *spanning.notes(lab)),
+        notes=(
+            *(n for d in drafts for n in d.notes),
+            *notes,
+            *external_notes(lab, nodes),
+            *xlat_notes(planned),
+            *spanning.notes(lab),
+        ),
         backend=lab.backend or "netns",
         placement=lab.placement or "spread",
         link_mtu=spanning.link_mtu(lab),

@@ -99,7 +99,8 @@ def uci_texts(lab: str, node: Node, v6only: frozenset[str] = frozenset()) -> dic
     return texts
 
 
-def _file(node: Node, name: str) -> str:
+def uci_file(node: Node, name: str) -> str:
+    """The file messages name: the `uci:` folder's, else OpenWrt's stock one."""
     if node.uci is not None and (node.uci / name).is_file():
         return str(node.uci / name)
     return f"/etc/config/{name} (stock)"
@@ -190,8 +191,8 @@ def read_openwrt(lab: str, node: Node, v6only: frozenset[str] = frozenset()) -> 
     """The node's interfaces and LAN services from its UCI files; `v6only` are the
     lab's IPv6-only networks (`ipv4: false`), where no interface holds IPv4."""
     texts = uci_texts(lab, node, v6only)
-    network = parse(texts["network"], "network", file=_file(node, "network"))
-    dhcp = parse(texts["dhcp"], "dhcp", file=_file(node, "dhcp"))
+    network = parse(texts["network"], "network", file=uci_file(node, "network"))
+    dhcp = parse(texts["dhcp"], "dhcp", file=uci_file(node, "dhcp"))
     ifaces = {name: Iface(name, spec.network) for name, spec in node.interfaces.items()}
     _bridges(network, node, ifaces)
     ula = _ula(lab, node, network)
