@@ -95,7 +95,9 @@ def link_action(ui: Ui, request: Request) -> Response:
         said = f"link {link.describe()} silently failed (blackhole)"
     elif how == "loss":
         loss = _int(form, "loss")
-        if loss is None or not 1 <= loss <= 100:
+        if loss is None:
+            raise InputError("give the loss in percent (1..100)", key="loss")
+        if not 1 <= loss <= 100:
             raise InputError(f"loss must be 1..100 percent, not {loss}", key="loss")
         control.impair(link, loss)
         said = f"link {link.describe()} impaired: loss {loss}% in each direction"
