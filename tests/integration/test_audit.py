@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from palmnet.lab import LabAPI
-from tests.integration.labs import ip_json, node_tool, run, traces, up, write_lab
+from tests.integration.labs import ip_json, node_exec, node_tool, run, traces, up, write_lab
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -190,6 +190,22 @@ def test_bad_input(farm: str, args: list[str], message: str) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_slaac_judges_nothing_when_no_ra_answers(farm: str) -> None:
+    """With its only router stopped, w1 still holds its SLAAC address (the kernel keeps
+    it for its valid lifetime), but no RA answers its RS: that is not a PASS."""
+    run("stop", "--lab", farm, "up")
+    try:
+        assert globals_of(farm, "w1"), "w1 kept its address"
+        code, card = audit(farm, "w1", "--only", "slaac")
+        (check,) = card["checks"]
+        assert code == 0 and check["verdict"] == "N/A", check
+        assert "no RA answered the RS on eth0: its router up is not running" in check["evidence"]
+    finally:
+        run("start", "--lab", farm, "up")
+    _, card = audit(farm, "w1", "--only", "slaac")
+    assert card["checks"][0]["verdict"] == "PASS", card
+
+
 def test_no_trace_left_by_the_checks(farm: str) -> None:
     """After all of the above, no stray addresses or cached routes in the lab."""
     for node in ("w1", "w2", "w3"):
@@ -213,6 +229,50 @@ def test_prefix_delegation_numbers_the_lan(tmp_path: Path, backend: str) -> None
         assert "announces 2001:db8:ebbd:c610::/64" in evidence
         _, card = audit(name, "h2", "--only", "prefix_delegation")
         assert card["checks"][0]["verdict"] == "N/A"
+        routers_resolve_through_their_own_dns(name)
+        renumbered_hosts_keep_their_preferred_addresses(name)
     finally:
         run("down", name, check=False)
         assert traces(name, backend) == []
+
+
+def routers_resolve_through_their_own_dns(lab: str) -> None:
+    """r1 and r2 ask their own dnsmasq (resolv.conf names no server: 127.0.0.1), as
+    OpenWrt does: the RA's RDNSS is not expected in resolv.conf, and it is no FAIL."""
+    for router in ("r1", "r2"):
+        resolv = node_exec(lab, router, "cat", "/etc/resolv.conf").stdout
+        assert "nameserver" not in resolv, resolv
+        fqdn = f"{router}.cascade.example"
+        answered = node_tool(lab, router, "dig", "+short", "@127.0.0.1", "AAAA", fqdn).stdout
+        assert answered.split(), f"{router}'s dnsmasq answers {fqdn}"
+        code, card = audit(lab, router, "--only", "rdnss_dnssl")
+        (check,) = card["checks"]
+        assert code == 0 and check["verdict"] != "FAIL", check
+        assert f"127.0.0.1: its own DNS server, which answers {fqdn}" in check["evidence"]
+        assert any(a in check["evidence"] for a in answered.split()), check  # any order
+    # A host still needs the RA's servers in its resolv.conf, and has them.
+    _, card = audit(lab, "h1", "--only", "rdnss_dnssl")
+    assert card["checks"][0]["verdict"] == "PASS", card
+
+
+def addresses_of(lab: str, node: str, *flags: str) -> set[str]:
+    data = ip_json(lab, node, "-6", "addr", "show", "dev", "eth0", "scope", "global", *flags)
+    return {f"{i['local']}/{i['prefixlen']}" for link in data for i in link["addr_info"] if i}
+
+
+def renumbered_hosts_keep_their_preferred_addresses(lab: str) -> None:
+    """Right after a renumbering the old prefix's addresses are deprecated (preferred
+    lifetime 0) and leave at the end of their valid lifetime: a bounce or a restart
+    need not bring them back, only the preferred ones."""
+    run("isp", "renumber", "--lab", lab, "isp", "2001:db8:beef::/48", timeout=120)
+    for node, checks in (("h1", "link_bounce"), ("h2", "restart_stable")):
+        old = addresses_of(lab, node, "deprecated")
+        preferred = addresses_of(lab, node) - old
+        assert any(a.startswith("2001:db8:ebbd:") for a in old), old
+        assert any(a.startswith("2001:db8:beef:") for a in preferred), preferred
+        code, card = audit(lab, node, "--only", checks)
+        (check,) = card["checks"]
+        assert code == 0 and check["verdict"] == "PASS", check
+        for address in old:
+            assert f"{address} deprecated, expected to go" in check["evidence"], check
+        assert preferred <= addresses_of(lab, node), "every preferred address is back"

@@ -287,6 +287,22 @@ def test_audit_lines(lab: str) -> None:
     checks = {c["check"]: c for c in card["checks"]}
     assert checks["clat_ipv4_literal"]["verdict"] == "N/A"
     assert checks["nat64_prefix"]["verdict"] == "PASS"
+    # legacy is IPv4-only on the translator's IPv4 side: no global IPv6 address, no
+    # route to the prefix. It is no NAT64 client, so the lines do not apply.
+    legacy6 = node_tool(lab, "legacy", "ip", "-6", "addr", "show", "scope", "global").stdout
+    assert legacy6.strip() == ""
+    route = node_tool(lab, "legacy", "ip", "-6", "route", "get", str(PREFIX[1]))
+    assert route.returncode != 0
+    code, card = audit(lab, "legacy", only)
+    assert code == 0, card
+    for check in card["checks"]:
+        assert check["verdict"] == "N/A", check
+    assert "no global IPv6 address" in card["checks"][0]["evidence"]
+    # The router resolves through its own DNS64 (resolv.conf names none: 127.0.0.1).
+    assert "nameserver" not in node_exec(lab, "router", "cat", "/etc/resolv.conf").stdout
+    code, card = audit(lab, "router", "nat64_prefix,dns64_synthesis")
+    assert code == 0, card
+    assert all("from 127.0.0.1" in c["evidence"] for c in card["checks"]), card
 
 
 ANNOUNCE_LAB = """\

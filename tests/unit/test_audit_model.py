@@ -33,7 +33,7 @@ from palmnet.toolbox.audit.context import Address, AuditOptions, parse_ip_addr
 from palmnet.toolbox.audit.flood import in_prefixes
 from palmnet.toolbox.audit.model import CheckResult, Outcome, Scorecard, Verdict
 from palmnet.toolbox.audit.rdisc import parse_ndisc6_mac, parse_rdisc6, unique_routers
-from palmnet.toolbox.audit.routing import _next_hops, parse_resolv_conf
+from palmnet.toolbox.audit.routing import _next_hops, forwarders, name_servers, parse_resolv_conf
 from palmnet.toolbox.audit.runner import CHECK_NAMES, CHECKS, select_checks
 from palmnet.toolbox.audit.scan import ndisc_stats
 
@@ -246,6 +246,23 @@ def test_resolv_conf() -> None:
     servers, search = parse_resolv_conf(text)
     assert [str(s) for s in servers] == ["2001:db8:ebbd:2084::1", "fe80::1"]
     assert search == ["palm.example", "other.example"]
+
+
+def test_name_servers_of_a_resolv_conf() -> None:
+    text = "nameserver 127.0.0.1\nnameserver ::1\nnameserver fe80::1%eth0 # lan\nnameserver x\n"
+    assert [str(a) for a in name_servers(text)] == ["127.0.0.1", "::1", "fe80::1"]
+    # None named: the C library asks the local machine (resolv.conf(5)).
+    assert [str(a) for a in name_servers("search cascade.example\n")] == ["127.0.0.1"]
+    assert name_servers("search cascade.example\n", default=False) == []
+
+
+def test_forwarders_of_dnsmasq_server_values() -> None:
+    values = ("2001:db8:ebb0::1", "192.0.2.53#5353", "/lab.example/2001:db8::53", "/local/")
+    assert [str(a) for a in forwarders(values)] == [
+        "2001:db8:ebb0::1",
+        "192.0.2.53",
+        "2001:db8::53",
+    ]
 
 
 def test_default_route_next_hops() -> None:

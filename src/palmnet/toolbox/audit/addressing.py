@@ -41,16 +41,15 @@ def _slaac_kind(address: Address, mac: str) -> str | None:
     return "stable" if "stable-privacy" in address.flags else "other IID"
 
 
-def _planned_prefixes(
-    plan: Plan, iface: InterfacePlan
-) -> list[tuple[ipaddress.IPv6Network, ipaddress.IPv6Address]]:
-    """(prefix, router) the plan says the routers of this link advertise."""
-    out = []
-    for node in plan.nodes:
-        for i in node.interfaces:
-            if i.network == iface.network and i.link_local.ip in iface.routers:
-                out += [(net, i.link_local.ip) for net in i.ra_prefixes]
-    return out
+def _planned_routers(plan: Plan, iface: InterfacePlan) -> list[NodePlan]:
+    """The nodes the plan says advertise on this interface's link."""
+    return [
+        node
+        for node in plan.nodes
+        if any(
+            i.network == iface.network and i.link_local.ip in iface.routers for i in node.interfaces
+        )
+    ]
 
 
 def _slaac_held(
@@ -65,17 +64,13 @@ def _slaac_held(
 
 
 def _slaac_on(ctx: AuditContext, iface: InterfacePlan) -> tuple[list[str], list[str]] | None:
-    """(found, missing) on one interface, None if nothing is advertised there."""
+    """(found, missing) on one interface, None if no RA offers a /64 there."""
     offered: list[Offer] = [
         (p.prefix, ra.source)
         for ra in ctx.adverts(iface.name)
         for p in ra.prefixes
         if p.autonomous and p.prefix.prefixlen == 64 and p.valid > 0
     ]
-    origin = "RA from"
-    if not ctx.adverts(iface.name) and iface.routers:
-        offered = list(_planned_prefixes(ctx.plan, iface))
-        origin = "no RA answered the RS; the plan's router"
     if not offered:
         return None
     mac = ctx.mac(None, iface.name)
@@ -91,10 +86,25 @@ def _slaac_on(ctx: AuditContext, iface: InterfacePlan) -> tuple[list[str], list[
         held = _slaac_held(ctx, iface.name, mac, net)
         if held:
             address, kind = held[0]
-            found.append(f"{address.address} ({kind}) in {net}, {origin} {router}")
+            found.append(f"{address.address} ({kind}) in {net}, RA from {router}")
         else:
-            missing.append(f"no usable SLAAC address in {net} on {iface.name} ({origin} {router})")
+            missing.append(f"no usable SLAAC address in {net} on {iface.name} (RA from {router})")
     return found, missing
+
+
+def _unanswered(ctx: AuditContext, iface: InterfacePlan) -> tuple[str, bool]:
+    """Why no RA answered the RS where the plan expects a router, and whether the
+    node is to blame: not when every router of the link is stopped. Addresses the
+    node still holds from earlier RAs judge nothing: they live out their lifetimes."""
+    routers = _planned_routers(ctx.plan, iface)
+    up = [r.name for r in routers if running(ctx.session, r)]
+    if not up:
+        names = ", ".join(r.name for r in routers)
+        return f"no RA answered the RS on {iface.name}: its router {names} is not running", False
+    return (
+        f"no RA answered the RS on {iface.name}, though its router {', '.join(up)} is running",
+        True,
+    )
 
 
 def slaac(ctx: AuditContext) -> Outcome:
@@ -102,20 +112,27 @@ def slaac(ctx: AuditContext) -> Outcome:
     missing: list[str] = []
     silent: list[str] = []
     own: list[str] = []
+    unanswered: list[str] = []  # the link's router is stopped: nothing to judge there
     for iface in addressable(ctx.target):
         if iface.sends_ra:
             own.append(iface.name)  # the node is the router of this link: static addresses
             continue
         result = _slaac_on(ctx, iface)
+        if result is None and iface.routers and not ctx.adverts(iface.name):
+            why_silent, blamed = _unanswered(ctx, iface)
+            (missing if blamed else unanswered).append(why_silent)
+            continue
         if result is None:
             silent.append(iface.name)
             continue
         found += result[0]
         missing += result[1]
     if missing:
-        return Outcome.failed("; ".join(missing + found))
+        return Outcome.failed("; ".join(missing + unanswered + found))
     if found:
-        return Outcome.passed("; ".join(found))
+        return Outcome.passed("; ".join(found + unanswered))
+    if unanswered:
+        return Outcome.na("; ".join(unanswered))
     why = []
     if silent:
         why.append(f"no router advertises a /64 with the A flag on {', '.join(silent)}")

@@ -10,6 +10,11 @@ Two link bounces, the way a device meets them:
   must solicit an RA and form them again (the systemd bug of the field notes).
   Skipped where palmnet configured static addresses or routes on the link:
   a plain Linux router does not restore those, palmnet does at start.
+
+Only preferred addresses are expected back. A deprecated one (preferred
+lifetime 0: the old prefix after a renumbering) is on its way out: the RA that
+answers the node's RS no longer offers it, so it is not formed again, and a
+restart forgets it. Both checks name the deprecated ones they leave out.
 """
 
 from __future__ import annotations
@@ -30,11 +35,27 @@ from palmnet.toolbox.audit.model import Outcome
 
 
 def _globals(ctx: AuditContext, iface: str) -> set[tuple[str, int]]:
+    """Preferred global addresses on `iface`: the ones that must come back."""
     return {
         (str(a.address), a.prefixlen)
         for a in ctx.addresses(None, iface)
-        if a.scope == "global" and a.usable
+        if a.scope == "global" and a.usable and "deprecated" not in a.flags
     }
+
+
+def _deprecated(ctx: AuditContext, iface: str | None = None) -> list[str]:
+    """Deprecated IPv6 addresses (`iface`, else all but loopback): expected to go."""
+    return sorted(
+        str(a)
+        for a in ctx.addresses(None, iface)
+        if a.interface != "lo" and a.usable and "deprecated" in a.flags
+    )
+
+
+def _expected_to_go(deprecated: list[str]) -> str:
+    if not deprecated:
+        return ""
+    return f"; {', '.join(deprecated)} deprecated, expected to go, not back"
 
 
 def _carrier(ctx: AuditContext, iface: str) -> bool:
@@ -70,6 +91,7 @@ def link_bounce(ctx: AuditContext) -> Outcome:
         return Outcome.na("the node holds no global address to lose")
     name = iface.name
     before = _globals(ctx, name)
+    old = _deprecated(ctx, name)
     everything = _all_addresses(ctx)
     deadline = ctx.options.deadline
     outers = _ports(ctx, iface)
@@ -125,14 +147,24 @@ def link_bounce(ctx: AuditContext) -> Outcome:
         rtt = ctx.ping(ctx.stimulus.node, gua, ctx.stimulus.iface.name) if gua else None
         answer = f"; {gua} {'answers' if rtt is not None else 'does NOT answer'} ping6"
         if rtt is None:
-            return Outcome.failed(f"{_show(before)} on {name}: {'; '.join(parts)}{skipped}{answer}")
-    return Outcome.passed(f"{_show(before)} on {name}: {'; '.join(parts)}{skipped}{answer}")
+            return Outcome.failed(
+                f"{_show(before)} on {name}: {'; '.join(parts)}{skipped}{answer}"
+                + _expected_to_go(old)
+            )
+    return Outcome.passed(
+        f"{_show(before)} on {name}: {'; '.join(parts)}{skipped}{answer}" + _expected_to_go(old)
+    )
 
 
 def _all_addresses(ctx: AuditContext) -> set[tuple[str, str]]:
-    """(interface, address/len) of every usable IPv4 and IPv6 address, loopback aside."""
+    """(interface, address/len) of every usable IPv4 and preferred IPv6 address,
+    loopback aside."""
     data = ctx.ip_json(None, "addr", "show")
-    out = {(a.interface, str(a)) for a in parse_ip_addr(data) if a.usable}
+    out = {
+        (a.interface, str(a))
+        for a in parse_ip_addr(data)
+        if a.usable and "deprecated" not in a.flags
+    }
     for link in data:
         for info in link.get("addr_info", []):
             if info.get("family") == "inet" and "local" in info:
@@ -173,6 +205,7 @@ def _restart(ctx: AuditContext) -> None:
 
 def restart_stable(ctx: AuditContext) -> Outcome:
     before = _all_addresses(ctx)
+    old = _deprecated(ctx)
     start = time.monotonic()
     _restart(ctx)
     restarted = time.monotonic() - start
@@ -185,9 +218,10 @@ def restart_stable(ctx: AuditContext) -> Outcome:
         return Outcome.failed(
             f"restart took {restarted:.2f} s; afterwards {_diff(before, after)}"
             + (f" ({ctx.options.deadline:g} s after the start)" if took is None else "")
+            + _expected_to_go(old)
         )
     shown = sorted(a.split("/")[0] for _, a in before if not a.startswith("fe80:"))
     return Outcome.passed(
         f"restart took {restarted:.2f} s; the same {len(before)} addresses"
-        f" {took:.2f} s after it ({', '.join(shown)} and link-locals)"
+        f" {took:.2f} s after it ({', '.join(shown)} and link-locals)" + _expected_to_go(old)
     )

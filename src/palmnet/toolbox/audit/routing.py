@@ -1,6 +1,12 @@
 """Routing: the default route's next hop is link-local (RFC 4861 routers are
 known by their link-local address: GUAs may be renumbered, link-locals are
 not), and the RA's RDNSS/DNSSL reach the node's resolver.
+
+A host's resolver is its resolv.conf, which rdnssd fills from the RA. A router
+resolves through its own DNS server, as OpenWrt does (resolv.conf names
+127.0.0.1/::1, or nothing, which the C library reads as 127.0.0.1, and dnsmasq
+forwards to the upstream servers learnt on the WAN): there the RA's RDNSS is
+not expected in resolv.conf, but behind the local server.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from palmnet.toolbox.audit.model import Outcome
 
 RESOLVER_SETTLE = 3.0  # seconds for rdnssd to write resolv.conf after the RA
 RESOLVER_POLL = 0.1
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def _next_hops(routes: list[dict]) -> list[tuple[str | None, str, str]]:
@@ -61,18 +69,94 @@ def default_route_ll(ctx: AuditContext) -> Outcome:
 
 def parse_resolv_conf(text: str) -> tuple[list[ipaddress.IPv6Address], list[str]]:
     """IPv6 name servers (zone dropped) and search domains of a resolv.conf."""
-    servers: list[ipaddress.IPv6Address] = []
+    servers = [a for a in name_servers(text, default=False) if isinstance(a, ipaddress.IPv6Address)]
     search: list[str] = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words and words[0] in ("search", "domain"):
+            search += [w.rstrip(".").lower() for w in words[1:]]
+    return servers, search
+
+
+LOCAL_RESOLVER = ipaddress.IPv4Address("127.0.0.1")
+
+
+def name_servers(text: str, default: bool = True) -> list[IPAddress]:
+    """Every name server of a resolv.conf, IPv4 and IPv6 (zone dropped), in order.
+
+    With `default`, a file that names none gives 127.0.0.1: the C library then
+    asks the name server on the local machine (resolv.conf(5)).
+    """
+    servers: list[IPAddress] = []
     for line in text.splitlines():
         words = line.split("#", 1)[0].split()
         if len(words) >= 2 and words[0] == "nameserver":
             try:
-                servers.append(ipaddress.IPv6Address(words[1].split("%")[0]))
+                servers.append(ipaddress.ip_address(words[1].split("%")[0]))
             except ValueError:
-                continue  # IPv4 servers are not the RA's
-        elif words and words[0] in ("search", "domain"):
-            search += [w.rstrip(".").lower() for w in words[1:]]
-    return servers, search
+                continue
+    return servers or ([LOCAL_RESOLVER] if default else [])
+
+
+def forwarders(upstream: tuple[str, ...]) -> list[IPAddress]:
+    """The addresses of dnsmasq `server` values (OpenWrt `list server`):
+    ADDRESS[#PORT] or /DOMAIN/[ADDRESS[#PORT]]."""
+    out: list[IPAddress] = []
+    for value in upstream:
+        text = value.rsplit("/", 1)[-1].split("#", 1)[0]
+        try:
+            out.append(ipaddress.ip_address(text))
+        except ValueError:
+            continue  # /domain/ alone: answered locally
+    return out
+
+
+def lookup(ctx: AuditContext, server: IPAddress, name: str) -> list[str]:
+    """The A and AAAA records `server` gives for `name`, asked from the node."""
+    out = []
+    for rtype in ("AAAA", "A"):
+        proc = ctx.run(None, ["dig", "+short", "+time=2", "+tries=1", f"@{server}", rtype, name])
+        for word in proc.stdout.split():
+            try:
+                out.append(str(ipaddress.ip_address(word)))
+            except ValueError:
+                continue  # a CNAME on the way, or ';; connection timed out'
+    return out
+
+
+def _own_resolver(
+    ctx: AuditContext, text: str, rdnss: list[ipaddress.IPv6Address], offered: str
+) -> Outcome | None:
+    """The verdict on a router that resolves through its own DNS server (resolv.conf
+    names only loopback addresses, or none), None when it does not."""
+    servers = name_servers(text)
+    if ctx.target.kind == "host" or not all(a.is_loopback for a in servers):
+        return None
+    server = servers[0]
+    where = (
+        f"resolv.conf names {', '.join(map(str, servers))}"
+        if name_servers(text, default=False)
+        else f"resolv.conf names no server, so {server}"
+    )
+    name = f"{ctx.target.name}.{ctx.plan.domain}"
+    answers = lookup(ctx, server, name)
+    if not answers:
+        return Outcome.na(
+            f"{offered}; a router, and {where}, where no DNS server answers {name}:"
+            " it does not take its resolver from RAs (those are for hosts)"
+        )
+    own = f"{offered}; {where}: its own DNS server, which answers {name} ({answers[0]})"
+    upstream = forwarders(ctx.target.dns.upstream) if ctx.target.dns is not None else []
+    forwarded = [a for a in rdnss if a in upstream]
+    if forwarded:
+        return Outcome.passed(f"{own} and forwards to {', '.join(map(str, forwarded))}")
+    forwards = (
+        f"forwards to {', '.join(map(str, upstream))}" if upstream else "forwards to no server"
+    )
+    return Outcome.na(
+        f"{own}, as an OpenWrt router's does; it {forwards} (OpenWrt `list server`), not to"
+        " the RA's RDNSS: the RA's DNS options are for the hosts of the link"
+    )
 
 
 def rdnss_dnssl(ctx: AuditContext) -> Outcome:
@@ -96,7 +180,8 @@ def rdnss_dnssl(ctx: AuditContext) -> Outcome:
             [d for d in dnssl if d not in search],
         )
 
-    deadline = time.monotonic() + RESOLVER_SETTLE
+    # rdnssd writes a host's resolv.conf after the RA; a router's is written at start.
+    deadline = time.monotonic() + (RESOLVER_SETTLE if ctx.target.kind == "host" else 0)
     while True:
         text = ctx.read_file("/etc/resolv.conf") or ""
         lost_servers, lost_domains = missing(text)
@@ -107,6 +192,10 @@ def rdnss_dnssl(ctx: AuditContext) -> Outcome:
         f"RA from {', '.join(sources)} carries RDNSS {', '.join(map(str, rdnss)) or '-'}"
         f" and DNSSL {', '.join(dnssl) or '-'}"
     )
+    if lost_servers:
+        own = _own_resolver(ctx, text, rdnss, offered)
+        if own is not None:
+            return own
     if lost_servers or lost_domains:
         lost = [f"nameserver {a}" for a in lost_servers] + [f"search {d}" for d in lost_domains]
         has = [

@@ -10,7 +10,9 @@
   NAT64 answers a ping from the node by its literal, through the CLAT's device.
 
 Each is N/A where it cannot apply: no NAT64 in the lab, no IPv4-only name, no
-CLAT on the node.
+CLAT on the node, and for the first two a node with no IPv6 path to the NAT64
+(no usable global IPv6 address, or no route to the prefix: an IPv4-only node
+on the translator's IPv4 side is not its client).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from palmnet.addressing.nat64 import IPV4ONLY_NAME, discover_prefix, extract
 from palmnet.plan.model import NodePlan
 from palmnet.toolbox.audit.context import AuditContext
 from palmnet.toolbox.audit.model import Outcome
-from palmnet.toolbox.audit.routing import parse_resolv_conf
+from palmnet.toolbox.audit.routing import IPAddress, name_servers
 
 DIG_TIMEOUT = ["+time=2", "+tries=2"]
 
@@ -30,14 +32,25 @@ def _nat64_nodes(ctx: AuditContext) -> list[NodePlan]:
     return [n for n in ctx.plan.nodes if n.nat64 is not None]
 
 
-def _resolver(ctx: AuditContext) -> ipaddress.IPv6Address | None:
-    servers, _ = parse_resolv_conf(ctx.read_file("/etc/resolv.conf") or "")
-    return servers[0] if servers else None
+def _resolver(ctx: AuditContext) -> IPAddress:
+    """The node's first name server (127.0.0.1 where resolv.conf names none)."""
+    return name_servers(ctx.read_file("/etc/resolv.conf") or "")[0]
 
 
-def _aaaa(
-    ctx: AuditContext, server: ipaddress.IPv6Address, name: str
-) -> list[ipaddress.IPv6Address]:
+def _not_a_client(ctx: AuditContext, plats: list[NodePlan]) -> str | None:
+    """Why the node cannot use the lab's NAT64 (None if it can): no usable global
+    IPv6 address, or no route to the prefix, as the kernel says."""
+    if not any(a.scope == "global" and a.usable for a in ctx.addresses(None)):
+        return "the node has no global IPv6 address: it is not a NAT64 client"
+    prefixes = [n.nat64.prefix for n in plats if n.nat64 is not None]
+    for prefix in prefixes:
+        if ctx.run(None, ["ip", "-6", "route", "get", str(prefix[1])]).returncode == 0:
+            return None
+    shown = ", ".join(map(str, prefixes))
+    return f"the node has no IPv6 route to the NAT64 prefix {shown}: it is not a NAT64 client"
+
+
+def _aaaa(ctx: AuditContext, server: IPAddress, name: str) -> list[ipaddress.IPv6Address]:
     proc = ctx.run(None, ["dig", "+short", *DIG_TIMEOUT, f"@{server}", "AAAA", name])
     out = []
     for word in proc.stdout.split():
@@ -51,8 +64,6 @@ def _aaaa(
 def _discovered(ctx: AuditContext) -> tuple[ipaddress.IPv6Network | None, str]:
     """The prefix RFC 7050 finds through the node's resolver, and how it was found."""
     server = _resolver(ctx)
-    if server is None:
-        return None, "no IPv6 name server in the node's /etc/resolv.conf"
     answers = _aaaa(ctx, server, IPV4ONLY_NAME)
     prefix = discover_prefix(answers)
     shown = ", ".join(map(str, answers)) or "none"
@@ -63,6 +74,9 @@ def nat64_prefix(ctx: AuditContext) -> Outcome:
     plats = _nat64_nodes(ctx)
     if not plats:
         return Outcome.na("no node of the lab runs nat64")
+    why = _not_a_client(ctx, plats)
+    if why is not None:
+        return Outcome.na(why)
     prefix, how = _discovered(ctx)
     offered = {n.nat64.prefix for n in plats if n.nat64 is not None}
     if prefix is None:
@@ -86,14 +100,18 @@ def _ipv4_only_names(ctx: AuditContext) -> list[tuple[str, ipaddress.IPv4Address
 
 
 def dns64_synthesis(ctx: AuditContext) -> Outcome:
-    if not _nat64_nodes(ctx):
+    plats = _nat64_nodes(ctx)
+    if not plats:
         return Outcome.na("no node of the lab runs nat64")
     names = _ipv4_only_names(ctx)
     if not names:
         return Outcome.na("no name of the lab has only IPv4 addresses")
+    why = _not_a_client(ctx, plats)
+    if why is not None:
+        return Outcome.na(why)
     prefix, how = _discovered(ctx)
     server = _resolver(ctx)
-    if prefix is None or server is None:
+    if prefix is None:
         return Outcome.failed(f"no DNS64 prefix to check against: {how}")
     name, ipv4 = names[0]
     answers = _aaaa(ctx, server, name)
