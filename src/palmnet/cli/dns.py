@@ -42,9 +42,10 @@ def _plan(lab_arg: str | None, lab: str | None, topology: Path | None) -> Plan:
 
 
 def _write(out: Path, zones: dict[str, str]) -> list[Path]:
-    """One `db.ZONE` file per zone, BIND's usual naming."""
+    """One `db.ZONE` file per zone, BIND's usual naming. The folder is made if its
+    parent exists (as `mkdir` does): a typo must not grow a tree under /."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(exist_ok=True)
         paths = []
         for name, text in zones.items():
             path = out / f"db.{name}"
