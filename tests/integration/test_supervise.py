@@ -169,6 +169,8 @@ def test_a_daemon_that_keeps_dying_is_given_up_then_up_repairs_it(lab: str) -> N
     assert "repaired r1/dnsmasq" in proc.stderr, proc.stderr
     s = services(lab)[(node, service)]
     assert s["state"] == "running" and s["node"] == "RUNNING"
+    # and the supervisor watches the repaired daemon: killed, it comes back
+    back(lab, node, service, kill(lab, node, service))
 
 
 def _lab_file(lab: str) -> Path:
