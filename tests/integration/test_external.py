@@ -4,7 +4,8 @@ Never the machine's real interfaces: the home LAN is a bridge `pnextbr0` in the 
 namespace (IPv6 off on it: it is a switch) and a namespace `pnext-home` on it running
 a home router (radvd with 2001:db8:ebbd:2080::/64, dnsmasq as DHCPv4 server for
 192.0.2.0/24); tests/integration/homelan.py makes and removes them. Lab names start
-with `ext`.
+with `ext`. The VLAN guard test needs no home router: its bridge and lab are its own
+(`xetag...`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import socket
+import struct
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +31,7 @@ from tests.integration.homelan import (
     bridge_state,
     dhcp_probes,
 )
-from tests.integration.labs import lab_traces, run, run_json, write_lab
+from tests.integration.labs import lab_traces, node_tool, run, run_json, write_lab
 
 pytestmark = pytest.mark.root
 
@@ -316,6 +321,140 @@ def test_guards_keep_the_lab_off_the_lan(home: HomeLan, tmp_path: Path) -> None:
     assert from_lab == {("adv:eth0", "ra")}, f"the home LAN heard from the lab: {from_lab}"
     assert capture.frames > 0
     assert bridge_state(BRIDGE) == before
+    assert lab_traces(name) == []
+
+
+# -- tagged frames: a lab port on the real LAN is an untagged access port ----------
+TAGGED_LAB = """\
+name: {name}
+networks:
+  home:
+    external: {{bridge: {bridge}}}
+nodes:
+  a:
+    interfaces:
+      eth0: {{network: home}}
+"""
+END_MARK = b"palmnet-guard-end"
+# Run inside node a (the venv's scapy). `raw`: an RA in an 802.1Q tag and one in QinQ
+# (802.1ad outside, 802.1Q inside), written whole by a packet socket. `device`: an RA
+# through a VLAN device on eth0 (the kernel puts that tag in the frame's metadata, not
+# its bytes). Then an ordinary untagged datagram, which must pass: once the bridge
+# heard it, it heard everything sent before it.
+TAGGED_SENDER = """
+import errno, subprocess, sys
+from scapy.all import Dot1AD, Dot1Q, Ether, ICMPv6ND_RA, IPv6, UDP, conf, get_if_hwaddr, sendp
+conf.verb = 0
+eth = Ether(src=get_if_hwaddr("eth0"), dst="33:33:00:00:00:01")
+ra = IPv6(src="fe80::1", dst="ff02::1", hlim=255) / ICMPv6ND_RA()
+def send(frame, iface="eth0"):
+    try:
+        sendp(frame, iface=iface)
+    except OSError as exc:  # ENOBUFS: the egress hook dropped it
+        assert exc.errno == errno.ENOBUFS, exc
+if sys.argv[1] == "raw":
+    send(eth / Dot1Q(vlan=5) / ra)
+    send(eth.copy() / Dot1AD(vlan=7) / Dot1Q(vlan=5) / ra)
+else:
+    add = ["ip", "link", "add", "link", "eth0", "name", "eth0.9", "type", "vlan", "id", "9"]
+    if subprocess.run(add).returncode != 0:
+        sys.exit(3)  # no 802.1Q devices in this kernel (CONFIG_VLAN_8021Q)
+    subprocess.run(["sysctl", "-qw", "net.ipv6.conf.eth0/9.disable_ipv6=1"], check=True)
+    subprocess.run(["ip", "link", "set", "eth0.9", "up"], check=True)
+    send(eth / ra, iface="eth0.9")
+send(eth / IPv6(src="fe80::1", dst="ff02::1") / UDP(sport=9, dport=9) / END_MARK)
+""".replace("END_MARK", repr(END_MARK))
+SOL_PACKET = 263
+PACKET_AUXDATA = 8  # struct tpacket_auxdata with each frame
+TP_STATUS_VLAN_VALID = 0x10
+
+
+@pytest.fixture
+def tag_bridge() -> Iterator[str]:
+    """A bridge of the test's own, IPv6 off, no port to a real interface."""
+    bridge = f"xetagbr{os.getpid() % 1000}"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{bridge}.disable_ipv6=1"], check=True)
+        subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+        yield bridge
+    finally:
+        subprocess.run(["ip", "link", "del", bridge], check=False)
+
+
+def _bridge_listener(bridge: str) -> socket.socket:
+    """A packet socket on the bridge that hands over each frame's VLAN tag, which
+    the kernel takes out of the frame into the auxiliary data."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+    sock.bind((bridge, 0))
+    return sock
+
+
+def _heard_until_end(sock: socket.socket, mac: bytes, deadline: float) -> list[str]:
+    """The frames from `mac` the bridge heard before the end mark, described (tagged
+    ones with their tag); fails if the end mark does not come within `deadline`."""
+    heard = []
+    end = time.monotonic() + deadline
+    while (left := end - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            data, ancillary, _, _ = sock.recvmsg(65535, 256)
+        except TimeoutError:
+            break
+        if data[6:12] != mac:
+            continue
+        if END_MARK in data:
+            return heard
+        tag = ""
+        for level, kind, aux in ancillary:
+            if (level, kind) == (SOL_PACKET, PACKET_AUXDATA):
+                status, _, _, _, _, tci, tpid = struct.unpack("IIIHHHH", aux[:20])
+                if status & TP_STATUS_VLAN_VALID:
+                    tag = f"tag {tpid:#06x} vlan {tci & 0xFFF} "
+        heard.append(f"{tag}ethertype {data[12:14].hex()} {data[14:70].hex()}")
+    raise AssertionError(f"the untagged end mark never reached the bridge; heard {heard}")
+
+
+def _counters(lab: str, node: str) -> dict[str, int]:
+    """Packets each guard rule of `node` dropped, by its comment."""
+    import json
+
+    proc = node_tool(lab, node, "nft", "-j", "list", "table", "netdev", f"palmnet_{lab}_guard")
+    out = {}
+    for item in json.loads(proc.stdout)["nftables"]:
+        rule = item.get("rule")
+        counter = rule and next((e["counter"] for e in rule["expr"] if "counter" in e), None)
+        if counter:
+            out[rule.get("comment", "?")] = counter["packets"]
+    return out
+
+
+@pytest.mark.parametrize("how", ["raw", "device"])
+def test_guard_drops_vlan_tagged_frames(how: str, tag_bridge: str, tmp_path: Path) -> None:
+    """RAs in 802.1Q and QinQ tags, sent raw from inside the node or through a VLAN
+    device on its port, never reach the outside bridge; an untagged datagram sent
+    after them does, and the guard's `tagged` rule counted the tagged frames."""
+    name = f"xetag{os.getpid() % 1000}"
+    path = write_lab(tmp_path / "lab.yaml", TAGGED_LAB.format(name=name, bridge=tag_bridge))
+    sock = _bridge_listener(tag_bridge)
+    try:
+        run("up", str(path))
+        (iface,) = next(n for n in run_json("ls", name) if n["name"] == "a")["interfaces"]  # type: ignore[union-attr]
+        mac = bytes.fromhex(iface["mac"].replace(":", ""))
+        sent = run("exec", "--lab", name, "a", "--", sys.executable, "-c", TAGGED_SENDER, how,
+                   check=False)  # fmt: skip
+        if sent.returncode == 3:
+            pytest.skip("this kernel has no 802.1Q devices (CONFIG_VLAN_8021Q)")
+        assert sent.returncode == 0, sent.stderr
+        heard = _heard_until_end(sock, mac, deadline=10)
+        tagged = [h for h in heard if h.startswith("tag") or h.split()[1] in ("8100", "88a8")]
+        assert not tagged, f"tagged frames left the lab: {tagged}"
+        dropped = _counters(name, "a")
+        assert dropped.get("tagged", 0) >= (2 if how == "raw" else 1), dropped
+    finally:
+        sock.close()
+        run("down", name, check=False)
     assert lab_traces(name) == []
 
 

@@ -95,8 +95,12 @@ def test_guard_ruleset_drops_what_a_guest_must_not_send() -> None:
     for match in ("nd-router-advert", "nd-redirect", "udp sport 547", "udp sport 67",
                   "udp dport 521", "udp dport 6696", "meta l4proto 89"):  # fmt: skip
         assert match in text, match
+    # tagged frames go first, whatever they carry (an untagged port on the LAN)
+    rules = [line.strip() for line in text.splitlines() if "counter drop" in line]
+    assert rules[0] == 'ether type { 8021q, 8021ad, 0x9100, 0x9200 } counter drop comment "tagged"'
     lifted = guard_ruleset(plan.lab, plan.node("adv"))
     assert lifted is not None and "nd-router-advert" not in lifted and "udp sport 67" in lifted
+    assert "8021q, 8021ad" in lifted  # advertise: true lifts the RA guard only
     assert guard_ruleset(plan.lab, plan.node("h")) is None  # no external interface
     # only the external interface is guarded
     r = guard_ruleset(plan.lab, plan.node("r"))

@@ -8,9 +8,11 @@ instead of sleeping.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -52,6 +54,66 @@ def start_time(pid: int) -> int | None:
             return int(f.read().rsplit(")", 1)[1].split()[19])
     except (OSError, ValueError, IndexError):
         return None
+
+
+# struct pidfd_info (linux/pidfd.h), its first version: 64 bytes, exit_code at 60.
+PIDFD_INFO_EXIT = 0x8
+PIDFD_INFO_SIZE = 64
+PIDFD_GET_INFO = (3 << 30) | (PIDFD_INFO_SIZE << 16) | (0xFF << 8) | 11  # _IOWR(0xFF, 11, ..)
+
+
+def exit_status(pid: int, pidfd: int, started: int | None = None) -> int | None:
+    """How a process that exited ended, as waitpid() reports it; None if nobody can
+    tell any more. `pidfd` is the process's (it said the exit).
+
+    Its parent takes it with waitid() (and reaps it). Anyone else: the kernel keeps
+    it for the pidfd once the parent reaped it (PIDFD_INFO_EXIT, Linux 6.15), and
+    /proc/PID/stat shows it (field 52) while the process is a zombie; asked in that
+    order twice, since the parent may reap it in between."""
+    try:
+        result = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+    except ChildProcessError:
+        result = None  # not ours: another process is its parent
+    else:
+        if result is not None:
+            return _wait_status(result.si_code, result.si_status)
+    for _ in range(2):
+        status = _pidfd_exit_code(pidfd)
+        if status is None:
+            status = _zombie_exit_code(pid, started)
+        if status is not None:
+            return status
+    return None
+
+
+def _wait_status(code: int, value: int) -> int:
+    """waitid()'s (si_code, si_status) as waitpid()'s status word."""
+    if code == os.CLD_KILLED:
+        return value
+    if code == os.CLD_DUMPED:
+        return value | 0x80
+    return (value & 0xFF) << 8
+
+
+def _pidfd_exit_code(pidfd: int) -> int | None:
+    buf = bytearray(struct.pack("=Q", PIDFD_INFO_EXIT) + bytes(PIDFD_INFO_SIZE - 8))
+    try:
+        fcntl.ioctl(pidfd, PIDFD_GET_INFO, buf)
+    except OSError:  # before Linux 6.13 (no such ioctl); ESRCH: reaped, nothing kept
+        return None
+    (mask,) = struct.unpack_from("=Q", buf, 0)
+    if not mask & PIDFD_INFO_EXIT:
+        return None  # not reaped yet (6.15 keeps it from the reap on), or before 6.15
+    return int(struct.unpack_from("=i", buf, 60)[0])
+
+
+def _zombie_exit_code(pid: int, started: int | None) -> int | None:
+    fields = stat_fields(pid)
+    if fields is None or len(fields) < 50 or fields[0] != "Z":
+        return None
+    if started is not None and int(fields[19]) != started:
+        return None
+    return int(fields[49])
 
 
 def _wait_exit(pid: int, timeout: float) -> bool:

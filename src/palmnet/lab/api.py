@@ -457,6 +457,8 @@ class LabAPI:
         if supervisor.pid_of(j) is None:
             supervisor.start(plan.lab, j)
             done.append("the supervisor")
+        elif done:
+            supervisor.notify(j)  # watch the new pids now, not at its next wake
         done += self._repair_guards(j, plan, backend)
         return f"repaired {', '.join(done)}" if done else ""
 

@@ -12,6 +12,14 @@ lab's and its node still runs, starts it through the lab's backend (its files
 rendered anew from the plan). What happened goes into the journal (kind
 `respawn`), for `ls`, and into supervisor.log in the lab's state dir.
 
+A death is counted once. The journal names a dead daemon's pid until a restart
+(or a verb) replaces it, and the supervisor reads the journal at every wake:
+it remembers the process whose death it counted (pid and start time) and
+does not take it for one that died unseen. How it died is the kernel's word:
+waitid() on the pidfd for the daemons it started itself (its children), the
+pidfd's exit information or the zombie's /proc entry for those `up` started
+(kernel/processes.py: exit_status).
+
 How it is kept alive: it ignores SIGHUP's default (a SIGHUP from a verb that
 started daemons makes it read the journal again) and SIGINT; `palmnet up` on
 a running lab starts it again if it is gone, and `ls` shows a lab whose
@@ -126,6 +134,8 @@ class Supervisor:
         self.lab = lab
         self.watched: dict[str, Watched] = {}
         self.due: dict[str, tuple[float, int]] = {}  # key -> (restart time, the dead pid)
+        # key -> (pid, start time) of the process whose death was counted last
+        self.counted: dict[str, tuple[int, int | None]] = {}
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         signal.set_wakeup_fd(self.wake_w)
@@ -151,8 +161,9 @@ class Supervisor:
             if wanted.get(key, (None, None, None))[1:] != (w.pid, w.start):
                 os.close(w.fd)
                 del self.watched[key]
+        self.counted = {k: v for k, v in self.counted.items() if wanted.get(k, (None,))[1:] == v}
         for key, (node, pid, start) in wanted.items():
-            if key in self.watched or key in self.due:
+            if key in self.watched or key in self.due or self.counted.get(key) == (pid, start):
                 continue
             try:
                 fd = os.pidfd_open(pid)
@@ -161,14 +172,23 @@ class Supervisor:
             if fd < 0 or processes.start_time(pid) != start:
                 if fd >= 0:
                     os.close(fd)
-                self.died(key, node, pid, 0.0, "gone before the supervisor saw it")
+                self.died(key, node, (pid, start), 0.0, "gone before the supervisor saw it")
                 continue
             service = key.rsplit("/", 1)[-1]
             self.watched[key] = Watched(key, node, service, pid, start, time.monotonic(), fd)
 
-    def died(self, key: str, node: str, pid: int, ran: float, how: str) -> None:
+    def died(
+        self, key: str, node: str, process: tuple[int, int | None], ran: float, how: str
+    ) -> None:
+        """Count the death of `process` (pid, start time) and schedule its restart."""
+        pid = process[0]
+        self.counted[key] = process
         with store.journal(self.lab) as j:
-            record = respawn.died(record_of(j, key), ran, how, time.time())
+            before = record_of(j, key)
+            if before.state == respawn.FAILED:
+                self.say(f"{key} (pid {pid}) {how}: given up on already, not counted")
+                return
+            record = respawn.died(before, ran, how, time.time())
             j.record(RESPAWN, key, node, **record.to_json())
         if record.state == respawn.FAILED:
             self.say(f"{key} (pid {pid}) {how} after {ran:.1f} s: {record.crashes} crashes "
@@ -179,13 +199,13 @@ class Supervisor:
         self.due[key] = (time.monotonic() + wait, pid)
 
     def reap(self, w: Watched) -> None:
-        os.close(w.fd)
-        del self.watched[w.key]
-        how = "exited"
-        with contextlib.suppress(ChildProcessError, OSError):
-            _, status = os.waitpid(w.pid, os.WNOHANG)  # only if it was our child
-            how = describe(status)
-        self.died(w.key, w.node, w.pid, time.monotonic() - w.since, how)
+        try:
+            status = processes.exit_status(w.pid, w.fd, w.start)
+        finally:
+            os.close(w.fd)
+            del self.watched[w.key]
+        how = UNKNOWN_EXIT if status is None else describe(status)
+        self.died(w.key, w.node, (w.pid, w.start), time.monotonic() - w.since, how)
 
     def restart(self, key: str) -> None:
         """Start `key` again if the journal still names the process that died (a verb
@@ -211,8 +231,14 @@ class Supervisor:
                 record = respawn.died(record, 0.0, f"failed to start: {exc}", time.time())
                 j.record(RESPAWN, key, node, **record.to_json())
                 self.say(f"{key}: restart failed: {exc}")
+                # the start may have journalled a pid that died at once: counted here
+                entry = next((e for e in j.entries("process", node=node) if e.name == key), None)
+                if entry is not None and entry.data.get("pid"):
+                    dead = int(entry.data["pid"])
+                    self.counted[key] = (dead, entry.data.get("start"))
+                    processes.stop(dead, entry.data.get("start"))  # or never got ready
                 if record.state != respawn.FAILED:
-                    self.due[key] = time.monotonic() + respawn.delay(record)
+                    self.due[key] = (time.monotonic() + respawn.delay(record), dead)
                 return
         self.say(f"{key}: restarted, pid {pid} (restart {record.restarts})")
 
@@ -238,6 +264,9 @@ class Supervisor:
                 if when <= time.monotonic() and self.lab_alive():
                     self.restart(key)
         self.say(f"lab {self.lab} is gone: supervisor exits")
+
+
+UNKNOWN_EXIT = "exited (how: reaped by its parent before the supervisor could ask)"
 
 
 def describe(status: int) -> str:

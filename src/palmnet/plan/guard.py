@@ -17,15 +17,29 @@ server's raw replies), and forwarded ones. Dropped when leaving through it:
 - RIPng (UDP 521), RIPv2 (UDP 520), Babel (UDP 6696), OSPF (IP protocol 89,
   both families), BFD (UDP 3784, 3785, 4784).
 
+- every VLAN-tagged frame: 802.1Q (0x8100), 802.1ad (0x88a8: QinQ's outer tag) and
+  the pre-standard QinQ tags 0x9100 and 0x9200, whatever they carry. The rules
+  above match on the frame's protocol, so an RA inside a tag slipped past them
+  (scapy's `Ether()/Dot1Q(vlan=5)/IPv6()/ICMPv6ND_RA()` from a node reached the
+  LAN). Rather than look inside one or two tags for each thing dropped, the guard
+  drops the tag itself, because an external network promises a node an untagged
+  port on the LAN, as LXD's `nictype: bridged` without `vlan:` does: palmnet has
+  no VLANs, and a frame that picks its own VLAN on someone's LAN is one that
+  lab could not send by plugging in there (a VLAN hop past what the LAN's switch
+  gives that port). `ether type` sees the tag whether it is in the frame's bytes
+  (a packet socket) or in its metadata (a VLAN device on the port: nft puts it
+  back for the match). It comes first: a tagged frame counts there.
+
 What passes: neighbour discovery (NS, NA, DAD), router solicitations (SLAAC), MLD,
-DHCP client messages (to ports 547 and 67) and every other packet. Each rule
-counts what it drops (`nft list table netdev palmnet_LAB_guard` in the node).
+DHCP client messages (to ports 547 and 67) and every other untagged packet. Each
+rule counts what it drops (`nft list table netdev palmnet_LAB_guard` in the node).
 """
 
 from __future__ import annotations
 
 from palmnet.plan.model import InterfacePlan, NodePlan
 
+TAGGED_RULE = ("tagged", "ether type { 8021q, 8021ad, 0x9100, 0x9200 }")
 RULES_ALWAYS = (
     ("redirect", "icmpv6 type nd-redirect"),
     ("dhcpv6-server", "udp sport 547"),
@@ -62,7 +76,8 @@ def guard_ruleset(lab: str, node: NodePlan) -> str | None:
     for i in ifaces:
         out.append(f"\tchain {_chain(i.name)} {{")
         out.append(f'\t\ttype filter hook egress device "{i.name}" priority 0; policy accept;')
-        rules = RULES_ALWAYS if i.advertise else (RA_RULE, *RULES_ALWAYS)
+        lifted = () if i.advertise else (RA_RULE,)
+        rules = (TAGGED_RULE, *lifted, *RULES_ALWAYS)
         for what, match in rules:
             out.append(f'\t\t{match} counter drop comment "{what}"')
         out.append("\t}")

@@ -36,7 +36,7 @@ class Record:
     state: str = RUNNING
     restarts: int = 0  # restarts by the supervisor since the lab (or node) started
     crashes: int = 0  # deaths in a row that came before THRESHOLD
-    last_exit: str = ""  # how it last died ("signal 9", "status 1")
+    last_exit: str = ""  # how it last died ("killed by signal 9", "exited with status 1")
     last_death: float = 0.0  # time.time() of that death
 
     def to_json(self) -> dict[str, Any]:
@@ -49,9 +49,13 @@ class Record:
 
 
 def died(record: Record, ran: float, how: str, now: float) -> Record:
-    """The record after a death, `ran` seconds after the daemon's start."""
+    """The record after a death, `ran` seconds after the daemon's start. The RETRY-th
+    crash in a row is the last: given up on, and a daemon given up on has no more
+    deaths to count (only `up` starts it again, with a fresh record)."""
+    if record.state == FAILED:
+        return record
     crashes = record.crashes + 1 if ran < THRESHOLD else 1
-    state = FAILED if crashes > RETRY else RESTARTING
+    state = FAILED if crashes >= RETRY else RESTARTING
     return replace(record, state=state, crashes=crashes, last_exit=how, last_death=now)
 
 
