@@ -276,6 +276,32 @@ def test_a_long_value_is_cut_and_its_length_said() -> None:
     assert len(str(info.value)) < 300
 
 
+LONG = "1" * 100_000
+LONG_VALUES = {
+    "ipv6": f"      eth0: {{network: lan, ipv6: [2001:db8::{LONG}/64]}}\n",
+    "ipv4": f"      eth0: {{network: lan, ipv4: [192.0.2.{LONG}/24]}}\n",
+    "prefix length": f"      eth0: {{network: lan, ipv6: [2001:db8::1/6{LONG}]}}\n",
+    "kind": f"    kind: r{LONG}\n      eth0: {{network: lan}}\n",
+    "route": f"      eth0: {{network: lan}}\n    routes: [{{to: 2001:db8::/6{LONG}, via: a}}]\n",
+    "pool": f"      eth0: {{network: lan}}\n    kind: isp\n"
+    f"    delegate: {{pool: 2001:db8::{LONG}/48}}\n",
+}
+
+
+@pytest.mark.parametrize("where", LONG_VALUES)
+def test_a_100000_character_value_is_cut_in_every_message(where: str, tmp_path: Path) -> None:
+    """The parser's own message (ipaddress's) repeats the value: it is cut too."""
+    from palmnet.lab import plan_file
+
+    body = LONG_VALUES[where].replace("      eth0", "    interfaces:\n      eth0", 1)
+    path = tmp_path / "long.yaml"
+    path.write_text("name: palm\nnetworks:\n  lan: {}\nnodes:\n  a:\n" + body)
+    with pytest.raises(InputError) as info:
+        plan_file(path)
+    assert "characters)" in str(info.value)
+    assert len(str(info.value)) < 600, str(info.value)[:600]
+
+
 def test_static_link_local_in_fe80_64_is_a_routers_choice() -> None:
     text = """\
     name: palm

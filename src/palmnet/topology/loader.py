@@ -153,7 +153,7 @@ class _Loader:
             where = node.origins.get("member", ("nodes", node.template))
             if node.member is not None and where not in said:
                 said.add(where)
-                self.problem((*where, "member"), f"{node.member!r} {why}")
+                self.problem((*where, "member"), f"{shown(node.member)} {why}")
 
     # -- pass 1 and 2: each section's entries -----------------------------------------
 
@@ -317,7 +317,9 @@ class _Loader:
         for index, spec in enumerate(merged.docker):
             at = (*where, "docker", index)
             if spec.name in names:
-                self.problem((*at, "name"), f"{spec.name!r} is also docker[{names[spec.name]}]")
+                self.problem(
+                    (*at, "name"), f"{shown(spec.name)} is also docker[{names[spec.name]}]"
+                )
             names.setdefault(spec.name, index)
             for keys, message in container_problems(spec):
                 self.problem((*at, *keys), message)

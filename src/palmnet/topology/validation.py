@@ -199,9 +199,9 @@ def _problem(model: type[BaseModel], error: Any, prefix: Path_, source: Source) 
         name = path[-1] if isinstance(path[-1], str) else "value"
         if name == "kind":
             valid = ", ".join(SUPPORTED_KINDS)
-            return Problem(line, key, f"unknown kind {value!r} (supported: {valid})")
+            return Problem(line, key, f"unknown kind {shown(value)} (supported: {valid})")
         expected = ctx.get("expected", "").replace("'", "")
-        return Problem(line, key, f"unknown {name} {value!r} (valid: {expected})")
+        return Problem(line, key, f"unknown {name} {shown(value)} (valid: {expected})")
     if kind == "union":
         return Problem(line, key, f"expected {error['msg']}, got {describe(value)}")
     if kind in _TYPE_WORDS:
