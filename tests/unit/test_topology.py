@@ -212,6 +212,21 @@ def test_node_limit_allows_ten_thousand_and_refuses_more() -> None:
         load_lab_text(lab(1001), "big.yaml")
 
 
+def test_networks_count_toward_the_item_limit_without_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """120,000 networks and no node passed `plan`: the limit was counted in nodes only
+    (lowered here to keep the test fast; the count is the same code)."""
+    monkeypatch.setattr("palmnet.topology.loader.MAX_ITEMS", 50)
+    networks = "".join(f"  n{i}: {{}}\n" for i in range(51))
+    with pytest.raises(InputError) as info:
+        lab("name: palm\nnetworks:\n" + networks)
+    assert (info.value.line, info.value.key) == (2, "networks")
+    assert "more than 50 networks, nodes" in str(info.value)
+    assert "networks: has 51" in str(info.value)
+    lab("name: palm\nnetworks:\n" + networks[networks.index("  n1:") :])  # 50 is fine
+
+
 def test_file_larger_than_the_limit_is_refused(tmp_path: Path) -> None:
     from palmnet.topology.limits import MAX_FILE_BYTES
 

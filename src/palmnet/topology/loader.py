@@ -158,6 +158,15 @@ class _Loader:
     # -- pass 1 and 2: each section's entries -----------------------------------------
 
     def load_networks(self, raw: dict[str, Any]) -> dict[str, NetworkSpec]:
+        if len(raw) > MAX_ITEMS:
+            # Each network is a bridge `up` makes: counted before any is validated.
+            # (Profiles make nothing themselves: their keys count in the nodes using them.)
+            self.problem(
+                ("networks",),
+                f"the lab would have more than {MAX_ITEMS:,} networks, nodes, interfaces, "
+                f"static addresses and routes (the limit); networks: has {len(raw):,}",
+            )
+            raise self.fail()
         networks: dict[str, NetworkSpec] = {}
         for name, body in raw.items():
             path = ("networks", name)
