@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
 import pytest
 
@@ -353,3 +359,76 @@ def test_renumber_and_launch_take_the_files_rules() -> None:
         with_copies(cascade, {"h9\n": "h1"})
     with pytest.raises(InputError, match="more than 10,000"):
         with_copies(cascade, {f"h{i}x": "h1" for i in range(10_000)})
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _openwrt_lab(tmp_path: Path, uci: str) -> Path:
+    """examples/palm.yaml in `tmp_path` with its router's `uci:` replaced."""
+    text = (EXAMPLES / "palm.yaml").read_text()
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "palm.yaml"
+    path.write_text(text.replace("uci: palm-router", f"uci: {uci}"))
+    shutil.copytree(EXAMPLES / "palm-router", tmp_path / "router")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (
+            lambda d: (d / "network").unlink() or (d / "network").mkdir(),
+            "'router/network' is a folder",
+        ),
+        (lambda d: os.mkfifo(d / "firewall"), "'router/firewall' is a FIFO"),
+        (lambda d: (d / "firewall").symlink_to("/dev/zero"), "is a character device (by a sym"),
+        (
+            lambda d: (d / "dhcp").symlink_to("nothing"),
+            "'router/dhcp' is a symbolic link to nothing",
+        ),
+    ],
+)
+def test_a_uci_file_that_is_not_a_regular_file_is_refused(
+    tmp_path: Path, make: Any, what: str
+) -> None:
+    """Silently taking OpenWrt's stock file instead hid the mistake."""
+    path = _openwrt_lab(tmp_path, "router")
+    make(tmp_path / "router")
+    with pytest.raises(InputError) as info:
+        load_lab(path)
+    assert (info.value.line, info.value.key) == (27, "nodes.router.uci")
+    assert what in str(info.value)
+
+
+@pytest.mark.parametrize("uci", ["/etc", "../../../../etc", "router/../.."])
+def test_uci_is_a_folder_next_to_the_lab_file(tmp_path: Path, uci: str) -> None:
+    path = _openwrt_lab(tmp_path, uci)
+    with pytest.raises(InputError, match="outside the lab file's folder") as info:
+        load_lab(path)
+    assert (info.value.line, info.value.key) == (27, "nodes.router.uci")
+    assert load_lab(_openwrt_lab(tmp_path / "ok", "router/.")).nodes["router"].uci is not None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
+def test_a_uci_folder_the_user_cannot_read_is_exit_2_at_the_uci_line() -> None:
+    """Run as nobody on a root-owned folder of mode 700: exit 2 naming the folder at
+    the lab file's `uci:` line (it was exit 1 and a bare PermissionError)."""
+    top = Path(tempfile.mkdtemp(prefix="xw-perm-"))
+    try:
+        top.chmod(0o755)
+        path = _openwrt_lab(top, "router")
+        path.chmod(0o644)
+        (top / "router").chmod(0o700)
+        src = Path(__file__).resolve().parents[2] / "src"
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        argv += [sys.executable, "-m", "palmnet", "plan", str(path)]
+        env = {**os.environ, "PYTHONPATH": str(src)}
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert (
+            "palm.yaml:27: nodes.router.uci: cannot read the folder 'router': Permission denied"
+            in (result.stderr)
+        )
+    finally:
+        shutil.rmtree(top)

@@ -35,12 +35,11 @@ from palmnet.plan.uci_values import (
 from palmnet.topology.checks import IFNAME_RULE
 from palmnet.topology.describe import shown
 from palmnet.topology.loader import read_lab_file
-from palmnet.topology.model import IFNAME, RESERVED_IFNAMES, Node
+from palmnet.topology.model import IFNAME, RESERVED_IFNAMES, UCI_FILES, Node
 
 WAN_DEVICE = "eth1"
 # OpenWrt's stock LAN is 192.168.1.1/24; labs use documentation prefixes only.
 LAB_LAN_IPV4 = "198.51.100.1"
-UCI_FILES = ("network", "firewall", "dhcp")
 STOCK_LAN_IPV4 = "\toption ipaddr '192.168.1.1'\n\toption netmask '255.255.255.0'\n"
 ULA_SPACE = ipaddress.IPv6Network("fc00::/7")
 
