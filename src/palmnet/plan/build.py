@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from palmnet.addressing.eui64 import eui64_address, link_local
 from palmnet.addressing.mac import assign_macs, mac_key, stable_mac
 from palmnet.addressing.portmap import parse_port
+from palmnet.errors import InputError
 from palmnet.plan import spanning
 from palmnet.plan.external import (
     external_notes,
@@ -44,7 +45,7 @@ from palmnet.plan.model import (
     Plan,
     RoutePlan,
 )
-from palmnet.plan.openwrt import WAN_DEVICE, Iface, read_openwrt
+from palmnet.plan.openwrt import WAN_DEVICE, Iface, read_openwrt, stock_network_problem
 from palmnet.plan.pd import PdDraft, allocate, duid_ll
 from palmnet.plan.routes import resolve_routes
 from palmnet.plan.routing import plan_routing
@@ -76,6 +77,10 @@ class _Draft:
 def _draft(lab: Lab, node: Node) -> _Draft:
     if node.kind == "openwrt":
         v6only = frozenset(name for name, net in lab.networks.items() if not net.ipv4)
+        lacks = stock_network_problem(node)
+        if lacks is not None:
+            line, key = lab.where(node, "interfaces")
+            raise InputError(lacks, file=str(lab.source), line=line, key=key)
         ow = read_openwrt(lab.name, node, v6only)
         if node.routing is not None:
             ow.uci["firewall"] += _routing_rules(lab.name, node, ow)
