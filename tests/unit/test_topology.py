@@ -432,3 +432,26 @@ def test_a_uci_folder_the_user_cannot_read_is_exit_2_at_the_uci_line() -> None:
         )
     finally:
         shutil.rmtree(top)
+
+
+def test_plan_of_an_empty_file_name_says_it_is_empty() -> None:
+    from typer.testing import CliRunner
+
+    from palmnet.cli.app import build_app
+
+    message = "palmnet: the file name is empty: give the path of a lab file\n"
+    result = CliRunner().invoke(build_app(), ["plan", ""])
+    assert (result.exit_code, result.stderr) == (2, message)
+    src = Path(__file__).resolve().parents[2] / "src"  # the quick lane (cli/quick.py) too
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    argv = [sys.executable, "-m", "palmnet", "plan", ""]
+    quick = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    assert (quick.returncode, quick.stderr) == (2, message)
+
+
+def test_a_default_domain_follows_the_domain_rule() -> None:
+    """`domain: a-.lab` was refused while the default `xb-.lab` (lab name `xb-`) passed."""
+    with pytest.raises(InputError, match=r"default domain 'xb-\.lab'") as info:
+        lab("name: xb-\n")
+    assert (info.value.line, info.value.key) == (1, "name")
+    assert lab("name: xb-\ndomain: xb.lab\n").domain == "xb.lab"

@@ -64,6 +64,8 @@ def read_lab_file(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
     """The text of a lab (or UCI) file, at most `limit` bytes; one that cannot be
     read is an `InputError`. Reading stops at the limit, so /dev/zero is refused too."""
     filename = str(path)
+    if not filename:  # Path("") is ".", the current folder
+        raise InputError("the file name is empty: give the path of a lab file")
     try:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)
@@ -121,6 +123,12 @@ class _Loader:
         domain = _domain(data, name)
         if "domain" in data and domain is not None and not DOMAIN.fullmatch(domain):
             self.problem(("domain",), f"invalid domain {shown(domain)}: not a valid DNS name")
+        elif domain is not None and LAB_NAME.fullmatch(name) and not DOMAIN.fullmatch(domain):
+            self.problem(
+                ("name",),
+                f"the default domain {shown(domain)} made from the lab name is not a valid "
+                "DNS name (a label cannot end with '-'): rename the lab or set domain:",
+            )
         lab_dad = header.dad if header is not None else True
         self.backend = header.backend if header is not None else None
 
