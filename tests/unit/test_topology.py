@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
 import pytest
 
@@ -212,6 +218,21 @@ def test_node_limit_allows_ten_thousand_and_refuses_more() -> None:
         load_lab_text(lab(1001), "big.yaml")
 
 
+def test_networks_count_toward_the_item_limit_without_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """120,000 networks and no node passed `plan`: the limit was counted in nodes only
+    (lowered here to keep the test fast; the count is the same code)."""
+    monkeypatch.setattr("palmnet.topology.loader.MAX_ITEMS", 50)
+    networks = "".join(f"  n{i}: {{}}\n" for i in range(51))
+    with pytest.raises(InputError) as info:
+        lab("name: palm\nnetworks:\n" + networks)
+    assert (info.value.line, info.value.key) == (2, "networks")
+    assert "more than 50 networks, nodes" in str(info.value)
+    assert "networks: has 51" in str(info.value)
+    lab("name: palm\nnetworks:\n" + networks[networks.index("  n1:") :])  # 50 is fine
+
+
 def test_file_larger_than_the_limit_is_refused(tmp_path: Path) -> None:
     from palmnet.topology.limits import MAX_FILE_BYTES
 
@@ -276,6 +297,32 @@ def test_a_long_value_is_cut_and_its_length_said() -> None:
     assert len(str(info.value)) < 300
 
 
+LONG = "1" * 100_000
+LONG_VALUES = {
+    "ipv6": f"      eth0: {{network: lan, ipv6: [2001:db8::{LONG}/64]}}\n",
+    "ipv4": f"      eth0: {{network: lan, ipv4: [192.0.2.{LONG}/24]}}\n",
+    "prefix length": f"      eth0: {{network: lan, ipv6: [2001:db8::1/6{LONG}]}}\n",
+    "kind": f"    kind: r{LONG}\n      eth0: {{network: lan}}\n",
+    "route": f"      eth0: {{network: lan}}\n    routes: [{{to: 2001:db8::/6{LONG}, via: a}}]\n",
+    "pool": f"      eth0: {{network: lan}}\n    kind: isp\n"
+    f"    delegate: {{pool: 2001:db8::{LONG}/48}}\n",
+}
+
+
+@pytest.mark.parametrize("where", LONG_VALUES)
+def test_a_100000_character_value_is_cut_in_every_message(where: str, tmp_path: Path) -> None:
+    """The parser's own message (ipaddress's) repeats the value: it is cut too."""
+    from palmnet.lab import plan_file
+
+    body = LONG_VALUES[where].replace("      eth0", "    interfaces:\n      eth0", 1)
+    path = tmp_path / "long.yaml"
+    path.write_text("name: palm\nnetworks:\n  lan: {}\nnodes:\n  a:\n" + body)
+    with pytest.raises(InputError) as info:
+        plan_file(path)
+    assert "characters)" in str(info.value)
+    assert len(str(info.value)) < 600, str(info.value)[:600]
+
+
 def test_static_link_local_in_fe80_64_is_a_routers_choice() -> None:
     text = """\
     name: palm
@@ -312,3 +359,99 @@ def test_renumber_and_launch_take_the_files_rules() -> None:
         with_copies(cascade, {"h9\n": "h1"})
     with pytest.raises(InputError, match="more than 10,000"):
         with_copies(cascade, {f"h{i}x": "h1" for i in range(10_000)})
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _openwrt_lab(tmp_path: Path, uci: str) -> Path:
+    """examples/palm.yaml in `tmp_path` with its router's `uci:` replaced."""
+    text = (EXAMPLES / "palm.yaml").read_text()
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "palm.yaml"
+    path.write_text(text.replace("uci: palm-router", f"uci: {uci}"))
+    shutil.copytree(EXAMPLES / "palm-router", tmp_path / "router")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (
+            lambda d: (d / "network").unlink() or (d / "network").mkdir(),
+            "'router/network' is a folder",
+        ),
+        (lambda d: os.mkfifo(d / "firewall"), "'router/firewall' is a FIFO"),
+        (lambda d: (d / "firewall").symlink_to("/dev/zero"), "is a character device (by a sym"),
+        (
+            lambda d: (d / "dhcp").symlink_to("nothing"),
+            "'router/dhcp' is a symbolic link to nothing",
+        ),
+    ],
+)
+def test_a_uci_file_that_is_not_a_regular_file_is_refused(
+    tmp_path: Path, make: Any, what: str
+) -> None:
+    """Silently taking OpenWrt's stock file instead hid the mistake."""
+    path = _openwrt_lab(tmp_path, "router")
+    make(tmp_path / "router")
+    with pytest.raises(InputError) as info:
+        load_lab(path)
+    assert (info.value.line, info.value.key) == (27, "nodes.router.uci")
+    assert what in str(info.value)
+
+
+@pytest.mark.parametrize("uci", ["/etc", "../../../../etc", "router/../.."])
+def test_uci_is_a_folder_next_to_the_lab_file(tmp_path: Path, uci: str) -> None:
+    path = _openwrt_lab(tmp_path, uci)
+    with pytest.raises(InputError, match="outside the lab file's folder") as info:
+        load_lab(path)
+    assert (info.value.line, info.value.key) == (27, "nodes.router.uci")
+    assert load_lab(_openwrt_lab(tmp_path / "ok", "router/.")).nodes["router"].uci is not None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
+def test_a_uci_folder_the_user_cannot_read_is_exit_2_at_the_uci_line() -> None:
+    """Run as nobody on a root-owned folder of mode 700: exit 2 naming the folder at
+    the lab file's `uci:` line (it was exit 1 and a bare PermissionError)."""
+    top = Path(tempfile.mkdtemp(prefix="xw-perm-"))
+    try:
+        top.chmod(0o755)
+        path = _openwrt_lab(top, "router")
+        path.chmod(0o644)
+        (top / "router").chmod(0o700)
+        src = Path(__file__).resolve().parents[2] / "src"
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        argv += [sys.executable, "-m", "palmnet", "plan", str(path)]
+        env = {**os.environ, "PYTHONPATH": str(src)}
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert (
+            "palm.yaml:27: nodes.router.uci: cannot read the folder 'router': Permission denied"
+            in (result.stderr)
+        )
+    finally:
+        shutil.rmtree(top)
+
+
+def test_plan_of_an_empty_file_name_says_it_is_empty() -> None:
+    from typer.testing import CliRunner
+
+    from palmnet.cli.app import build_app
+
+    message = "palmnet: the file name is empty: give the path of a lab file\n"
+    result = CliRunner().invoke(build_app(), ["plan", ""])
+    assert (result.exit_code, result.stderr) == (2, message)
+    src = Path(__file__).resolve().parents[2] / "src"  # the quick lane (cli/quick.py) too
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    argv = [sys.executable, "-m", "palmnet", "plan", ""]
+    quick = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    assert (quick.returncode, quick.stderr) == (2, message)
+
+
+def test_a_default_domain_follows_the_domain_rule() -> None:
+    """`domain: a-.lab` was refused while the default `xb-.lab` (lab name `xb-`) passed."""
+    with pytest.raises(InputError, match=r"default domain 'xb-\.lab'") as info:
+        lab("name: xb-\n")
+    assert (info.value.line, info.value.key) == (1, "name")
+    assert lab("name: xb-\ndomain: xb.lab\n").domain == "xb.lab"

@@ -15,7 +15,8 @@ def _say(msg: str) -> None:
 
 
 def plan(
-    topology: Path = typer.Argument(..., help="The lab file (YAML)."),
+    # str, not Path: Path("") is ".", and `plan ""` said ". : a folder"
+    topology: str = typer.Argument(..., help="The lab file (YAML)."),
     rootless: bool = typer.Option(
         False, "--rootless", help="Also refuse what a lab without root cannot have."
     ),

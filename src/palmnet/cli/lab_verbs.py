@@ -24,7 +24,7 @@ def emit_json(data: object) -> None:
     print(json.dumps(data, indent=2))
 
 
-def plan(topology: Path, fmt: str, rootless: bool = False) -> None:
+def plan(topology: str | Path, fmt: str, rootless: bool = False) -> None:
     from palmnet.lab import plan_file
 
     p = plan_file(topology, rootless_lab=rootless)

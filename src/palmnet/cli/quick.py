@@ -142,7 +142,7 @@ def _dispatch(call: Call) -> None:
 
         print(f"palmnet {__version__}")
     elif call.verb == "plan":
-        lab_verbs.plan(Path(str(a["topology"])), str(a["fmt"]), bool(a["rootless"]))
+        lab_verbs.plan(str(a["topology"]), str(a["fmt"]), bool(a["rootless"]))
     elif call.verb == "up":
         backend = a["backend"]
         lab_verbs.up(

@@ -221,7 +221,9 @@ class _Parser:
         head = words[0]
         command = _COMMANDS.get(head.text)
         if command is None:
-            raise self._error(f"invalid command '{head.text}'", head.line)
+            # cut as topology/describe.py's `shown` cuts (a sibling layer: not imported)
+            shown = head.text if len(head.text) <= 60 else head.text[:60] + "'..."
+            raise self._error(f"invalid command '{shown}'", head.line)
         args = words[1:]
         if command == "package":
             self._package(args, head.line)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from palmnet.addressing.eui64 import eui64_address, link_local
 from palmnet.addressing.mac import assign_macs, mac_key, stable_mac
 from palmnet.addressing.portmap import parse_port
+from palmnet.errors import InputError
 from palmnet.plan import spanning
 from palmnet.plan.address_clashes import check_addresses
 from palmnet.plan.external import (
@@ -45,7 +46,7 @@ from palmnet.plan.model import (
     Plan,
     RoutePlan,
 )
-from palmnet.plan.openwrt import WAN_DEVICE, Iface, read_openwrt
+from palmnet.plan.openwrt import WAN_DEVICE, Iface, read_openwrt, stock_network_problem
 from palmnet.plan.pd import PdDraft, allocate, duid_ll
 from palmnet.plan.routes import resolve_routes
 from palmnet.plan.routing import plan_routing
@@ -80,6 +81,10 @@ def _draft(lab: Lab, node: Node) -> _Draft:
         from palmnet.plan.uci_firewall import check_firewall
 
         v6only = frozenset(name for name, net in lab.networks.items() if not net.ipv4)
+        lacks = stock_network_problem(node)
+        if lacks is not None:
+            line, key = lab.where(node, "interfaces")
+            raise InputError(lacks, file=str(lab.source), line=line, key=key)
         ow = read_openwrt(lab.name, node, v6only)
         own_lines = len(ow.uci["firewall"].splitlines())
         if node.routing is not None:

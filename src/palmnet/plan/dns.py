@@ -44,6 +44,7 @@ from dns.rdtypes.ANY.SOA import SOA
 
 from palmnet.errors import InputError
 from palmnet.plan.model import DnsRecord, InterfacePlan, IPAddr, NodePlan, Plan
+from palmnet.topology.describe import reason, shown
 
 TTL = 300  # records: short enough that a changed lab is seen soon
 REFRESH = 3600
@@ -123,7 +124,7 @@ def _name(text: str) -> dns.name.Name:
     try:
         return dns.name.from_text(text)
     except dns.exception.DNSException as exc:
-        raise InputError(f"{text!r} is not a usable DNS name: {exc}") from None
+        raise InputError(f"{shown(text)} is not a usable DNS name: {reason(exc)}") from None
 
 
 def name_server(plan: Plan, records: Iterable[DnsRecord]) -> dns.name.Name:

@@ -35,12 +35,11 @@ from palmnet.plan.uci_values import (
 from palmnet.topology.checks import IFNAME_RULE
 from palmnet.topology.describe import shown
 from palmnet.topology.loader import read_lab_file
-from palmnet.topology.model import IFNAME, RESERVED_IFNAMES, Node
+from palmnet.topology.model import IFNAME, RESERVED_IFNAMES, UCI_FILES, Node
 
 WAN_DEVICE = "eth1"
 # OpenWrt's stock LAN is 192.168.1.1/24; labs use documentation prefixes only.
 LAB_LAN_IPV4 = "198.51.100.1"
-UCI_FILES = ("network", "firewall", "dhcp")
 STOCK_LAN_IPV4 = "\toption ipaddr '192.168.1.1'\n\toption netmask '255.255.255.0'\n"
 ULA_SPACE = ipaddress.IPv6Network("fc00::/7")
 
@@ -99,6 +98,28 @@ def uci_texts(lab: str, node: Node, v6only: frozenset[str] = frozenset()) -> dic
     return texts
 
 
+def stock_network_problem(node: Node) -> str | None:
+    """What the node's `interfaces:` lack for OpenWrt's stock /etc/config/network (its
+    WAN on eth1, its LAN bridge over every other interface), if the node uses it; the
+    lab file is what to fix then, not a file the user never wrote."""
+    if node.uci is not None and (node.uci / "network").is_file():
+        return None
+    lacks = []
+    if WAN_DEVICE not in node.interfaces:
+        lacks.append(f"{WAN_DEVICE} for the WAN (wan, wan6)")
+    if not any(name != WAN_DEVICE for name in node.interfaces):
+        lacks.append("a LAN port such as eth0 (br-lan bridges every interface but eth1)")
+    if not lacks:
+        return None
+    source = "its uci: folder has no network file" if node.uci else "it has no uci: folder"
+    have = ", ".join(node.interfaces) or "none"
+    them = "them" if len(lacks) > 1 else "it"
+    return (
+        f"OpenWrt's stock /etc/config/network ({source}) needs {' and '.join(lacks)}: "
+        f"add {them} to interfaces (interfaces: {have}), or write a network file"
+    )
+
+
 def uci_file(node: Node, name: str) -> str:
     """The file messages name: the `uci:` folder's, else OpenWrt's stock one."""
     if node.uci is not None and (node.uci / name).is_file():
@@ -148,13 +169,21 @@ def _bridges(network: UciPackage, node: Node, ifaces: dict[str, Iface]) -> None:
             raise fail(network, dev, "name", f"{name} is already an interface of node {node.name}")
         missing = [p for p in ports if p not in ifaces or ifaces[p].kind != "veth"]
         taken = [p for p in ports if p in ifaces and ifaces[p].master is not None]
-        if missing or not ports:
-            known = ", ".join(node.interfaces) or "none"
+        known = ", ".join(node.interfaces) or "none"
+        if not ports:
             raise fail(
                 network,
                 dev,
                 "ports",
-                f"bridge {name}: port {shown(', '.join(missing)) if missing else '(none)'} is "
+                f"bridge {name} has no ports: add `list ports 'IF'` naming an interface of "
+                f"node {node.name} in the topology (interfaces: {known})",
+            )
+        if missing:
+            raise fail(
+                network,
+                dev,
+                "ports",
+                f"bridge {name}: port {shown(', '.join(missing))} is "
                 f"not an interface of node {node.name} in the topology (interfaces: {known})",
             )
         if taken or len(set(ports)) != len(ports):

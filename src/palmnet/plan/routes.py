@@ -21,7 +21,7 @@ import ipaddress
 
 from palmnet.errors import InputError
 from palmnet.plan.model import InterfacePlan, IPAddr, IPNet, NodePlan, RoutePlan
-from palmnet.topology.describe import shown
+from palmnet.topology.describe import reason, shown
 from palmnet.topology.model import Lab, RouteSpec
 
 
@@ -140,7 +140,7 @@ def _one(nodes: dict[str, NodePlan], me: NodePlan, spec: RouteSpec) -> RoutePlan
     try:
         to = ipaddress.ip_network(spec.to, strict=True)
     except ValueError as exc:
-        raise _RouteError("to", f"{shown(spec.to)} is not a prefix ({exc})") from None
+        raise _RouteError("to", f"{shown(spec.to)} is not a prefix ({reason(exc)})") from None
     try:
         ipaddress.ip_address(spec.via.partition("%")[0])
     except ValueError:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from palmnet.topology.describe import describe, shown
+from palmnet.topology.describe import describe, reason, shown
 
 
 def _require_str(value: Any, what: str) -> str:
@@ -47,7 +47,7 @@ def _ipv6_interface(value: Any) -> ipaddress.IPv6Interface:
         iface = ipaddress.IPv6Interface(text)
     except ValueError as exc:
         raise ValueError(
-            f"{shown(text)} is not an IPv6 address with prefix length: {exc}"
+            f"{shown(text)} is not an IPv6 address with prefix length: {reason(exc)}"
         ) from None
     why = unicast6_problem(iface)
     if why:
@@ -86,7 +86,7 @@ def _ipv4_interface(value: Any) -> ipaddress.IPv4Interface:
         iface = ipaddress.IPv4Interface(text)
     except ValueError as exc:
         raise ValueError(
-            f"{shown(text)} is not an IPv4 address with prefix length: {exc}"
+            f"{shown(text)} is not an IPv4 address with prefix length: {reason(exc)}"
         ) from None
     why = unicast4_problem(iface)
     if why:
@@ -118,7 +118,7 @@ def _ipv6_network(value: Any) -> ipaddress.IPv6Network:
     try:
         return ipaddress.IPv6Network(text)
     except ValueError as exc:
-        raise ValueError(f"{shown(text)} is not an IPv6 prefix ({exc})") from None
+        raise ValueError(f"{shown(text)} is not an IPv6 prefix ({reason(exc)})") from None
 
 
 def delegation_pool(value: Any) -> ipaddress.IPv6Network:
@@ -180,7 +180,7 @@ def _prefix(value: Any, kind: type[_Net], what: str, example: str) -> _Net:
     try:
         return kind(text)
     except ValueError as exc:
-        raise ValueError(f"{shown(text)} is not {what} ({exc})") from None
+        raise ValueError(f"{shown(text)} is not {what} ({reason(exc)})") from None
 
 
 def nat64_prefix(value: Any) -> ipaddress.IPv6Network:

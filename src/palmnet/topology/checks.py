@@ -199,6 +199,8 @@ def check_node(merged: Any, path: Path_, report: Report) -> None:
                     (*rpath, "interfaces", name),
                     f"no interface {shown(name)} on this node (interfaces: {known})",
                 )
+    if merged.kind == "openwrt":
+        _check_openwrt_interfaces(merged, path, report)
     if merged.nat64 is not None and merged.kind not in ("router", "openwrt"):
         report((*path, "nat64"), f"nat64: is for kind router or openwrt, not {merged.kind}")
     if merged.clat and merged.kind != "host":
@@ -217,3 +219,32 @@ def check_node(merged: Any, path: Path_, report: Report) -> None:
                     f"the pool {pool} holds {inside[0].network} of this node's {ifname}: "
                     "it would delegate its own link's prefix",
                 )
+
+
+def _check_openwrt_interfaces(merged: Any, path: Path_, report: Report) -> None:
+    """An openwrt node's addresses and RAs come from its UCI files, as on OpenWrt: an
+    `ipv6:`, `ipv4:` or `ra:` in the lab file would be silently dropped."""
+    for ifname, iface in merged.interfaces.items():
+        ipath = (*merged.origins.get(f"interfaces.{ifname}", path), "interfaces", ifname)
+        for family, option in (("ipv6", "ip6addr"), ("ipv4", "ipaddr")):
+            addresses = getattr(iface, family)
+            if addresses:
+                report(
+                    (*ipath, family),
+                    f"an openwrt node's addresses come from its UCI files, not {family}: here: "
+                    f"add `list {option} '{addresses[0]}'` to the `config interface` section "
+                    f"of {ifname} (or of its bridge) in {_uci_file(merged.uci, 'network')}",
+                )
+        if iface.ra:
+            report(
+                (*ipath, "ra"),
+                "an openwrt node's router advertisements come from its UCI files, not ra: "
+                "here: odhcpd's `option ra 'server'` in the LAN's `config dhcp` section of "
+                + _uci_file(merged.uci, "dhcp"),
+            )
+
+
+def _uci_file(uci: str | None, name: str) -> str:
+    if uci is None:
+        return f"a {name} file in a uci: folder (/etc/config/{name}: stock without one)"
+    return f"{shown(uci.rstrip('/') + '/' + name)} (/etc/config/{name} on the node)"

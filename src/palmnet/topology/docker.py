@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 
 from palmnet.addressing.portmap import parse_port
+from palmnet.topology.describe import reason, shown
 from palmnet.topology.model import DockerSpec
 
 # Docker's own rule for a container name.
@@ -36,7 +37,7 @@ def parse_volume(text: str) -> tuple[str, str]:
         parts = parts[:2]
     if len(parts) != 2 or not parts[0] or not parts[1].startswith("/"):
         raise ValueError(
-            f"{text!r} is not FOLDER:/PATH (a folder next to the lab file, mounted "
+            f"{shown(text)} is not FOLDER:/PATH (a folder next to the lab file, mounted "
             "read-only at an absolute path in the container)"
         )
     return parts[0], parts[1]
@@ -47,15 +48,17 @@ def container_problems(spec: DockerSpec) -> list[tuple[tuple[str | int, ...], st
     out: list[tuple[tuple[str | int, ...], str]] = []
     if not CONTAINER_NAME.fullmatch(spec.name):
         rule = "[a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 63 characters"
-        out.append((("name",), f"{spec.name!r} is not a container name ({rule})"))
+        out.append((("name",), f"{shown(spec.name)} is not a container name ({rule})"))
     if not IMAGE_NAME.fullmatch(spec.image):
-        out.append((("image",), f"{spec.image!r} is not a local image name (lowercase NAME[:TAG])"))
+        out.append(
+            (("image",), f"{shown(spec.image)} is not a local image name (lowercase NAME[:TAG])")
+        )
     seen: dict[tuple[int, str], int] = {}
     for index, text in enumerate(spec.ports):
         try:
             port = parse_port(text)
         except ValueError as exc:
-            out.append((("ports", index), str(exc)))
+            out.append((("ports", index), reason(exc)))
             continue
         key = (port.host, port.proto)
         if key in seen:
@@ -66,5 +69,5 @@ def container_problems(spec: DockerSpec) -> list[tuple[tuple[str | int, ...], st
         try:
             parse_volume(text)
         except ValueError as exc:
-            out.append((("volumes", index), str(exc)))
+            out.append((("volumes", index), reason(exc)))
     return out

@@ -15,7 +15,9 @@ All problems are raised together as one `TopologyError` (an `InputError`).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,7 +26,7 @@ from palmnet.topology.checks import IFNAME_RULE, check_layer, check_network, che
 from palmnet.topology.conflicts import Entry, check_statics
 from palmnet.topology.describe import shown
 from palmnet.topology.docker import container_problems, parse_volume
-from palmnet.topology.limits import MAX_FILE_BYTES, MAX_ITEMS, MAX_NODES
+from palmnet.topology.limits import MAX_FILE_BYTES, MAX_ITEMS, MAX_NODES, SHOWN_CHARS
 from palmnet.topology.model import (
     DOMAIN,
     IFNAME,
@@ -32,6 +34,7 @@ from palmnet.topology.model import (
     NODE_NAME,
     PROFILE_NAME,
     SUPPORTED_KINDS,
+    UCI_FILES,
     Lab,
     LabHeader,
     NetworkSpec,
@@ -61,6 +64,8 @@ def read_lab_file(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
     """The text of a lab (or UCI) file, at most `limit` bytes; one that cannot be
     read is an `InputError`. Reading stops at the limit, so /dev/zero is refused too."""
     filename = str(path)
+    if not filename:  # Path("") is ".", the current folder
+        raise InputError("the file name is empty: give the path of a lab file")
     try:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)
@@ -118,6 +123,12 @@ class _Loader:
         domain = _domain(data, name)
         if "domain" in data and domain is not None and not DOMAIN.fullmatch(domain):
             self.problem(("domain",), f"invalid domain {shown(domain)}: not a valid DNS name")
+        elif domain is not None and LAB_NAME.fullmatch(name) and not DOMAIN.fullmatch(domain):
+            self.problem(
+                ("name",),
+                f"the default domain {shown(domain)} made from the lab name is not a valid "
+                "DNS name (a label cannot end with '-'): rename the lab or set domain:",
+            )
         lab_dad = header.dad if header is not None else True
         self.backend = header.backend if header is not None else None
 
@@ -153,11 +164,20 @@ class _Loader:
             where = node.origins.get("member", ("nodes", node.template))
             if node.member is not None and where not in said:
                 said.add(where)
-                self.problem((*where, "member"), f"{node.member!r} {why}")
+                self.problem((*where, "member"), f"{shown(node.member)} {why}")
 
     # -- pass 1 and 2: each section's entries -----------------------------------------
 
     def load_networks(self, raw: dict[str, Any]) -> dict[str, NetworkSpec]:
+        if len(raw) > MAX_ITEMS:
+            # Each network is a bridge `up` makes: counted before any is validated.
+            # (Profiles make nothing themselves: their keys count in the nodes using them.)
+            self.problem(
+                ("networks",),
+                f"the lab would have more than {MAX_ITEMS:,} networks, nodes, interfaces, "
+                f"static addresses and routes (the limit); networks: has {len(raw):,}",
+            )
+            raise self.fail()
         networks: dict[str, NetworkSpec] = {}
         for name, body in raw.items():
             path = ("networks", name)
@@ -317,7 +337,9 @@ class _Loader:
         for index, spec in enumerate(merged.docker):
             at = (*where, "docker", index)
             if spec.name in names:
-                self.problem((*at, "name"), f"{spec.name!r} is also docker[{names[spec.name]}]")
+                self.problem(
+                    (*at, "name"), f"{shown(spec.name)} is also docker[{names[spec.name]}]"
+                )
             names.setdefault(spec.name, index)
             for keys, message in container_problems(spec):
                 self.problem((*at, *keys), message)
@@ -335,22 +357,41 @@ class _Loader:
         return folders
 
     def uci_folder(self, uci: str | None, kind: str, path: Path_) -> Path | None:
-        """`uci:` names a folder of UCI files next to the lab file, for openwrt nodes."""
+        """`uci:` names a folder of UCI files next to the lab file, for openwrt nodes:
+        a relative path that stays in the lab file's folder (README: the folder is
+        the router's /etc/config, beside its lab), each file in it one `plan` can read."""
         if uci is None:
             return None
+        where = (*path, "uci")
         if kind != "openwrt":
-            self.problem((*path, "uci"), f"uci: is for kind openwrt, not {kind}")
+            self.problem(where, f"uci: is for kind openwrt, not {kind}")
             return None
-        folder = Path(self.filename).parent / uci
+        base = Path(self.filename).parent
+        folder = base / uci
         try:
             found = folder.is_dir()
-        except (OSError, ValueError):
-            found = False  # a name too long or not a path: reported as not found
-        if not found:
+            inside = folder.resolve().is_relative_to(base.resolve())
+        except (OSError, ValueError, RuntimeError):
+            found = inside = False  # a name too long or not a path: reported as not found
+        if Path(uci).is_absolute() or (found and not inside):
             self.problem(
-                (*path, "uci"), f"no folder {shown(str(folder))} (relative to the lab file)"
+                where,
+                f"uci: {shown(uci)} is outside the lab file's folder: name a folder next to "
+                "the lab file, by a relative path (e.g. uci: router)",
             )
             return None
+        if not found:
+            self.problem(where, f"no folder {shown(str(folder))} (relative to the lab file)")
+            return None
+        try:
+            os.stat(os.path.join(folder, "."))  # a folder one may not enter: said once
+        except OSError as exc:
+            self.problem(where, f"cannot read the folder {shown(uci)}: {exc.strerror}")
+            return None
+        for name in UCI_FILES:
+            why = _uci_file_problem(folder / name, _uci_name(uci, name))
+            if why is not None:
+                self.problem(where, why)
         return folder
 
     def layers(self, spec: NodeSpec, path: Path_) -> list[Layer] | None:
@@ -444,6 +485,47 @@ def _items(merged: Overlaid) -> int:
     """What one copy of an entry makes: itself, its interfaces, addresses and routes."""
     addresses = sum(len(i.ipv6) + len(i.ipv4) for i in merged.interfaces.values())
     return 1 + len(merged.interfaces) + addresses + len(merged.routes)
+
+
+def _uci_name(uci: str, name: str) -> str:
+    """A UCI file as the user knows it: `'router/network'` (its file name kept whole)."""
+    path = f"{uci.rstrip('/')}/{name}"
+    return shown(path) if len(path) <= SHOWN_CHARS else f"{name} in {shown(uci)}"
+
+
+def _uci_file_problem(path: Path, shown_as: str) -> str | None:
+    """Why `plan` cannot use the UCI file at `path`; None if it can, or if there is none
+    (the stock file is used)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"{shown_as} is a symbolic link to nothing"
+        return None
+    except OSError as exc:
+        return f"cannot read {shown_as}: {exc.strerror or exc}"
+    if not stat.S_ISREG(mode):
+        what = _FILE_TYPES.get(stat.S_IFMT(mode), "not a regular file")
+        what += " (by a symbolic link)" if path.is_symlink() else ""
+        return (
+            f"{shown_as} is {what}: a UCI file is a regular file "
+            f"(without one the node takes OpenWrt's stock {path.name})"
+        )
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        return f"cannot read {shown_as}: {exc.strerror or exc}"
+    return None
+
+
+_FILE_TYPES = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def _raw_count(body: Any) -> int | None:

@@ -51,6 +51,9 @@ DOMAIN = re.compile(
 PROFILE_NAME = re.compile(r"[^\x00-\x20\x7f/]{1,64}")
 # A folder name or an LXD image alias: printable, no whitespace, not too long.
 PLAIN_TEXT = re.compile(r"[^\x00-\x20\x7f]{1,255}")
+# The files an openwrt node's `uci:` folder may hold, as in /etc/config on OpenWrt;
+# one it lacks is OpenWrt's stock file (plan/openwrt.py).
+UCI_FILES = ("network", "firewall", "dhcp")
 
 NodeKind = Literal["host", "router", "openwrt", "isp"]
 SupportedKind = Literal["host", "router", "openwrt", "isp"]

@@ -6,18 +6,23 @@ The `loc` of each error is a key path into the parsed file, so the line comes
 from the `Source` line map and the message is rewritten per error type. A
 value that fits no branch of a union (`bfd: true` or `bfd: {interval: ...}`)
 is one message naming what would be valid, never pydantic's branch names; a
-value that has the shape of one branch gets that branch's own errors.
+value that has the shape of one branch gets that branch's own errors. An
+unknown key lists the keys of the model at its path (found through the
+fields' types, so `routes[0]` lists a route's keys), as the file writes them.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from difflib import get_close_matches
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from palmnet.topology.describe import describe, shown
-from palmnet.topology.model import SUPPORTED_KINDS, InterfaceSpec, Nat64Spec
+from palmnet.topology.limits import SHOWN_CHARS
+from palmnet.topology.model import SUPPORTED_KINDS
 from palmnet.topology.problems import Problem
 from palmnet.topology.yaml_source import Path_, Source, format_path
 
@@ -118,13 +123,56 @@ def _without_branches(errors: list[Any], data: Any) -> list[Any]:
     return plain
 
 
-def _model_at(model: type[BaseModel], parent: tuple[Any, ...]) -> type[BaseModel]:
-    # Nested models below a profile or node entry: interfaces, nat64.
-    if len(parent) >= 2 and parent[-2] == "interfaces":
-        return InterfaceSpec
-    if parent[-1:] == ("nat64",):
-        return Nat64Spec
-    return model
+def _model_at(model: type[BaseModel], parent: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model of the mapping at `parent` below `model`, found by following the
+    fields' types (`routes[0]` -> RouteSpec, `routing.interfaces.eth0` ->
+    RoutingInterfaceSpec); None where no model is (a mapping of free names)."""
+    here: list[Any] = [model]
+    for part in parent:
+        here = [t for kind in here for t in _step(kind, part)]
+    models = [t for t in here if isinstance(t, type) and issubclass(t, BaseModel)]
+    return models[0] if models else None
+
+
+def _step(kind: Any, part: Any) -> list[Any]:
+    """The types one key or index below a value of type `kind` may have."""
+    origin, args = get_origin(kind), get_args(kind)
+    if origin is Annotated:
+        return _step(args[0], part)
+    if origin in (Union, UnionType):
+        return [t for arg in args for t in _step(arg, part)]
+    if isinstance(kind, type) and issubclass(kind, BaseModel) and isinstance(part, str):
+        fields = kind.model_fields
+        name = next((n for n, f in fields.items() if part in (n, f.alias)), None)
+        return _unwrap(fields[name].annotation) if name is not None else []
+    if origin is dict and isinstance(part, str):
+        return _unwrap(args[1])
+    if origin in (list, tuple) and isinstance(part, int):
+        return _unwrap(args[0])
+    return []
+
+
+def _unwrap(kind: Any) -> list[Any]:
+    """`X | None` and `Annotated[X, ...]` as the types a value may have."""
+    origin, args = get_origin(kind), get_args(kind)
+    if origin is Annotated:
+        return _unwrap(args[0])
+    if origin in (Union, UnionType):
+        return [t for arg in args for t in _unwrap(arg)]
+    return [kind]
+
+
+def _unknown_key(model: type[BaseModel] | None, key: Any) -> str:
+    """`unknown key 'x' (valid: ...)`: keys as the file writes them (an alias such as
+    `security.nesting`, not the Python name), and the closest one if it is close."""
+    if model is None:
+        return f"unknown key {shown(key)}"
+    keys = [f.alias or name for name, f in model.model_fields.items()]
+    if not keys:
+        return f"unknown key {shown(key)} (no keys are valid here yet)"
+    close = get_close_matches(str(key), keys, n=1) if len(str(key)) <= SHOWN_CHARS else []
+    guess = f", did you mean {close[0]!r}?" if close else ""
+    return f"unknown key {shown(key)}{guess} (valid: {', '.join(keys)})"
 
 
 def _problem(model: type[BaseModel], error: Any, prefix: Path_, source: Source) -> Problem:
@@ -134,11 +182,8 @@ def _problem(model: type[BaseModel], error: Any, prefix: Path_, source: Source) 
     value = error.get("input")
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
-        valid = ", ".join(_model_at(model, loc[:-1]).model_fields)
-        hint = f"valid: {valid}" if valid else "no keys are valid here yet"
-        return Problem(
-            source.line(path), format_path(path[:-1]), f"unknown key {shown(path[-1])} ({hint})"
-        )
+        message = _unknown_key(_model_at(model, loc[:-1]), path[-1])
+        return Problem(source.line(path), format_path(path[:-1]), message)
     if kind == "missing":
         return Problem(
             source.line(path[:-1]),
@@ -154,9 +199,9 @@ def _problem(model: type[BaseModel], error: Any, prefix: Path_, source: Source) 
         name = path[-1] if isinstance(path[-1], str) else "value"
         if name == "kind":
             valid = ", ".join(SUPPORTED_KINDS)
-            return Problem(line, key, f"unknown kind {value!r} (supported: {valid})")
+            return Problem(line, key, f"unknown kind {shown(value)} (supported: {valid})")
         expected = ctx.get("expected", "").replace("'", "")
-        return Problem(line, key, f"unknown {name} {value!r} (valid: {expected})")
+        return Problem(line, key, f"unknown {name} {shown(value)} (valid: {expected})")
     if kind == "union":
         return Problem(line, key, f"expected {error['msg']}, got {describe(value)}")
     if kind in _TYPE_WORDS:

@@ -188,7 +188,7 @@ class YamlBuilder:
             raise self.fail(line, "an anchor on a key is not supported (anchor the value)")
         if text in top.first:
             raise self.fail(
-                line, f"duplicate key {text!r} (first at line {top.first[text]})", top.path
+                line, f"duplicate key {shown(text)} (first at line {top.first[text]})", top.path
             )
         self._count(1, 0, line)
         top.size += 1

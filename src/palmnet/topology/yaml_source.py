@@ -18,6 +18,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
 from palmnet.errors import InputError
+from palmnet.topology.describe import reason
 from palmnet.topology.yaml_build import Path_, YamlBuilder, format_path
 
 __all__ = ["Path_", "Source", "format_path", "parse_yaml"]
@@ -49,7 +50,7 @@ def parse_yaml(text: str, filename: str) -> Source:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None  # ruamel marks are 0-based
-        message = f"invalid YAML: {exc.problem or exc.context}"
+        message = f"invalid YAML: {reason(exc.problem or exc.context)}"
         if exc.context and exc.problem and exc.context_mark is not None:
             message += f" ({exc.context} started at line {exc.context_mark.line + 1})"
         raise InputError(message, file=filename, line=line) from None
@@ -62,5 +63,5 @@ def parse_yaml(text: str, filename: str) -> Source:
         ) from None
     except YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"invalid YAML: {first}", file=filename) from None
+        raise InputError(f"invalid YAML: {reason(first)}", file=filename) from None
     return Source(data, lines)
