@@ -6,19 +6,8 @@ This package is the pure layer under it: `uci` reads and writes those files
 holds the stock files of one OpenWrt release, and `fw4` compiles the
 firewall file to one nftables table the way OpenWrt's firewall4 does.
 Nothing here touches the kernel.
+
+Importing the package imports none of its modules: `plan` of a lab without an
+openwrt node reads the stock files (`defaults`) and never pays for the fw4
+compiler (17 ms of start-up, 17 of its dataclasses).
 """
-
-from palmnet.openwrt.fw4 import FirewallResult, FirewallWarning, compile_firewall
-from palmnet.openwrt.uci import UciError, UciOption, UciPackage, UciSection, parse, write
-
-__all__ = [
-    "FirewallResult",
-    "FirewallWarning",
-    "UciError",
-    "UciOption",
-    "UciPackage",
-    "UciSection",
-    "compile_firewall",
-    "parse",
-    "write",
-]
