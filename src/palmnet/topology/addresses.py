@@ -49,6 +49,11 @@ def _ipv6_interface(value: Any) -> ipaddress.IPv6Interface:
         raise ValueError(
             f"{shown(text)} is not an IPv6 address with prefix length: {reason(exc)}"
         ) from None
+    if iface.scope_id is not None:
+        raise ValueError(
+            f"{shown(text)} has a zone after '%': an interface's "
+            "address takes none, the interface it is listed under is its zone"
+        )
     why = unicast6_problem(iface)
     if why:
         raise ValueError(f"{iface} is {why}, not an address for an interface")
