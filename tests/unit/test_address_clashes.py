@@ -75,3 +75,19 @@ def test_the_same_link_local_address_on_different_links_is_fine() -> None:
     for name in ("r", "r2"):
         held = plan.node(name).interfaces[0].ipv6_static  # type: ignore[attr-defined]
         assert "fe80::1/64" in {str(a) for a in held}
+
+
+def test_the_same_private_ipv4_lan_behind_two_routers_is_fine() -> None:
+    """Two openwrt nodes on OpenWrt's stock network: 198.51.100.1 on each br-lan and
+    leases from each LAN's own range, on two separate LANs, as NAT makes it run."""
+    node = "    kind: openwrt\n    interfaces:\n      eth0: {{network: {lan}}}\n"
+    node += "      eth1: {{network: lan}}\n"
+    hosts = "".join(
+        f"  h{lan}:\n    count: 12\n    interfaces:\n      eth0: {{network: {lan}}}\n"
+        for lan in ("l1", "l2")
+    )
+    text = LAN.replace("  other: {}\n", "  l1: {}\n  l2: {}\n")
+    text += "  ra:\n" + node.format(lan="l1") + "  rb:\n" + node.format(lan="l2") + hosts
+    plan = _plan(text)
+    lans = {n: plan.node(n).interface("br-lan").ipv4_static for n in ("ra", "rb")}  # type: ignore[attr-defined]
+    assert lans["ra"] == lans["rb"]  # the same stock LAN address, on two links

@@ -7,7 +7,10 @@ addresses an openwrt node reads from its UCI files (the same folder on two
 nodes, or one node with `count:`), and the DHCP leases a LAN reserves. Any of
 them held twice fails DAD at `up` on a shared link, or breaks routing across
 links, so `plan` refuses them, each at the lab file's line of the node that
-brings it. A link-local address is unique only on its link.
+brings it. A link-local address is unique only on its link, and so is an IPv4
+address here: the same private LAN behind two routers' NAT (the stock
+198.51.100.1 on every openwrt node's br-lan, 192.168.1.1 on OpenWrt) is how
+IPv4 is run, and each LAN's leases come from its own range.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def check_addresses(lab: Lab, nodes: Sequence[NodePlan]) -> None:
         for iface in node.interfaces:
             for address, how in _held(node, iface):
                 ip = address.ip
-                key = (iface.network, ip) if ip.is_link_local else ip
+                key = (iface.network, ip) if ip.version == 4 or ip.is_link_local else ip
                 mine = Holder(node.name, iface.name, how)
                 other = seen.setdefault(key, mine)
                 if other is mine or (other.node, other.interface) == (node.name, iface.name):
@@ -73,8 +76,8 @@ def check_addresses(lab: Lab, nodes: Sequence[NodePlan]) -> None:
                         line or 0,
                         path,
                         f"{ip} would be held twice: by {other} and by {mine}; an "
-                        "address belongs to one interface (on one link DAD fails at `up`, "
-                        "across links routing breaks): give one of them another",
+                        "address belongs to one interface (on one link DAD or ARP conflicts "
+                        "at `up`, across links routing breaks): give one of them another",
                     )
                 )
     if problems:
