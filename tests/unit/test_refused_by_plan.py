@@ -3,6 +3,9 @@ exit 2 at the key that says it (an exploratory test found each)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from palmnet.errors import InputError
@@ -22,6 +25,7 @@ nodes:
     interfaces:
       eth0: {{network: lan, ipv4: [192.0.2.5/24]}}
 """
+ROOT = Path(__file__).resolve().parents[2]
 NAT64 = "\n    nat64: {{prefix: {prefix}, pool4: 203.0.113.128/26}}"
 
 
@@ -77,3 +81,19 @@ def test_the_same_lab_with_good_values_plans() -> None:
     text = _lab(extra=NAT64.format(prefix="2001:db8:64::/96"))
     text += "    routes:\n      - {to: 198.51.100.0/24, via: 192.0.2.1}\n"
     assert plan_lab(load_lab_text(text, "lab.yaml")).node("h").routes
+
+
+def test_a_uci_address_with_a_zone(tmp_path: Path) -> None:
+    router = tmp_path / "r"
+    shutil.copytree(ROOT / "examples" / "palm-router", router)
+    network = (router / "network").read_text()
+    (router / "network").write_text(
+        network.replace(
+            "option ip6addr '2001:db8:ebbd:2084::1/64'", "option ip6addr 'fe80::1%x/64'"
+        )
+    )
+    text = "name: zoned\nnetworks:\n  lan: {}\n  wan: {}\nnodes:\n  rt:\n    kind: openwrt\n"
+    text += "    uci: r\n    interfaces:\n      eth0: {network: lan}\n      eth1: {network: wan}\n"
+    with pytest.raises(InputError, match="written with a zone") as caught:
+        plan_lab(load_lab_text(text, str(tmp_path / "lab.yaml")))
+    assert caught.value.file == str(router / "network") and caught.value.key == "lan.ip6addr"

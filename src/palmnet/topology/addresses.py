@@ -49,11 +49,6 @@ def _ipv6_interface(value: Any) -> ipaddress.IPv6Interface:
         raise ValueError(
             f"{shown(text)} is not an IPv6 address with prefix length: {reason(exc)}"
         ) from None
-    if iface.scope_id is not None:
-        raise ValueError(
-            f"{shown(text)} has a zone after '%': an interface's "
-            "address takes none, the interface it is listed under is its zone"
-        )
     why = unicast6_problem(iface)
     if why:
         raise ValueError(f"{iface} is {why}, not an address for an interface")
@@ -62,6 +57,8 @@ def _ipv6_interface(value: Any) -> ipaddress.IPv6Interface:
 
 def unicast6_problem(iface: ipaddress.IPv6Interface) -> str | None:
     ip = iface.ip
+    if iface.scope_id is not None:  # `ip` drops the zone: ask the interface
+        return "written with a zone after '%' (the interface it is on is its zone)"
     if ip.is_multicast:
         return "a multicast address (ff00::/8)"
     if ip.is_unspecified:
