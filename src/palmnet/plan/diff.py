@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from palmnet.plan.model import NodePlan, Plan
+from palmnet.topology.limits import SHOWN_CHARS
 
 
 @dataclass
@@ -50,7 +51,10 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
         if name not in old_nodes:
             d.added.append(name)
         elif without_roster(old_nodes[name]) != without_roster(node):
-            d.refused.append(f"  node {name}: " + _node_change(old_nodes[name], node))
+            d.refused.append(
+                f"  node {name}: "
+                + _node_change(without_roster(old_nodes[name]), without_roster(node))
+            )
     d.removed = [n for n in old_nodes if n not in new_nodes]
     old_nets = {n.name for n in old.networks}
     gone = old_nets - {n.name for n in new.networks}
@@ -137,4 +141,4 @@ def _by_name(items: tuple[object, ...]) -> dict[str, object] | None:
 
 def _short(value: object) -> str:
     text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
