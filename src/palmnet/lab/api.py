@@ -451,8 +451,10 @@ class LabAPI:
 
         done = []
         for node, service in dead_services(plan, j, set(j.meta("stopped", []))):
-            backend.start_service(plan, j, node, service)
+            # forgotten first: a supervisor waking between the two would otherwise
+            # read the old "failed" record against the new pid and never watch it
             supervisor.forget(j, f"{node}/{service}")
+            backend.start_service(plan, j, node, service)
             done.append(f"{node}/{service}")
         if supervisor.pid_of(j) is None:
             supervisor.start(plan.lab, j)

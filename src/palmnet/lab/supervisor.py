@@ -235,8 +235,10 @@ class Supervisor:
                 entry = next((e for e in j.entries("process", node=node) if e.name == key), None)
                 if entry is not None and entry.data.get("pid"):
                     dead = int(entry.data["pid"])
-                    self.counted[key] = (dead, entry.data.get("start"))
-                    processes.stop(dead, entry.data.get("start"))  # or never got ready
+                    started = entry.data.get("start")
+                    self.counted[key] = (dead, started)
+                    if started is not None:  # never signal a pid that may be another's now
+                        processes.stop(dead, started)  # or never got ready
                 if record.state != respawn.FAILED:
                     self.due[key] = (time.monotonic() + respawn.delay(record), dead)
                 return
@@ -266,7 +268,7 @@ class Supervisor:
         self.say(f"lab {self.lab} is gone: supervisor exits")
 
 
-UNKNOWN_EXIT = "exited (how: reaped by its parent before the supervisor could ask)"
+UNKNOWN_EXIT = "died (how unknown: reaped by its parent before the supervisor could ask)"
 
 
 def describe(status: int) -> str:
