@@ -266,7 +266,7 @@ ZONES = (
             "any_reject_code",
             "port-unreachable",
         ),
-        ("config rules\n\toption src 'wan'\n", "error", None, "defaults, zone, forwarding, rule"),
+        ("config rules\n\toption src 'wan'\n", "warning", None, "defaults, zone, forwarding, rule"),
         # fw4 uses the section without what is named: a warning
         ("config rule\n\toption colour 'blue'\n", "warning", "colour", None),
         ("config rule\n\toption _name 'old'\n", "warning", "_name", None),
@@ -296,14 +296,14 @@ def test_each_warning_says_how_much_it_matters(
     assert first.notice is (level == "notice")
 
 
-def test_an_unknown_section_type_is_an_error_fw4_would_pass_over() -> None:
-    """fw4 reads only the types it knows: `config rules` would be dropped without a
-    word, so the compiler says so (and strict mode refuses it)."""
+def test_an_unknown_section_type_is_said_with_the_type_meant() -> None:
+    """fw4 reads only the types it knows and drops `config rules` without a word:
+    the compiler warns, with the close type (strict mode refuses it)."""
     text = ZONES + "config rules\n\toption name 'typo'\n"
     result = compile_text(text)
     assert [str(w) for w in result.warnings] == [
         "/etc/config/firewall:9: Section @rules[0] (typo) has type 'rules', "
-        "which fw4 does not read, ignoring section"
+        "which fw4 does not read (did you mean 'rule'?), ignoring section"
     ]
     with pytest.raises(InputError):
         compile_text(text, strict=True)

@@ -116,16 +116,6 @@ PROBLEMS = {
         "@defaults[0].input",
         ["invalid value 'MAYBE'", "valid: ACCEPT, REJECT or DROP", "fw4 would skip the section"],
     ),
-    "section_type": (
-        "config defaults",
-        "config frob\n\toption x 'y'\n\nconfig defaults",
-        "config frob",
-        None,
-        [
-            "Section @frob[0] has type 'frob', which fw4 does not read, ignoring section",
-            "valid: defaults, zone, forwarding, rule, redirect, include, ipset, nat",
-        ],
-    ),
     "forwarding": (
         "option src 'lan'\n\toption dest 'wan'",
         "option src 'lan'\n\toption dest 'dmz'",
@@ -169,7 +159,7 @@ def test_plan_refuses_what_fw4_would_skip(case: str, tmp_path: Path) -> None:
 
 def test_every_problem_is_listed_in_line_order_and_plan_exits_2(tmp_path: Path) -> None:
     text = FIREWALL
-    for case in ("defaults", "icmp_type", "forwarding", "section_type", "port"):
+    for case in ("defaults", "icmp_type", "forwarding", "port"):
         old, new = PROBLEMS[case][:2]
         assert old in text
         text = text.replace(old, new, 1)
@@ -178,7 +168,7 @@ def test_every_problem_is_listed_in_line_order_and_plan_exits_2(tmp_path: Path) 
         _plan(lab)
     lines = str(info.value).splitlines()
     where = [int(line.split(":")[1]) for line in lines]
-    assert where == sorted(where) and len(lines) == 5, lines
+    assert where == sorted(where) and len(lines) == 4, lines
     assert all(line.startswith(f"{firewall}:") for line in lines)
     result = CliRunner().invoke(build_app(), ["plan", str(lab)])
     assert result.exit_code == 2
@@ -196,6 +186,7 @@ def test_what_fw4_only_reports_is_a_warning_and_notices_are_not_said(tmp_path: P
     text = text.replace("option name 'Allow-IGMP'", "option enabled '0'", 1)
     text = text.replace("option name 'Allow-ISAKMP'", "option _name 'old'", 1)
     text += "\nconfig include\n\toption path '/etc/firewall.user'\n"
+    text += "\nconfig rules\n\toption name 'typo'\n"  # fw4 drops it without a word
     lab, firewall = _palm(tmp_path, text)
     notes = [n for n in _plan(lab).notes if "firewall" in n]
     assert notes == [
@@ -205,6 +196,9 @@ def test_what_fw4_only_reports_is_a_warning_and_notices_are_not_said(tmp_path: P
         "Section @rule[8] option '_name' is deprecated by fw4",
         f"warning: router: {firewall}:{_line(text, 'config include')}: "
         "Section @include[0] section type 'include' is not supported by palmnet, skipping",
+        f"warning: router: {firewall}:{_line(text, 'config rules')}: "
+        "Section @rules[0] (typo) has type 'rules', which fw4 does not read "
+        "(did you mean 'rule'?), ignoring section",
     ]
 
 

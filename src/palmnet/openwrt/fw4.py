@@ -38,6 +38,7 @@ fw4_options (NOT_IN_PALMNET options).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 
 from palmnet.openwrt.fw4_model import WARNING, FirewallResult, FirewallWarning, Ruleset
@@ -68,7 +69,7 @@ When OpenWrt moves the pin, move this and review the golden diffs against
 the new fw4."""
 
 # Section types fw4 knows that palmnet does not compile (reported, then skipped).
-_NOT_IN_PALMNET = ("include", "ipset", "nat")
+_NOT_IN_PALMNET = ("include", "ipset", "nat", "helper")
 _KNOWN_TYPES = ("defaults", "zone", "forwarding", "rule", "redirect", *_NOT_IN_PALMNET)
 
 
@@ -107,6 +108,10 @@ def compile_firewall(
             report.warn(section, message, level=WARNING)
     for section in firewall.sections:
         if section.type not in _KNOWN_TYPES:
-            message = f"has type '{section.type}', which fw4 does not read, ignoring section"
-            report.warn(section, message, valid=", ".join(_KNOWN_TYPES))
+            # fw4 ignores it without a word; a typo (`config rules`) then loses a whole
+            # rule, so palmnet says it, as a warning (fw4 refuses nothing here)
+            close = difflib.get_close_matches(section.type, _KNOWN_TYPES, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            message = f"has type '{section.type}', which fw4 does not read{hint}, ignoring section"
+            report.warn(section, message, level=WARNING, valid=", ".join(_KNOWN_TYPES))
     return FirewallResult(render_ruleset(ruleset), report.warnings)
