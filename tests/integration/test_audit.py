@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -250,6 +251,20 @@ def routers_resolve_through_their_own_dns(lab: str) -> None:
         assert code == 0 and check["verdict"] != "FAIL", check
         assert f"127.0.0.1: its own DNS server, which answers {fqdn}" in check["evidence"]
         assert any(a in check["evidence"] for a in answered.split()), check  # any order
+    # Its own server not answering is a FAIL (the daemon frozen, not killed: the
+    # supervisor would start it again at once).
+    live = json.loads(run("ls", "--lab", lab, "--format", "json").stdout)
+    (pid,) = [
+        s["pid"] for n in live if n["name"] == "r1" for s in n["services"] if s["name"] == "dnsmasq"
+    ]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        code, card = audit(lab, "r1", "--only", "rdnss_dnssl")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    (check,) = card["checks"]
+    assert code == 1 and check["verdict"] == "FAIL", check
+    assert "its own DNS server (planned) does not answer r1.cascade.example" in check["evidence"]
     # A host still needs the RA's servers in its resolv.conf, and has them.
     _, card = audit(lab, "h1", "--only", "rdnss_dnssl")
     assert card["checks"][0]["verdict"] == "PASS", card

@@ -140,6 +140,11 @@ def _own_resolver(
     )
     name = f"{ctx.target.name}.{ctx.plan.domain}"
     answers = lookup(ctx, server, name)
+    if not answers and ctx.target.dns is not None:
+        return Outcome.failed(
+            f"{offered}; a router, and {where}, where its own DNS server (planned) does "
+            f"not answer {name}: is dnsmasq running? (palmnet ls shows its daemons)"
+        )
     if not answers:
         return Outcome.na(
             f"{offered}; a router, and {where}, where no DNS server answers {name}:"
