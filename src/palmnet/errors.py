@@ -61,6 +61,12 @@ class CommandNotFound(LabError):
     exit_code = 127
 
 
+class NotExecutable(LabError):
+    """`exec` of a file that is not a program (a folder, no x bit): 126, as a shell says."""
+
+    exit_code = 126
+
+
 class UnknownNode(InputError, KeyError):
     """A node name the lab does not have: said once, where the lookup lives (`Plan.node`).
 

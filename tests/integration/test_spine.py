@@ -150,6 +150,7 @@ def test_exec_passes_exit_code_and_sees_node_files(farm) -> None:
     assert node_exec(name, "w3", "sh", "-c", "exit 7", check=False).returncode == 7
     missing = node_exec(name, "w3", "no-such-program", check=False)
     assert missing.returncode == 127 and "command not found in node w3" in missing.stderr
+    assert node_exec(name, "w3", "/etc", check=False).returncode == 126  # not a program
     late = run("exec", "w3", "--lab", name, "--", "hostname", check=False)  # option after NODE
     assert late.returncode == 2 and "options go before it" in late.stderr
     prefixes = run("ls", "--lab", name, "--prefixes")  # a lab without DHCPv6-PD

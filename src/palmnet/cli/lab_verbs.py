@@ -110,7 +110,7 @@ def exec_(lab: str | None, node: str, command: list[str]) -> None:
     argv = list(command)
     if argv[:1] == ["--"]:
         argv = argv[1:]
-    elif lab is None and argv[:1] and argv[0].split("=")[0] in ("--lab", "-l"):
+    elif lab is None and argv[:1] and (argv[0].split("=")[0] == "--lab" or argv[0][:2] == "-l"):
         raise InputError(
             f"{argv[0]} after the node would be part of the command: options go before "
             f"it (palmnet exec --lab LAB {node} -- COMMAND)"

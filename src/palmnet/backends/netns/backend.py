@@ -18,7 +18,7 @@ from palmnet.backends.netns.names import (
     outer_names,
     switch_netns,
 )
-from palmnet.errors import CommandNotFound, LabError
+from palmnet.errors import CommandNotFound, LabError, NotExecutable
 from palmnet.kernel import namespaces, nsfs
 from palmnet.kernel.mountns import enter_node, mount_state_tmpfs
 from palmnet.plan.model import Plan
@@ -71,6 +71,8 @@ class NetnsNode(NodeHandle):
             os.execvp(argv[0], argv)
         except FileNotFoundError:
             raise CommandNotFound(f"{argv[0]}: command not found in node {self.name}") from None
+        except PermissionError:
+            raise NotExecutable(f"{argv[0]}: not a program node {self.name} can run") from None
 
     def host_path(self, path: str | Path) -> Path:
         """The node sees the host's files except its own /etc (the overlay's upper dir
