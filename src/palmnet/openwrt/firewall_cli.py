@@ -8,7 +8,7 @@ OpenWrt:
                                load the table atomically (fw4 makes no
                                difference between them either)
     stop                       delete table inet fw4
-    check                      compile strictly, load nothing
+    check                      every problem, load nothing (exit 2 unless only notices)
     show                       print the loaded table (nft list table inet fw4)
 
 Exit codes are palmnet's: 0 ok, 2 a file that cannot be used (one line,
@@ -88,16 +88,30 @@ def run(verb: str, config_dir: str, nft: str = "nft") -> None:
     elif verb == "stop":
         service.stop(nft)
     elif verb == "check":
-        for warning in service.check(config_dir).warnings:  # notices only: not errors
+        warnings = service.check(config_dir).warnings
+        for warning in warnings:
             print(warning, file=sys.stderr)
+        problems = [w for w in warnings if not w.notice]
+        if problems:  # exit 2: the file needs a fix (notices alone are fine)
+            raise CheckRefused(len(problems))
     elif verb == "show":
         sys.stdout.write(service.show(nft))
+
+
+class CheckRefused(InputError):
+    """`check` found problems, already printed one per line above."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} problem{'s' if count > 1 else ''} in the firewall file")
+        self.count = count
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         run(args.verb, args.config_dir, args.nft)
+    except CheckRefused as exc:
+        return exc.exit_code  # each problem is printed already
     except InputError as exc:
         print(exc.render().replace("\n", " "), file=sys.stderr)
         return exc.exit_code

@@ -7,7 +7,7 @@ This module does the same inside a node (its netns and its /etc):
 
     load(dir)     the firewall and network packages (UciError: file + line)
     apply(dir)    compile, print warnings to stderr as fw4 does, load with nft
-    check(dir)    compile strictly: the first warning is an InputError
+    check(dir)    compile, load nothing: every problem fw4 would report, each bad value
     show()        the table the kernel holds now
     stop()        remove the table
 
@@ -102,8 +102,10 @@ def apply(
 
 
 def check(config_dir: str = CONFIG_DIR) -> FirewallResult:
-    """Compile strictly and load nothing: the first warning raises InputError."""
-    return compile_dir(config_dir, strict=True)
+    """Compile and load nothing: every problem fw4 would report, with each refused
+    value of a section (fw4 names only the first), so one run shows them all."""
+    firewall, network = load(config_dir)
+    return compile_firewall(firewall, zone_devices(network), every=True)
 
 
 def show(nft: str = "nft") -> str:
