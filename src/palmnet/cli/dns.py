@@ -57,7 +57,7 @@ def _write(out: Path, zones: dict[str, str]) -> list[Path]:
 
 
 def zone(
-    lab_arg: str | None = typer.Argument(None, metavar="[LAB]", help="The running lab."),
+    lab_arg: str | None = typer.Argument(None, metavar="LAB", help="The running lab."),
     lab: str | None = LAB,
     topology: Path | None = typer.Option(
         None, "--topology", "-t", help="Work offline from this lab file (YAML)."
@@ -126,6 +126,13 @@ def _external(plan: Plan, fmt: ZoneFormat, running: bool) -> None:
         _, nodes = LabAPI().ls(plan.lab)
         learnt = {(n.name, i.name): i.ipv6 for n in nodes for i in n.interfaces}
     records = external_records(plan, learnt)
+    if not records and fmt is not ZoneFormat.json:
+        typer.echo(
+            "no record: no node on an external network holds a global address there yet "
+            "(its prefix comes from the LAN's router advertisements)",
+            err=True,
+        )
+        return
     if fmt is ZoneFormat.json:
         rows = [{"name": n, "type": rdtype(a), "address": str(a)} for n, a in records]
         typer.echo(json.dumps(rows, indent=2))

@@ -49,7 +49,7 @@ def up(
 
 
 def down(
-    lab_arg: str | None = typer.Argument(None, metavar="[LAB]", help="The lab."),
+    lab_arg: str | None = typer.Argument(None, metavar="LAB", help="The lab."),
     lab: str | None = LAB,
 ) -> None:
     """Remove every trace of a lab (also after a crash or kill -9)."""
@@ -57,7 +57,7 @@ def down(
 
 
 def ls(
-    lab_arg: str | None = typer.Argument(None, metavar="[LAB]", help="The lab."),
+    lab_arg: str | None = typer.Argument(None, metavar="LAB", help="The lab."),
     lab: str | None = LAB,
     prefixes: bool = typer.Option(
         False,
