@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from palmnet.errors import InputError
+from palmnet.openwrt import defaults
 from palmnet.plan.build import plan_lab
 from palmnet.topology.loader import load_lab_text
 
@@ -97,3 +98,22 @@ def test_a_uci_address_with_a_zone(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="written with a zone") as caught:
         plan_lab(load_lab_text(text, str(tmp_path / "lab.yaml")))
     assert caught.value.file == str(router / "network") and caught.value.key == "lan.ip6addr"
+
+
+def test_the_firewall_problems_of_every_openwrt_node_at_once(tmp_path: Path) -> None:
+    """Two routers, each with its own folder and a bad value: one `plan` names both."""
+    text = "name: twofw\nnetworks:\n  wan: {}\n  l1: {}\n  l2: {}\nnodes:\n"
+    for name, lan in (("ra", "l1"), ("rb", "l2")):
+        folder = tmp_path / name
+        shutil.copytree(ROOT / "examples" / "palm-router", folder)
+        stock = defaults.FIREWALL
+        assert "'bad-header'" in stock
+        (folder / "firewall").write_text(stock.replace("'bad-header'", "'bogus'", 1))
+        text += f"  {name}:\n    kind: openwrt\n    uci: {name}\n    interfaces:\n"
+        text += f"      eth0: {{network: {lan}}}\n      eth1: {{network: wan}}\n"
+    with pytest.raises(InputError) as caught:
+        plan_lab(load_lab_text(text, str(tmp_path / "lab.yaml")))
+    said = str(caught.value)
+    assert caught.value.exit_code == 2
+    for name in ("ra", "rb"):
+        assert f"{tmp_path / name / 'firewall'}:" in said and "'bogus'" in said, said

@@ -53,6 +53,7 @@ from palmnet.plan.routing import plan_routing
 from palmnet.plan.xlat import plan_xlat, xlat_notes
 from palmnet.topology.docker import parse_volume
 from palmnet.topology.model import Lab, Node
+from palmnet.topology.problems import ProblemsInFiles
 
 IPv6If = ipaddress.IPv6Interface
 DNS64_BACKEND_PORT = 5353  # dnsmasq's DNS behind a DNS64 (unbound answers on 53)
@@ -74,6 +75,24 @@ class _Draft:
     assignments: list[tuple[str, int, int]] = field(default_factory=list)
     unreachable: list[ipaddress.IPv6Network] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # warnings about its UCI files
+
+
+def _drafts(lab: Lab) -> list[_Draft]:
+    """Every node's draft; the UCI problems of all openwrt nodes are raised together,
+    so one `plan` names them all (each node's firewall lists all of its own)."""
+    drafts, errors = [], []
+    for node in lab.nodes.values():
+        try:
+            drafts.append(_draft(lab, node))
+        except InputError as exc:
+            if node.kind != "openwrt":
+                raise
+            errors.append(exc)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ProblemsInFiles(errors)
+    return drafts
 
 
 def _draft(lab: Lab, node: Node) -> _Draft:
@@ -197,7 +216,7 @@ def plan_lab(lab: Lab) -> Plan:
     """The plan of a lab, in named passes: each node's interfaces (UCI read for
     openwrt nodes), MACs, delegations, what each link offers, each LAN's services
     and DHCP reservations, then each node's plan, its routes and the DNS records."""
-    drafts = [_draft(lab, node) for node in lab.nodes.values()]
+    drafts = _drafts(lab)
     macs, notes = _macs(lab, drafts)
 
     def mac_of(node: str, iface: str) -> str:

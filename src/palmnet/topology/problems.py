@@ -37,3 +37,16 @@ class TopologyError(InputError):
             InputError(p.message, file=self.file, line=p.line, key=p.key or None).render()
             for p in self.problems
         )
+
+
+class ProblemsInFiles(InputError):
+    """Several files' problems at once (two openwrt nodes, each with its own broken
+    UCI folder): each error renders as itself, one after the other."""
+
+    def __init__(self, errors: list[InputError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        super().__init__(first.message, file=first.file, line=first.line, key=first.key)
+
+    def render(self) -> str:
+        return "\n".join(e.render() for e in getattr(self, "errors", [])) or super().render()
