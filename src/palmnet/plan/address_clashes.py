@@ -39,21 +39,24 @@ class Holder:
         return f"{self.node}.{self.interface} ({self.how})"
 
 
+# How each source of InterfacePlan.sourced() reads in a message ({mac}: the interface's).
+HOW = {
+    "link-local": "link-local of MAC {mac}",
+    "delegated": "from its delegated prefix",
+    "static": "static",
+    "slaac": "SLAAC from MAC {mac}",
+    "dhcpv6": "its DHCPv6 lease",
+    "dhcpv4": "its DHCPv4 lease",
+}
+
+
 def _held(node: NodePlan, iface: InterfacePlan) -> Iterator[tuple[Address, str]]:
-    static = UCI if node.kind == "openwrt" else "static"
-    yield iface.link_local, f"link-local of MAC {iface.mac}"
-    for a6 in iface.ipv6_static:
-        yield a6, static
-    for a4 in iface.ipv4_static:
-        yield a4, static
-    for a6 in iface.ipv6_slaac:
-        yield a6, f"SLAAC from MAC {iface.mac}"
-    for a6 in iface.ipv6_delegated:
-        yield a6, "from its delegated prefix"
-    for a6 in iface.ipv6_dhcp:
-        yield a6, "its DHCPv6 lease"
-    for a4 in iface.ipv4_dhcp:
-        yield a4, "its DHCPv4 lease"
+    for source, planned in iface.sourced():
+        how = HOW[source].format(mac=iface.mac)
+        if source == "static" and node.kind == "openwrt":
+            how = UCI
+        for address in planned:
+            yield address, how
 
 
 def check_addresses(lab: Lab, nodes: Sequence[NodePlan]) -> None:

@@ -58,10 +58,10 @@ class InterfacePlan:
             *self.ipv6_dhcp,
         )
 
-    def source_of(self, address: IPv6If | IPv4If) -> str | None:
-        """Who puts a planned address there: link-local, static, slaac, dhcpv6,
-        delegated (the PD client) or dhcpv4; None for an address the plan lacks."""
-        sources = (
+    def sourced(self) -> tuple[tuple[str, tuple[IPv6If | IPv4If, ...]], ...]:
+        """Every planned address by who puts it there: link-local, delegated (the PD
+        client), static, slaac, dhcpv6 or dhcpv4."""
+        return (
             ("link-local", (self.link_local,)),
             ("delegated", self.ipv6_delegated),
             ("static", (*self.ipv6_static, *self.ipv4_static)),
@@ -69,7 +69,10 @@ class InterfacePlan:
             ("dhcpv6", self.ipv6_dhcp),
             ("dhcpv4", self.ipv4_dhcp),
         )
-        for source, planned in sources:
+
+    def source_of(self, address: IPv6If | IPv4If) -> str | None:
+        """Who puts a planned address there (`sourced`); None if the plan lacks it."""
+        for source, planned in self.sourced():
             if address in planned:
                 return source
         return None
