@@ -455,3 +455,12 @@ def test_a_default_domain_follows_the_domain_rule() -> None:
         lab("name: xb-\n")
     assert (info.value.line, info.value.key) == (1, "name")
     assert lab("name: xb-\ndomain: xb.lab\n").domain == "xb.lab"
+
+
+@pytest.mark.parametrize("name", ["", "name: 7\n", '"rel\\n": x\n'])
+def test_a_domain_without_a_usable_lab_name_is_an_input_error(name: str) -> None:
+    """The default-domain check met a missing or non-string name (a TypeError the
+    plan fuzzer found): the name's own problem is said, exit 2."""
+    with pytest.raises(InputError) as caught:
+        load_lab_text(f"{name}domain: cascade.example\nnetworks: {{}}\nnodes: {{}}\n", "l.yaml")
+    assert caught.value.exit_code == 2

@@ -123,7 +123,12 @@ class _Loader:
         domain = _domain(data, name)
         if "domain" in data and domain is not None and not DOMAIN.fullmatch(domain):
             self.problem(("domain",), f"invalid domain {shown(domain)}: not a valid DNS name")
-        elif domain is not None and LAB_NAME.fullmatch(name) and not DOMAIN.fullmatch(domain):
+        elif (
+            domain is not None
+            and isinstance(name, str)
+            and LAB_NAME.fullmatch(name)
+            and not DOMAIN.fullmatch(domain)
+        ):
             self.problem(
                 ("name",),
                 f"the default domain {shown(domain)} made from the lab name is not a valid "
