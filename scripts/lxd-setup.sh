@@ -2,13 +2,14 @@
 # Make LXD ready for palmnet's LXD backend (run as root; .ci/run calls it before the
 # LXD tests). Idempotent: a second run changes nothing.
 #
-# 1. Installs lxd and lxd-client (Debian 12: LXD 5.0) with --no-install-recommends.
+# 1. Installs lxd, lxd-client (Debian 12: LXD 5.0) and btrfs-progs with --no-install-recommends.
 #    Installing must not change how the machine works: LXD's own services must not
 #    start. On systemd machines their units are masked first; elsewhere a
 #    policy-rc.d forbids starting any service during the install (left as found).
 # 2. Installs pylxd into .venv if it is not there (palmnet's `lxd` extra).
 # 3. `palmnet lxd init`: starts lxcfs and lxd in their own background sessions
-#    (no systemd), and preseeds a fresh LXD with a dir pool and a bridge with no
+#    (no systemd), and preseeds a fresh LXD with a pool (btrfs on a loop file where
+#    LXD can make one, with btrfs-progs installed here; else dir) and a bridge with no
 #    address, NAT or DHCP. An LXD that already has a storage pool or a network is
 #    never re-initialised.
 # By hand, the same without palmnet:
@@ -18,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(lxd lxd-client)
+PACKAGES=(lxd lxd-client btrfs-progs)
 UNITS=(lxd.service lxd.socket lxd-containers.service lxd-agent.service lxcfs.service)
 
 export DEBIAN_FRONTEND=noninteractive

@@ -399,6 +399,7 @@ def test_launch_firewall_and_dns_on_lxd(lab_name, tmp_path: Path) -> None:
     assert planned(run_json("ls", name)) == before
 
 
+@pytest.mark.serial  # lowers the machine's neighbour limit for a moment
 @needs_lxd
 def test_raised_neighbour_limit_is_restored_after_down_on_lxd(lab_name, tmp_path: Path) -> None:
     """`up --raise-neigh-limit` raises the machine's gc_thresh1/2/3 on LXD too, and `down`

@@ -92,6 +92,7 @@ def test_up_refuses_a_lab_past_the_open_file_limit(tmp_path: Path) -> None:
         run("down", name, check=False)
 
 
+@pytest.mark.serial  # sized from the machine's neighbour entries in use now
 def test_up_refuses_a_lab_past_the_neighbour_table(tmp_path: Path) -> None:
     """A LAN whose hosts would fill the machine's IPv6 neighbour table is refused before
     anything is made (else their router solicitations fail and `up` times out)."""

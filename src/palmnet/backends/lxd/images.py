@@ -25,6 +25,7 @@ by alias; `--force` rebuilds):
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -35,7 +36,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -546,13 +547,29 @@ def build(lxd: Lxd, name: str, report: Report, force: bool = False) -> str:
     return alias
 
 
+@contextlib.contextmanager
+def build_lock(name: str, report: Report) -> Iterator[None]:
+    """One build of an image at a time on this machine: two labs brought up at once on
+    a fresh machine would otherwise both debootstrap it and import it twice."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            report(f"waiting for another palmnet that is building the {name} image")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def ensure(lxd: Lxd, alias: str, report: Report) -> None:
     """Make sure the image a node needs is there: palmnet's own are built on demand,
     anything else must exist already."""
     for name in BUILDS:
         if alias == alias_of(name):
             if recipe_of(lxd, alias) != recipe(name):
-                build(lxd, name, report)
+                with build_lock(name, report):
+                    if recipe_of(lxd, alias) != recipe(name):  # not built meanwhile
+                        build(lxd, name, report)
             return
     if alias_target(lxd, alias) is not None:
         return
