@@ -436,17 +436,26 @@ def test_a_uci_folder_the_user_cannot_read_is_exit_2_at_the_uci_line() -> None:
         shutil.rmtree(top)
 
 
-def test_plan_of_an_empty_file_name_says_it_is_empty() -> None:
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["plan", ""], "a lab file"),
+        (["up", ""], "a lab file"),  # was ".: a folder, not a file"
+        (["image", "import", "", "--alias", "x"], "a rootfs tarball"),  # was ".: no such file"
+    ],
+)
+def test_an_empty_file_name_says_it_is_empty(args: list[str], what: str) -> None:
+    """Path("") is ".": an empty argument must not become the current folder."""
     from typer.testing import CliRunner
 
     from palmnet.cli.app import build_app
 
-    message = "palmnet: the file name is empty: give the path of a lab file\n"
-    result = CliRunner().invoke(build_app(), ["plan", ""])
+    message = f"palmnet: the file name is empty: give the path of {what}\n"
+    result = CliRunner().invoke(build_app(), args)
     assert (result.exit_code, result.stderr) == (2, message)
     src = Path(__file__).resolve().parents[2] / "src"  # the quick lane (cli/quick.py) too
     env = {**os.environ, "PYTHONPATH": str(src)}
-    argv = [sys.executable, "-m", "palmnet", "plan", ""]
+    argv = [sys.executable, "-m", "palmnet", *args]
     quick = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
     assert (quick.returncode, quick.stderr) == (2, message)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from palmnet.cli import lab_verbs
@@ -27,7 +25,7 @@ def plan(
 
 
 def up(
-    topology: Path = typer.Argument(..., help="The lab file (YAML)."),
+    topology: str = typer.Argument(..., help="The lab file (YAML)."),  # str: as `plan`'s
     raise_neigh_limit: bool = typer.Option(
         False,
         "--raise-neigh-limit",

@@ -39,7 +39,7 @@ def plan(topology: str | Path, fmt: str, rootless: bool = False) -> None:
 
 
 def up(
-    topology: Path,
+    topology: str,
     raise_neigh_limit: bool,
     backend: str | None,
     fmt: str,

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from palmnet.cli.options import FORMAT, LAB, Format
+from palmnet.errors import InputError
 
 lxd_app = typer.Typer(help="Start and inspect LXD for palmnet's LXD backend.", no_args_is_help=True)
 cluster_app = typer.Typer(
@@ -169,7 +170,7 @@ def image_build(
 
 @image_app.command("import")
 def image_import(
-    rootfs: Path = typer.Argument(..., help="A rootfs tarball (filesystem at its root)."),
+    rootfs: str = typer.Argument(..., help="A rootfs tarball (filesystem at its root)."),
     alias: str = typer.Option(..., "--alias", help="The image's alias."),
     arch: str | None = typer.Option(None, "--arch", help="Architecture (default: this machine's)."),
     description: str | None = typer.Option(None, "--description"),
@@ -177,7 +178,9 @@ def image_import(
     """Write metadata.yaml (architecture, creation_date now) and import both tarballs."""
     from palmnet.lab import lxd_admin
 
-    fingerprint = lxd_admin.import_image(rootfs, alias, arch, description)
+    if not rootfs:  # Path("") would be ".", the current folder
+        raise InputError("the file name is empty: give the path of a rootfs tarball")
+    fingerprint = lxd_admin.import_image(Path(rootfs), alias, arch, description)
     _say(f"image {alias} imported ({fingerprint[:12]})")
     typer.echo(fingerprint)
 

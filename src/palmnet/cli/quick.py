@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 FORMATS = ("table", "json")
 
@@ -146,7 +145,7 @@ def _dispatch(call: Call) -> None:
     elif call.verb == "up":
         backend = a["backend"]
         lab_verbs.up(
-            Path(str(a["topology"])),
+            str(a["topology"]),
             bool(a["raise_neigh_limit"]),
             None if backend is None else str(backend),
             str(a["fmt"]),
