@@ -138,6 +138,9 @@ def test_docker_node_serves_nginx_by_planned_gua(lab: dict) -> None:
     assert "80->80/tcp" in nginx["ports"]
     assert planned["web"]["docker"][0]["ports"] == ["80:80/tcp"]
     assert "docker" not in live["client"]  # other nodes keep the contract's shape
+    # overlay2 on any LXD pool (on btrfs dockerd would pick btrfs, which copies break)
+    driver = node_exec(LAB, "web", "docker", "info", "--format", "{{.Driver}}").stdout
+    assert driver.strip() == "overlay2", driver
     # the UI's node page lists them too
     from starlette.testclient import TestClient
 

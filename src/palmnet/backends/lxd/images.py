@@ -320,11 +320,16 @@ exec /usr/sbin/dockerd >>/var/log/dockerd.log 2>&1
 
 # The image's daemon.json: Docker's defaults (userland proxy on, no ip6tables), but
 # docker0 and user networks on documentation prefixes instead of 172.17.0.0/16 (they
-# stay inside the node). backends/lxd/docker.py writes a node's own from the same.
+# stay inside the node), and overlay2 whatever the LXD pool is: on a btrfs pool dockerd
+# picks its btrfs driver, whose layers are subvolumes; a node published and copied
+# (`publish`, `launch`) gets them back as plain folders, and every `docker run` there
+# failed ("Failed to create btrfs snapshot: invalid argument"). overlay2 layers are
+# plain folders anyway. backends/lxd/docker.py writes a node's own from the same.
 DOCKER_DAEMON: dict[str, object] = {
     "bip": "198.51.100.1/24",
     "default-address-pools": [{"base": "203.0.113.0/24", "size": 28}],
     "log-driver": "json-file",
+    "storage-driver": "overlay2",
     "userland-proxy": True,
 }
 DAEMON_JSON = json.dumps(DOCKER_DAEMON, indent=2, sort_keys=True) + "\n"
