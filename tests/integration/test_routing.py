@@ -108,7 +108,15 @@ def neighbors_json(lab: str, node: str) -> list[dict]:
 
 @pytest.mark.parametrize(
     "ring_lab",
-    ["ripng", "babel", "ospf3", "fast"],  # fast: the example's RIPng with BFD 20 ms
+    [
+        "ripng",
+        "babel",
+        "ospf3",
+        # fast: the example's RIPng with BFD 20 ms, which declares a neighbour down after
+        # 60 ms without a packet: the other worker's CPU load made BIRD miss that once
+        # (r1 lost the DMZ route right after the ping crossed), so it runs alone
+        pytest.param("fast", marks=pytest.mark.serial),
+    ],
     indirect=True,
 )
 def test_ring_converges_and_shows_routes_and_neighbours(
