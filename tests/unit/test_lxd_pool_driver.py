@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from palmnet.backends.lxd import daemon
 
@@ -27,12 +29,19 @@ def _lxd(*drivers: str) -> Any:
     ],
 )
 def test_pool_driver(
-    monkeypatch: pytest.MonkeyPatch, drivers: tuple[str, ...], loop: bool, driver: str
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    drivers: tuple[str, ...],
+    loop: bool,
+    driver: str,
 ) -> None:
-    monkeypatch.setattr(daemon.os.path, "exists", lambda p: loop and p == "/dev/loop-control")
+    monkeypatch.setattr(daemon, "LOOP_CONTROL", tmp_path if loop else tmp_path / "absent")
     assert daemon.pool_driver(_lxd(*drivers)) == driver
 
 
-def test_the_preseed_names_the_driver() -> None:
-    assert "driver: btrfs" in daemon.PRESEED.replace("DRIVER", "btrfs")
-    assert daemon.PRESEED.count("DRIVER") == 1
+@pytest.mark.parametrize("driver", ["btrfs", "dir"])
+def test_the_preseed_is_yaml_with_the_pool_lxd_init_gets(driver: str) -> None:
+    """What `lxd init --preseed` reads: the default profile's root disk on that pool."""
+    seed = YAML(typ="safe").load(daemon.PRESEED.replace("DRIVER", driver))
+    assert seed["storage_pools"] == [{"name": "default", "driver": driver}]
+    assert seed["profiles"][0]["devices"]["root"]["pool"] == "default"

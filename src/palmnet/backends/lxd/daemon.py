@@ -41,6 +41,7 @@ from palmnet.backends.lxd import client as lxdclient
 from palmnet.errors import InputError, LabError
 
 LXCFS_MOUNT = Path("/var/lib/lxcfs")
+LOOP_CONTROL = Path("/dev/loop-control")  # a btrfs pool lives on a loop file
 LOG_DIR = Path("/var/log/lxd")
 START_TIMEOUT = 60.0
 
@@ -218,7 +219,7 @@ def pool_driver(lxd: lxdclient.Lxd) -> str:
     the pool on a loop file it sizes itself), else dir."""
     env = lxd.client.host_info.get("environment", {})
     names = {str(d.get("Name")) for d in env.get("storage_supported_drivers") or ()}
-    return "btrfs" if "btrfs" in names and os.path.exists("/dev/loop-control") else "dir"
+    return "btrfs" if "btrfs" in names and LOOP_CONTROL.exists() else "dir"
 
 
 def _preseed(driver: str) -> subprocess.CompletedProcess[str]:

@@ -502,9 +502,15 @@ def pack_rootfs(root: Path, out: Path) -> None:
 
 
 def build(lxd: Lxd, name: str, report: Report, force: bool = False) -> str:
-    """Build (or take from the cache) image `name` and import it as palmnet-NAME."""
+    """Build (or take from the cache) image `name` and import it as palmnet-NAME, one
+    build of an image at a time on this machine (`up` and `image build` alike)."""
     if name not in BUILDS:
         raise InputError(f"unknown image '{name}' (buildable: {', '.join(BUILDS)})")
+    with build_lock(name, report):
+        return _build(lxd, name, report, force)
+
+
+def _build(lxd: Lxd, name: str, report: Report, force: bool) -> str:
     alias = alias_of(name)
     if not force and recipe_of(lxd, alias) == recipe(name):
         report(f"image {alias} is already in LXD (--force rebuilds it)")
@@ -554,8 +560,9 @@ def build(lxd: Lxd, name: str, report: Report, force: bool = False) -> str:
 
 @contextlib.contextmanager
 def build_lock(name: str, report: Report) -> Iterator[None]:
-    """One build of an image at a time on this machine: two labs brought up at once on
-    a fresh machine would otherwise both debootstrap it and import it twice."""
+    """Two labs brought up at once on a fresh machine would otherwise both debootstrap
+    the image and import it twice; the second waits, then finds it built (`_build`
+    looks at LXD's recipe first)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / f"{name}.lock", "w") as lock:
         try:
@@ -572,9 +579,7 @@ def ensure(lxd: Lxd, alias: str, report: Report) -> None:
     for name in BUILDS:
         if alias == alias_of(name):
             if recipe_of(lxd, alias) != recipe(name):
-                with build_lock(name, report):
-                    if recipe_of(lxd, alias) != recipe(name):  # not built meanwhile
-                        build(lxd, name, report)
+                build(lxd, name, report)  # under its lock, which looks again
             return
     if alias_target(lxd, alias) is not None:
         return
