@@ -47,9 +47,10 @@ from palmnet.diagnostics.crash import checkpoint
 from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.errors import LabError
 from palmnet.kernel import namespaces, nsfs, sysctl
+from palmnet.kernel import watch as addrwatch
 from palmnet.kernel.mountns import MountJob, NodeMounts, create_mount_namespaces
 from palmnet.kernel.rtnl import IFA_F_NODAD, RTN_UNREACHABLE, Rtnl
-from palmnet.kernel.watch import AddressWatch, open_socket
+from palmnet.kernel.watch import AddressWatch
 from palmnet.plan import sysctls
 from palmnet.plan.guard import guard_ruleset
 from palmnet.plan.model import NodePlan, Plan
@@ -178,7 +179,7 @@ class Builder:
             # the veths the main thread makes: `bring_up` is then one link per
             # interface on the path every host waits on.
             rt.set_up(index=1)
-            self.events[node.name] = open_socket()
+            self.events[node.name] = addrwatch.open_socket(subscribed=False)
             self.ns_fd[node.name] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
         namespaces.create_netns(node_netns(self.plan.lab, node.name), setup, home)
@@ -408,14 +409,22 @@ class Builder:
         return create_mount_namespaces(self._mount_jobs(nodes, background=True))
 
     def subscribe(self, nodes: Sequence[NodePlan]) -> None:
+        """Listen for the nodes' address events, just before their links come up (their
+        sockets joined no group while the namespaces were made: watch.open_socket).
+        Static addresses were added before: a dump reports what they are now."""
         for node in nodes:
             expected = [
                 str(a) for i in node.interfaces if i.master is None for a in (*i.ipv6, *i.ipv4)
             ]
             sock = self.events.pop(node.name, None)
+            if sock is not None:
+                addrwatch.subscribe(sock)
             self.watch.watch(node.name, self._netns_path(node), expected, sock)
-        if any(i.ipv4_static for n in nodes for i in n.interfaces):
-            self.watch.dump([n.name for n in nodes])
+        static = [
+            n.name for n in nodes if any(i.ipv4_static or i.ipv6_static for i in n.interfaces)
+        ]
+        if static:
+            self.watch.dump(static)
 
     def bring_up(self, nodes: Sequence[NodePlan]) -> None:
         for done, node in enumerate(nodes, 1):
