@@ -275,9 +275,9 @@ def test_cluster_status_local_and_remote_with_trust_token(cluster: str, tmp_path
     to member 1 with a trust token (first contact), then with the pinned certificate."""
     status = run_json("lxd", "cluster", "status")
     assert status["clustered"] is True
-    assert [(m["name"], m["status"]) for m in status["members"]] == [
-        (M1, "Online"),
-        (M2, "Online"),
+    assert [(m["name"], m["status"], m["here"]) for m in status["members"]] == [
+        (M1, "Online", True),
+        (M2, "Online", True),
     ]
     token = run("lxd", "cluster", "trust", f"{PREFIX}-test").stdout.strip()
     env = {
@@ -288,10 +288,16 @@ def test_cluster_status_local_and_remote_with_trust_token(cluster: str, tmp_path
     env.pop("LXD_DIR")
     remote = f"https://{FIRST}:8443"
 
-    def status_from_member_2(*extra: str) -> subprocess.CompletedProcess[str]:
+    def status_from_member_2(
+        *extra: str, elsewhere: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "palmnet", "lxd", "cluster", "status", "--remote", remote]
+        # elsewhere: in a pid namespace of its own, with its own /proc, palmnet sees no
+        # process of the members, as on another machine
+        alone = ["unshare", "--pid", "--fork", "--mount-proc"] if elsewhere else []
+        enter = ["nsenter", f"--net=/proc/{member_pid(M2)}/ns/net"]
         return subprocess.run(
-            ["nsenter", f"--net=/proc/{member_pid(M2)}/ns/net", *argv, *extra, "--format", "json"],
+            [*enter, *alone, *argv, *extra, "--format", "json"],
             capture_output=True,
             text=True,
             env=env,
@@ -305,4 +311,8 @@ def test_cluster_status_local_and_remote_with_trust_token(cluster: str, tmp_path
     assert [m["name"] for m in json.loads(trusted.stdout)["members"]] == [M1, M2]
     again = status_from_member_2()
     assert again.returncode == 0, again.stderr
+    assert [m["here"] for m in json.loads(again.stdout)["members"]] == [True, True]
+    away = status_from_member_2(elsewhere=True)
+    assert away.returncode == 0, away.stderr
+    assert [m["here"] for m in json.loads(away.stdout)["members"]] == [False, False]
     assert (tmp_path / "remote" / "servers" / f"{FIRST}_8443.crt").exists()

@@ -66,6 +66,30 @@ def test_an_unknown_member_is_bad_input_naming_the_members(tmp_path: Path) -> No
         placement.place(plan.nodes, plan.placement, MEMBERS, "m1")
 
 
+def test_members_on_other_machines_take_no_unpinned_node(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "placement: spread")
+    members = [*MEMBERS, Member("m3", "", "Online", "", here=False)]
+    where = placement.place(plan.nodes, plan.placement, members, "m1")
+    assert set(where.values()) == {"m1", "m2"}
+    packed = _plan(tmp_path, "placement: pack")
+    away_local = [Member("m1", "", "Online", "", here=False), MEMBERS[1]]
+    assert set(placement.place(packed.nodes, packed.placement, away_local, "m1").values()) == {"m2"}
+
+
+def test_a_node_pinned_to_a_member_elsewhere_is_bad_input(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "", "member: m2")
+    members = [MEMBERS[0], Member("m2", "", "Online", "", here=False)]
+    with pytest.raises(InputError, match=r"member: m2 runs on another machine.*\(m1\)"):
+        placement.place(plan.nodes, plan.placement, members, "m1")
+
+
+def test_a_cluster_with_no_member_here_is_bad_input(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "placement: spread")
+    members = [Member(m.name, "", "Online", "", here=False) for m in MEMBERS]
+    with pytest.raises(InputError, match=r"no member of this LXD cluster \(m1, m2\) runs on"):
+        placement.place(plan.nodes, plan.placement, members, "m1")
+
+
 def test_link_mtu_is_planned_only_for_labs_that_span_members(tmp_path: Path) -> None:
     spanning = _plan(tmp_path, "placement: spread")
     assert spanning.link_mtu == 1450

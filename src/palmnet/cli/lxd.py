@@ -124,7 +124,8 @@ def cluster_trust(name: str = typer.Argument(..., help="A name for the client.")
 def cluster_status(
     remote: str | None = REMOTE, token: str | None = TOKEN, fmt: Format = FORMAT
 ) -> None:
-    """The cluster's members: address, status, roles, palmnet nodes and labs on each."""
+    """The cluster's members: address, status, roles, whether their LXD runs on this
+    machine (HERE: palmnet can run nodes there), palmnet nodes and labs on each."""
     import dataclasses
 
     from palmnet.lab import lxd_admin
@@ -145,6 +146,7 @@ def cluster_status(
                         "URL": m.url,
                         "STATUS": m.status,
                         "ROLES": ", ".join(m.roles),
+                        "HERE": "yes" if m.here else "no",
                         "NODES": str(st.instances.get(m.name, 0)),
                         "LABS": ", ".join(st.labs.get(m.name, [])),
                     }

@@ -180,6 +180,12 @@ class LxdBackend(Backend):
             if members
             else {}
         )
+        away = [m.name for m in members if not m.here]
+        if away and nodes is None:
+            _report(
+                f"cluster members {', '.join(away)} run on other machines: they take no node "
+                "(palmnet configures nodes through this machine's /proc)"
+            )
         mtu = plan.link_mtu or (TUNNEL_MTU if members else None)
         if not members and any(n.option("member") for n in chosen):
             _report("LXD is not a cluster: `member:` keys are ignored, every node runs here")

@@ -104,6 +104,10 @@ class Lxd:
             node = node[part]
         return node.get(params=params or None).json()["metadata"]
 
+    def server(self, **params: Any) -> Any:
+        """GET /1.0 (the server's config and environment; `target=MEMBER` on a cluster)."""
+        return self.api.get(params=params or None).json()["metadata"]
+
     def exists(self, path: str) -> bool:
         try:
             self.get(path)

@@ -41,6 +41,8 @@ class Member:
     status: str  # Online | Offline | Evacuated ...
     message: str
     roles: tuple[str, ...] = ()
+    # Its LXD is a process on this machine (locality.py): palmnet can run nodes there.
+    here: bool = True
 
 
 def enabled(lxd: Lxd) -> bool:
@@ -63,10 +65,22 @@ def members(lxd: Lxd) -> list[Member]:
             status=m.get("status", ""),
             message=m.get("message", ""),
             roles=tuple(m.get("roles") or ()),
+            here=is_here(lxd, m["server_name"]),
         )
         for m in lxd.get("cluster/members", recursion=1)
     ]
     return sorted(out, key=lambda m: m.name)
+
+
+def is_here(lxd: Lxd, name: str) -> bool:
+    """Whether member `name`'s LXD runs on this machine (False when it does not answer)."""
+    from palmnet.backends.lxd.locality import lxd_here
+
+    try:
+        env = lxd.server(target=name).get("environment") or {}
+    except (lxd.APIError, OSError):
+        return False
+    return lxd_here(int(env.get("server_pid") or 0), env.get("addresses") or ())
 
 
 def with_port(address: str) -> str:

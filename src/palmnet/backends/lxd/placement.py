@@ -10,7 +10,11 @@
   by name: LXD's own scheduler does the same (fewest instances), but palmnet
   decides it itself so that the same lab lands the same way on every `up`, and
   the router written first in the file runs on the first member.
-Only members that are Online take nodes that nothing pins.
+Only members that are Online take nodes that nothing pins, and only members whose
+LXD runs on this machine take any node (locality.py): palmnet reaches a node through
+this machine's /proc, so a node on a member elsewhere could not be configured (a
+`member:` naming one is refused, exit 2 before anything is made; unpinned nodes
+skip it, and the user is told).
 """
 
 from __future__ import annotations
@@ -36,7 +40,23 @@ def place(
             f"member: {', '.join(unknown)} is not a member of this LXD cluster "
             f"(members: {', '.join(names)})"
         )
-    online = [m.name for m in members if m.status == "Online"] or names
+    here = {m.name for m in members if m.here}
+    away = sorted({m for m in pinned.values() if m not in here})
+    if away:
+        raise InputError(
+            f"member: {', '.join(away)} runs on another machine: palmnet configures a node "
+            "from the machine it runs on, through the node's namespaces, so it places nodes "
+            f"on this machine's members only ({', '.join(sorted(here)) or 'none here'}); "
+            "run palmnet on that machine, or pin the node to a member here"
+        )
+    if not here:
+        raise InputError(
+            f"no member of this LXD cluster ({', '.join(names)}) runs on this machine: "
+            "palmnet configures a node through its namespaces from the machine it runs on, "
+            "so it must run on a member (or on the machine of a nested one)"
+        )
+    usable = [m for m in members if m.name in here]
+    online = [m.name for m in usable if m.status == "Online"] or [m.name for m in usable]
     load = {m: 0 for m in names}
     for m in pinned.values():
         load[m] += 1
