@@ -44,7 +44,8 @@ def place(
     away = sorted({m for m in pinned.values() if m not in here})
     if away:
         raise InputError(
-            f"member: {', '.join(away)} runs on another machine: palmnet configures a node "
+            f"member: {', '.join(away)} runs on another machine (or does not answer): "
+            "palmnet configures a node "
             "from the machine it runs on, through the node's namespaces, so it places nodes "
             f"on this machine's members only ({', '.join(sorted(here)) or 'none here'}); "
             "run palmnet on that machine, or pin the node to a member here"
