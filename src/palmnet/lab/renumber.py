@@ -336,7 +336,7 @@ def follow(
             say(f"{isp}: kea delegates from {after[isp]} ({time.monotonic() - start:.3f} s)")
         result.isp_seconds = time.monotonic() - start
         if not wait:
-            session.backend.refresh(plan, session.journal)
+            _refresh_dns(session, old, deadline)
             result.dns_seconds = time.monotonic() - start
             say("DNS answers the new addresses; routers renew at their T1")
         if nudge:
@@ -349,7 +349,7 @@ def follow(
                     say(f"{host}: new addresses missing at the deadline")
                 else:
                     say(f"{host}: new addresses ({seconds:.3f} s)")
-            session.backend.refresh(plan, session.journal)
+            _refresh_dns(session, old, deadline)
             result.dns_seconds = time.monotonic() - start
             say(f"DNS answers the new addresses ({result.dns_seconds:.3f} s)")
     finally:
@@ -363,6 +363,18 @@ def follow(
             f"new addresses: {', '.join(missing)}"
         )
     return result
+
+
+def _refresh_dns(session: LabSession, old: Plan, deadline: float) -> None:
+    """Tell the DNS servers about the new plan, and return once each of them answers
+    the names that moved with their new addresses (lab/dns_follow.py)."""
+    from palmnet.lab.dns_follow import changed_names, wait_answers
+
+    plan = session.plan
+    session.backend.refresh(plan, session.journal)
+    stopped = session.stopped
+    wanted = {s: n for s, n in changed_names(old, plan).items() if s not in stopped}
+    wait_answers(session.running_node, plan, wanted, deadline)
 
 
 def renumber(
