@@ -137,6 +137,10 @@ def _wait(what: str, test: Any, timeout: float, tail: Any = None) -> None:
         time.sleep(POLL)  # poll: dockerd and a container's listener give no notification
 
 
+RUN_TRIES = 3
+NAME_IN_USE = "is already in use by container"
+
+
 class NodeDocker:
     """A running docker node's dockerd, reached through LXD's exec."""
 
@@ -232,7 +236,6 @@ class NodeDocker:
     def run(self, run: DockerRun) -> None:
         """The container afresh: removed (whatever a published image or a restart left),
         then run with the plan's settings."""
-        self.docker("rm", "-f", run.name, check=False)
         # unless-stopped: dockerd itself runs it again when the node boots outside palmnet
         # (`lxc restart`, a copy launched by hand from a published image)
         argv = ["run", "-d", "--name", run.name, "--restart", "unless-stopped"]
@@ -242,7 +245,18 @@ class NodeDocker:
         for vol in run.volumes:
             argv += ["-v", f"{volume_dir(vol.source)}:{vol.target}:ro"]
         argv += [_tagged(run.image), *run.command]
-        self.docker(*argv)
+        for attempt in range(RUN_TRIES):
+            self.docker("rm", "-f", run.name, check=False)
+            try:
+                self.docker(*argv)
+                return
+            except LabError as exc:
+                # dockerd may still hold the name right after `rm -f` returned (moby
+                # issue 37698, open: "Possible race in docker rm leads to spurious
+                # name conflict"; seen once in CI on a copy booted from a published
+                # node): the name is removed again and the run tried again.
+                if NAME_IN_USE not in str(exc) or attempt == RUN_TRIES - 1:
+                    raise
 
     def wait_listening(self, run: DockerRun) -> None:
         """Each published TCP port listens inside the container (its own netns, read
