@@ -478,6 +478,19 @@ def _costs(lab: str, loss: int, every: float = 0.2) -> list[int]:
     return samples
 
 
+def _clean_costs(lab: str, nominal: int, windows: int = 3) -> list[int]:
+    """r1's cost on the clean link, sampled as `_costs` does; sampled again (a fresh
+    window of 16 hellos, at most `windows` in all) while any sample is off `nominal`.
+    One hello late by a VM's scheduling hiccup counts as lost for a whole window (a
+    serial CI run once saw 273 for most of one); a link left impaired stays off
+    `nominal` in every window."""
+    for _ in range(windows - 1):
+        samples = _costs(lab, 0)
+        if set(samples) == {nominal}:
+            return samples
+    return _costs(lab, 0)
+
+
 def _churn(lab: str, loss: int) -> int:
     result = json.loads(
         run(
@@ -514,7 +527,7 @@ def test_babel_wireless_cost_grows_with_loss(babel_lab: str) -> None:
     import statistics
 
     lab = babel_lab
-    clean = _costs(lab, 0)
+    clean = _clean_costs(lab, 256)
     # Sampled over three windows of 16 hellos, compared by their means: within one
     # window, 10 % loss leaves all 16 hellos of a direction through 18 % of the time.
     ten = _costs(lab, 10, every=3 * 16 * HELLO / 15)
@@ -534,7 +547,7 @@ def test_babel_wired_cost_is_all_or_nothing(babel_lab: str) -> None:
     """k-out-of-j: the cost stays nominal (96) under light loss and turns infinite once
     fewer than 12 of 16 hellos arrive; at high loss the link flaps and routes churn."""
     lab = babel_lab
-    clean = _costs(lab, 0)
+    clean = _clean_costs(lab, 96)
     # 10 % loss: sampled over three windows of 16 hellos. Five losses in one window
     # (P about 2 % per window and direction) make the cost infinite until they slide
     # out of it, up to 16 hellos later: within a single window that can be most samples.
