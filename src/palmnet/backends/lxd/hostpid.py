@@ -24,7 +24,8 @@ import os
 _index: dict[tuple[str, int], int] = {}  # (instance, pid its LXD reports) -> host pid
 
 
-def _nspid(pid: str) -> list[int]:
+def nspid(pid: str) -> list[int]:
+    """A process's pid in each pid namespace it is in, outermost first (NSpid)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("NSpid:"):
@@ -51,7 +52,7 @@ def _rebuild() -> None:
         if not entry.name.isdigit():
             continue
         try:
-            ns = _nspid(entry.name)
+            ns = nspid(entry.name)
             if len(ns) >= 3 and ns[-1] == 1:
                 for name in _payloads(entry.name):
                     _index[(name, ns[-2])] = int(entry.name)
@@ -61,7 +62,7 @@ def _rebuild() -> None:
 
 def _still(pid: int, instance: str, reported: int) -> bool:
     try:
-        return _nspid(str(pid))[-2:] == [reported, 1] and instance in _payloads(str(pid))
+        return nspid(str(pid))[-2:] == [reported, 1] and instance in _payloads(str(pid))
     except (OSError, ValueError):
         return False
 
@@ -72,7 +73,7 @@ def host_init(instance: str, reported: int) -> int:
     if not reported:
         return 0
     try:
-        if instance in _payloads(str(reported)) and _nspid(str(reported))[-1:] == [1]:
+        if instance in _payloads(str(reported)) and nspid(str(reported))[-1:] == [1]:
             return reported  # an LXD in the host's pid namespace
     except (OSError, ValueError):
         pass

@@ -19,13 +19,7 @@ import ipaddress
 import os
 from collections.abc import Iterable
 
-
-def _nspid_tail(pid: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("NSpid:"):
-                return int(line.split()[-1])
-    return 0
+from palmnet.backends.lxd.hostpid import nspid
 
 
 def _local_ipv4(pid: str) -> set[str]:
@@ -79,7 +73,7 @@ def lxd_here(server_pid: int, addresses: Iterable[str]) -> bool:
             with open(f"/proc/{entry.name}/comm") as f:
                 if f.read().strip() != "lxd":
                     continue
-            if _nspid_tail(entry.name) != server_pid:
+            if nspid(entry.name)[-1:] != [server_pid]:
                 continue
             if not wanted:  # a member with no cluster address: its pid is all there is
                 return True
