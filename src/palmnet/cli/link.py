@@ -123,18 +123,14 @@ def show(
     if not rows:
         _say(f"lab {control.plan.lab}: no link is down or impaired")
         return
-    from rich.table import Table
+    from palmnet.cli.grid import Grid, print_grid
 
-    from palmnet.cli.tables import print_table
-
-    t = Table(show_lines=False, header_style="bold")
-    for col in ("LINK", "NETWORK", "STATE", "ENDS", "DROPPED"):
-        t.add_column(col, no_wrap=True)
+    t = Grid(("LINK", "NETWORK", "STATE", "ENDS", "DROPPED"), lines=False)
     for r in rows:
         ends = ", ".join(f"{e.node} {e.interface}" for e in r.link.ends)
         dropped = sum(i.dropped for i in r.impaired.values())
         t.add_row(r.link.name, r.link.network, r.state(), ends, str(dropped) if r.impaired else "")
-    print_table(t)
+    print_grid(t)
 
 
 def converge(

@@ -21,10 +21,9 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
+from palmnet.cli.grid import Grid, print_grid
 from palmnet.cli.options import FORMAT, LAB, Format
-from palmnet.cli.tables import print_table
 from palmnet.toolbox.route_query import neighbors_of, routes_of
 from palmnet.toolbox.routes import NeighborRow, RouteRow
 
@@ -41,10 +40,8 @@ def _text(value: object) -> str:
     return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def route_table(node: str, rows: list[RouteRow]) -> Table:
-    t = Table(title=f"IPv6 routes of {node}", header_style="bold")
-    for col in ("PREFIX", "SOURCE", "VIA", "DEV", "METRIC", "COST"):
-        t.add_column(col, no_wrap=True)
+def route_table(node: str, rows: list[RouteRow]) -> Grid:
+    t = Grid(("PREFIX", "SOURCE", "VIA", "DEV", "METRIC", "COST"), f"IPv6 routes of {node}", False)
     for r in rows:
         via, dev = _hops(r)
         if r.type != "unicast":
@@ -53,8 +50,7 @@ def route_table(node: str, rows: list[RouteRow]) -> Table:
     return t
 
 
-def neighbor_table(node: str, protocol: str, rows: list[NeighborRow]) -> Table:
-    t = Table(title=f"{protocol} neighbours of {node}", header_style="bold")
+def neighbor_table(node: str, protocol: str, rows: list[NeighborRow]) -> Grid:
     bfd = any(r.bfd is not None for r in rows)
     cols = ["ADDRESS", "INTERFACE", "STATE"]
     if protocol == "ospf3":
@@ -64,8 +60,7 @@ def neighbor_table(node: str, protocol: str, rows: list[NeighborRow]) -> Table:
     else:
         cols += ["METRIC", "ROUTES", "SEEN"]
     cols += ["BFD"] if bfd else []
-    for col in cols:
-        t.add_column(col, no_wrap=True)
+    t = Grid(cols, f"{protocol} neighbours of {node}", False)
     for r in rows:
         cells = [r.address, r.interface, r.state]
         if protocol == "ospf3":
@@ -85,7 +80,7 @@ def route(node: str = NODE, lab: str | None = LAB, fmt: Format = FORMAT) -> None
     if fmt == Format.json:
         typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
     else:
-        print_table(route_table(node, rows))
+        print_grid(route_table(node, rows))
 
 
 def neighbors(node: str = NODE, lab: str | None = LAB, fmt: Format = FORMAT) -> None:
@@ -97,7 +92,7 @@ def neighbors(node: str = NODE, lab: str | None = LAB, fmt: Format = FORMAT) -> 
         typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
     else:
         routing = LabAPI().plan_of(lab).node(node).routing
-        print_table(neighbor_table(node, routing.protocol if routing else "", rows))
+        print_grid(neighbor_table(node, routing.protocol if routing else "", rows))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,37 +1,31 @@
 """Tables like `lxc ls`: one `address (iface)` per line, link-locals left out.
 
-Rich is imported by the functions that draw (40 ms of start-up): `--format json`
-output does not pay for it.
+They are drawn by cli/grid.py (Rich's look; Rich itself only for cells that need it):
+neither `--format json` nor a plain table pays Rich's start-up.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
+from palmnet.cli.grid import Grid, print_grid
 from palmnet.lab import LiveNode
 from palmnet.plan.external import LEARNT_AT_UP, pending_identifier
 from palmnet.plan.model import Plan
 
-if TYPE_CHECKING:
-    from rich.table import Table
+print_table = print_grid
 
 
 def _lines(pairs: Iterable[tuple[str, str]]) -> str:
     return "\n".join(f"{addr.split('/')[0]} ({iface})" for addr, iface in pairs)
 
 
-def _table(title: str | None, member: bool = False) -> Table:
-    from rich.table import Table
-
-    t = Table(title=title, show_lines=True, header_style="bold")
-    for col in ("NAME", "STATE", "IPV4", "IPV6", "KIND", *(("MEMBER",) if member else ())):
-        t.add_column(col, no_wrap=True)
-    return t
+def _table(title: str | None, member: bool = False) -> Grid:
+    return Grid(("NAME", "STATE", "IPV4", "IPV6", "KIND", *(("MEMBER",) if member else ())), title)
 
 
-def plan_table(plan: Plan) -> Table:
+def plan_table(plan: Plan) -> Grid:
     t = _table(f"plan of lab {plan.lab} ({plan.domain})")
     for node in plan.nodes:
         v4 = [(str(a), i.name) for i in node.interfaces for a in i.ipv4]
@@ -46,7 +40,7 @@ def plan_table(plan: Plan) -> Table:
     return t
 
 
-def ls_table(nodes: Sequence[LiveNode]) -> Table:
+def ls_table(nodes: Sequence[LiveNode]) -> Grid:
     """`lxc ls`'s columns; MEMBER (where the node runs) when the lab is on a cluster."""
     member = any(n.member for n in nodes)
     t = _table(None, member)
@@ -103,23 +97,10 @@ def _live_json(n: LiveNode) -> dict[str, object]:
     }
 
 
-def print_table(table: Table) -> None:
-    """Cells are data, never Rich markup: with markup on, a BIRD route's
-    `[rip1 16:20:01]` or an address like `[fd00::1]:53` was taken for a style tag
-    and vanished, and `[/x]` in a cell raised MarkupError."""
-    from rich.console import Console
-
-    Console(width=200, emoji=False, markup=False).print(table)
-
-
-def rows_table(rows: Sequence[dict[str, object]]) -> Table:
+def rows_table(rows: Sequence[dict[str, object]]) -> Grid:
     """A table of uniform dicts, columns in key order, lists one item per line."""
-    from rich.table import Table
-
-    t = Table(show_lines=True, header_style="bold")
     keys = list(rows[0]) if rows else []
-    for key in keys:
-        t.add_column(key.upper(), no_wrap=True)
+    t = Grid([key.upper() for key in keys])
     for row in rows:
         cells = []
         for key in keys:
