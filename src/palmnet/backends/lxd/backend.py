@@ -144,6 +144,7 @@ class LxdBackend(Backend):
 
     def __init__(self) -> None:
         self._conn: lxdclient.Lxd | None = None
+        self._placed: tuple[list[cluster.Member], str] | None = None
 
     @property
     def lxd(self) -> lxdclient.Lxd:
@@ -151,11 +152,20 @@ class LxdBackend(Backend):
             self._conn = lxdclient.connect()
         return self._conn
 
+    def _cluster(self) -> tuple[list[cluster.Member], str]:
+        """The members and the one palmnet talks to, asked once per command: `up`
+        checks placement and then applies it, and each ask looks for every member's
+        LXD among this machine's processes."""
+        if self._placed is None:
+            members = cluster.members(self.lxd)
+            self._placed = (members, cluster.local_member(self.lxd) if members else "")
+        return self._placed
+
     def check(self, plan: Plan) -> None:
         """Every `member:` must name a member of the cluster (exit 2, nothing made)."""
-        members = cluster.members(self.lxd)
+        members, local = self._cluster()
         if members:
-            placement.place(plan.nodes, plan.placement, members, cluster.local_member(self.lxd))
+            placement.place(plan.nodes, plan.placement, members, local)
 
     def prepare(self, lab: str) -> None:
         """LXD must answer before the lab's state exists: else exit 2, nothing made.
@@ -172,14 +182,10 @@ class LxdBackend(Backend):
     def apply(self, plan: Plan, journal: Journal, nodes: Sequence[str] | None = None) -> None:
         lxd = self.lxd
         chosen = list(plan.nodes) if nodes is None else [plan.node(n) for n in nodes]
-        members = cluster.members(lxd)
+        members, local = self._cluster()
         # Placed over the whole plan, so that a node lands on the same member whether
         # the lab comes up at once or grows by `launch` (nothing made before this).
-        where = (
-            placement.place(plan.nodes, plan.placement, members, cluster.local_member(lxd))
-            if members
-            else {}
-        )
+        where = placement.place(plan.nodes, plan.placement, members, local) if members else {}
         away = [m.name for m in members if not m.here]
         if away and nodes is None:
             _report(
