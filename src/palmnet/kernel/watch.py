@@ -28,13 +28,16 @@ from palmnet.kernel.rtnl import (
     IFA_FLAGS,
     IFA_LOCAL,
     IFADDR,
+    IFINFO,
     NLM_F_DUMP,
     NLM_F_REQUEST,
     NLMSG,
     RTM_GETADDR,
     RTM_NEWADDR,
+    RTM_NEWLINK,
     RTMGRP_IPV4_IFADDR,
     RTMGRP_IPV6_IFADDR,
+    RTMGRP_LINK,
     iter_attrs,
     iter_messages,
 )
@@ -42,6 +45,8 @@ from palmnet.kernel.rtnl import (
 IFA_F_DADFAILED = 0x08
 IFA_F_OPTIMISTIC = 0x04
 IFA_F_TENTATIVE = 0x40
+IFLA_OPERSTATE = 16
+IF_OPER_UP = 6
 _U32 = struct.Struct("=I")
 
 
@@ -77,8 +82,8 @@ def open_socket(subscribed: bool = True) -> socket.socket:
 
 
 def subscribe(sock: socket.socket) -> None:
-    """Join the address groups: events from now on queue on the socket."""
-    sock.bind((0, RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_IFADDR))
+    """Join the address and link groups: events from now on queue on the socket."""
+    sock.bind((0, RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_IFADDR | RTMGRP_LINK))
 
 
 @dataclass
@@ -87,6 +92,7 @@ class _Watched:
     sock: socket.socket
     pending: set[bytes]
     tentative: set[bytes] = field(default_factory=set)
+    up: set[int] = field(default_factory=set)  # links the kernel reported operstate UP
 
 
 class AddressWatch:
@@ -121,6 +127,9 @@ class AddressWatch:
 
     def _handle(self, w: _Watched, data: bytes) -> None:
         for kind, _, _, start, end in iter_messages(data):
+            if kind == RTM_NEWLINK:
+                self._link(w, data, start, end)
+                continue
             if kind != RTM_NEWADDR:  # deletions, the end of a dump, errors
                 continue
             flags = data[start + 2]
@@ -145,6 +154,16 @@ class AddressWatch:
                 else:
                     w.pending.discard(raw)
                     w.tentative.discard(raw)
+
+    @staticmethod
+    def _link(w: _Watched, data: bytes, start: int, end: int) -> None:
+        index = IFINFO.unpack_from(data, start)[2]
+        for akind, a, _ in iter_attrs(data, start + IFINFO.size, end):
+            if akind == IFLA_OPERSTATE:
+                if data[a] == IF_OPER_UP:
+                    w.up.add(index)
+                else:
+                    w.up.discard(index)
 
     def wait(
         self,
@@ -197,6 +216,34 @@ class AddressWatch:
                         poller.unregister(fd)
                         if stall:
                             deadline = time.monotonic() + timeout
+
+    def links_down(
+        self, links: dict[str, int], fewer_than: int | None = None, timeout: float = 0.0
+    ) -> int:
+        """How many of the nodes' links (node -> how many) the kernel has not reported up
+        yet (operstate UP: its linkwatch has taken them up), after reading what arrived.
+        With `fewer_than`, first waits up to `timeout` s for the count to drop below it;
+        never fails: it paces, the deadline is elsewhere."""
+        watched = [w for w in self._by_fd.values() if w.node in links]
+
+        def count() -> int:
+            return sum(max(0, links[w.node] - len(w.up)) for w in watched)
+
+        for w in watched:
+            self._drain(w)
+        left = count()
+        if fewer_than is None or left < fewer_than:
+            return left
+        deadline = time.monotonic() + timeout
+        with select.epoll() as poller:
+            for w in watched:
+                if len(w.up) < links[w.node]:
+                    poller.register(w.sock.fileno(), select.EPOLLIN)
+            while left >= fewer_than and (wait := deadline - time.monotonic()) > 0:
+                for fd, _ in poller.poll(wait):
+                    self._drain(self._by_fd[fd])
+                left = count()
+        return left
 
     def _drain(self, w: _Watched) -> None:
         while True:
