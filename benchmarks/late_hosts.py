@@ -35,7 +35,6 @@ from pyroute2 import IPRoute
 import bringup
 from palmnet.kernel import nsfs
 
-ROOT = Path(__file__).resolve().parent.parent
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK = 0, 253
 PHASE = re.compile(r"phase ([a-z ]+): ([\d.]+) s")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from palmnet.cli.tables import print_table, rows_table
+from palmnet.cli.grid import print_grid
+from palmnet.cli.tables import rows_table
 
 
 @pytest.mark.parametrize(
@@ -18,5 +19,5 @@ from palmnet.cli.tables import print_table, rows_table
 def test_bracketed_cells_are_printed_verbatim(
     cell: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    print_table(rows_table([{"what": cell}]))
+    print_grid(rows_table([{"what": cell}]))
     assert cell in capsys.readouterr().out

@@ -52,15 +52,16 @@ class Grid:
         total = sum(widths) + 3 * len(widths) + 1
         if total > WIDTH or len(self.title or "") > total:
             return None
-        return "".join(self._lines(split, widths, styled))
+        return "".join(self._lines(split, widths, total, styled))
 
-    def _lines(self, split: list[list[list[str]]], widths: list[int], styled: bool) -> list[str]:
+    def _lines(
+        self, split: list[list[list[str]]], widths: list[int], total: int, styled: bool
+    ) -> list[str]:
         def rule(left: str, fill: str, mid: str, right: str) -> str:
             return left + mid.join(fill * (w + 2) for w in widths) + right + "\n"
 
         out = []
         if self.title:
-            total = sum(widths) + 3 * len(widths) + 1
             title = _centred(self.title, total)
             out.append(f"{ITALIC}{title}{RESET}\n" if styled else title + "\n")
         out.append(rule("┏", "━", "┳", "┓"))

@@ -31,9 +31,10 @@ def plan(topology: str | Path, fmt: str, rootless: bool = False) -> None:
     if fmt == "json":
         emit_json(p.to_json())
         return
-    from palmnet.cli.tables import plan_table, print_table
+    from palmnet.cli.grid import print_grid
+    from palmnet.cli.tables import plan_table
 
-    print_table(plan_table(p))
+    print_grid(plan_table(p))
     for note in p.notes:
         say(note)
 
@@ -72,9 +73,10 @@ def show(api: object, lab: str, fmt: str, known: Plan | None = None) -> None:
 
         emit_json(live_json(nodes))
     else:
-        from palmnet.cli.tables import ls_table, print_table
+        from palmnet.cli.grid import print_grid
+        from palmnet.cli.tables import ls_table
 
-        print_table(ls_table(nodes))
+        print_grid(ls_table(nodes))
 
 
 def down(lab: str | None) -> None:
@@ -90,8 +92,9 @@ def ls(lab: str | None, fmt: str, prefixes: bool = False) -> None:
     if not prefixes:
         show(LabAPI(), resolve_lab(lab), fmt)
         return
+    from palmnet.cli.grid import print_grid
     from palmnet.cli.isp import prefix_rows
-    from palmnet.cli.tables import print_table, rows_table
+    from palmnet.cli.tables import rows_table
 
     name = resolve_lab(lab)
     rows = prefix_rows(name)
@@ -100,7 +103,7 @@ def ls(lab: str | None, fmt: str, prefixes: bool = False) -> None:
     elif not rows:
         say(f"lab {name}: no router requests a delegated prefix (DHCPv6-PD), nothing to show")
     else:
-        print_table(rows_table(rows))
+        print_grid(rows_table(rows))
 
 
 def exec_(lab: str | None, node: str, command: list[str]) -> None:

@@ -136,9 +136,10 @@ def cluster_status(
     elif not st.clustered:
         typer.echo("LXD is not clustered (one machine)")
     else:
-        from palmnet.cli.tables import print_table, rows_table
+        from palmnet.cli.grid import print_grid
+        from palmnet.cli.tables import rows_table
 
-        print_table(
+        print_grid(
             rows_table(
                 [
                     {
@@ -198,9 +199,10 @@ def image_ls(fmt: Format = FORMAT) -> None:
     if fmt is Format.json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return
-    from palmnet.cli.tables import print_table, rows_table
+    from palmnet.cli.grid import print_grid
+    from palmnet.cli.tables import rows_table
 
-    print_table(
+    print_grid(
         rows_table(
             [
                 {
@@ -271,9 +273,10 @@ def docker_image_ls(fmt: Format = FORMAT) -> None:
     if fmt is Format.json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from palmnet.cli.tables import print_table, rows_table
+    from palmnet.cli.grid import print_grid
+    from palmnet.cli.tables import rows_table
 
-    print_table(
+    print_grid(
         rows_table(
             [
                 {

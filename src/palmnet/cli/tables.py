@@ -9,12 +9,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 
-from palmnet.cli.grid import Grid, print_grid
+from palmnet.cli.grid import Grid
 from palmnet.lab import LiveNode
 from palmnet.plan.external import LEARNT_AT_UP, pending_identifier
 from palmnet.plan.model import Plan
-
-print_table = print_grid
 
 
 def _lines(pairs: Iterable[tuple[str, str]]) -> str:

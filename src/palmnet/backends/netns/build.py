@@ -439,31 +439,22 @@ class Builder:
     def bring_up(self, nodes: Sequence[NodePlan]) -> None:
         """Every node's links up; the last TRICKLE_NODES one at a time while the kernel
         has links it has not taken up yet (see TRICKLE_NODES)."""
-        done = 0
-
-        def up(node: NodePlan) -> None:
-            nonlocal done
-            done += 1
+        held_from = len(nodes) - TRICKLE_NODES
+        owed: dict[str, int] = {}  # node -> its links, all of which the kernel should report up
+        pacing = True
+        for done, node in enumerate(nodes, 1):
+            paced = pacing and done > held_from
+            left = self.watch.links_down(owed) if paced else 0
             progress.step("interfaces up", done, len(nodes))
             rt = self.rt[node.name]
             with rt.pipeline():
                 for iface in sorted(node.interfaces, key=lambda i: i.kind != "bridge"):
                     rt.set_up(iface.name)
-
-        split = max(0, len(nodes) - TRICKLE_NODES)
-        held = list(nodes[split:])
-        for node in nodes[:split]:
-            up(node)
-        owed = {n.name: len(n.interfaces) for n in nodes[:split]}
-        while held and (left := self.watch.links_down(owed)):
-            node = held.pop(0)
-            up(node)
             owed[node.name] = len(node.interfaces)
-            added = len(node.interfaces)
-            if self.watch.links_down(owed, left + added, TRICKLE_STEP) >= left + added:
-                break  # no link came up in that time: no backlog left to pace
-        for node in held:
-            up(node)
+            if paced:
+                # Nothing owed (no backlog), or no link came up in TRICKLE_STEP: the rest at once.
+                more = left + owed[node.name]
+                pacing = bool(left) and self.watch.links_down(owed, more, TRICKLE_STEP) < more
 
     def wait_addresses(self, nodes: Sequence[NodePlan]) -> None:
         try:
