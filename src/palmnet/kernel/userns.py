@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import threading
 import time
-import traceback
+import traceback  # at import, not in the child: it may not see the host's files
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +76,8 @@ def id_map_for_me() -> IdMap:
         user = pwd.getpwuid(uid).pw_name
     except KeyError:
         user = str(uid)
+    import shutil  # here: only a rootless lab asks, and every command imports this module
+
     if uid != 0 and shutil.which("newuidmap") and shutil.which("newgidmap"):
         sub_uid = _sub_range("/etc/subuid", user, uid)
         sub_gid = _sub_range("/etc/subgid", user, uid)

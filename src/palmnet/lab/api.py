@@ -25,7 +25,10 @@ from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch
 from palmnet.diagnostics.crash import checkpoint
 from palmnet.errors import InputError, LabError
 from palmnet.kernel import userns
-from palmnet.lab import host, rootless, store, supervisor
+from palmnet.lab import rootless, store
+
+# host (the neighbour table) and supervisor are imported by the verbs that change a
+# lab: `exec` and `ls` use neither, and start a few milliseconds sooner for it.
 from palmnet.lab.backends import backend_for, backend_of
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
@@ -287,6 +290,7 @@ class LabAPI:
         backend_name: str | None = None,
         rootless_lab: bool = False,
     ) -> UpResult:
+        from palmnet.lab import host
         from palmnet.topology.loader import load_lab_text, read_lab_file
 
         text = read_lab_file(path)
@@ -337,6 +341,8 @@ class LabAPI:
         raise_neigh_limit: bool,
         backend_name: str | None,
     ) -> UpResult:
+        from palmnet.lab import host, supervisor
+
         with store.locked(model.name):
             # A file that names no backend follows the running lab's (else netns).
             running = None
@@ -370,6 +376,8 @@ class LabAPI:
         return UpResult(plan, "created")
 
     def _create(self, plan: Plan, text: str, backend: Backend, raise_limit: bool) -> None:
+        from palmnet.lab import host, supervisor
+
         backend.check(plan)
         backend.prepare(plan.lab)
         with store.journal(plan.lab) as j:
@@ -403,6 +411,8 @@ class LabAPI:
     def _reconcile(
         self, model: Lab, planned: Plan, text: str, source: str, j: Journal, backend: Backend
     ) -> UpResult:
+        from palmnet.lab import supervisor
+
         running = j.meta("backend", "netns")
         if running != backend.name:
             raise InputError(
@@ -447,6 +457,7 @@ class LabAPI:
     def _repair(self, j: Journal, plan: Plan, backend: Backend) -> str:
         """Start again every daemon of a running node that is not running (also the ones
         the supervisor gave up on), and the supervisor if it is gone; what was done."""
+        from palmnet.lab import supervisor
         from palmnet.lab.health import dead_services
 
         done = []
@@ -514,6 +525,8 @@ class LabAPI:
 
     # -- down ----------------------------------------------------------------------------
     def down(self, lab: str | None) -> str:
+        from palmnet.lab import host, supervisor
+
         name = lab if lab is not None else store.lab_name(None)
         if rootless.destroy(name):
             return name
@@ -550,6 +563,8 @@ class LabAPI:
 
     def stop(self, lab: str | None, node: str) -> bool:
         """Stop a node; False if it was stopped already."""
+        from palmnet.lab import supervisor
+
         with self._changing("stop", lab) as s:
             s.plan.node(node)
             stopped = s.stopped
@@ -562,6 +577,8 @@ class LabAPI:
 
     def start(self, lab: str | None, node: str) -> bool:
         """Start a stopped node with the same addresses; False if it was running."""
+        from palmnet.lab import supervisor
+
         with self._changing("start", lab) as s:
             s.plan.node(node)
             stopped = s.stopped
@@ -588,6 +605,8 @@ class LabAPI:
     ) -> Plan:
         """Add copies of a node to a running lab; DNS learns their names. `image`: the
         copies start from that LXD image (a published node) instead of the template's."""
+        from palmnet.lab import supervisor
+
         with self._changing("launch", lab) as s:
             j = s.journal
             if image is not None and s.plan.backend != "lxd":

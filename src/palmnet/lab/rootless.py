@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +143,12 @@ def refuse_daemons(plan: Plan, ids: userns.IdMap) -> None:
 
 
 # -- the outer record --------------------------------------------------------------------
+def _remove_tree(path: Path) -> None:
+    import shutil  # here: every command imports this module, few remove a rootless lab
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _journal_path(lab: str) -> Path:
     return lab_dir(lab) / "journal.sqlite"
 
@@ -256,7 +261,7 @@ def _make_holder(lab: str, nodes: list[str]) -> Holder:
         try:
             pid = userns.start_holder(_title(lab), ids, keep, inner_root(lab))
         except OSError as exc:
-            shutil.rmtree(outer, ignore_errors=True)
+            _remove_tree(outer)
             raise LabError(str(exc)) from None
         holder = Holder(pid, processes.start_time(pid), userns.userns_inode(pid))
         j.record(KIND, KIND, None, pid=pid, start=holder.start, userns=holder.userns)
@@ -273,7 +278,7 @@ def abandon() -> None:
     # point here until it exits, and a mount point cannot be removed.
     with contextlib.suppress(OSError):
         nsfs.umount(str(_entered.outer / "inner"))
-    shutil.rmtree(_entered.outer, ignore_errors=True)
+    _remove_tree(_entered.outer)
 
 
 # -- down ------------------------------------------------------------------------------
@@ -324,4 +329,4 @@ def _destroy(lab: str) -> None:
         left = userns.empty(inode, proof)
         if left:
             raise LabError(f"lab {lab}: processes {left} of its user namespace would not die")
-    shutil.rmtree(lab_dir(lab), ignore_errors=True)
+    _remove_tree(lab_dir(lab))

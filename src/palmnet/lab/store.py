@@ -17,6 +17,7 @@ from pathlib import Path
 
 from palmnet.errors import InputError, LabError
 from palmnet.lab import rootless
+from palmnet.plan import snapshot
 from palmnet.plan.codec import plan_from_json, plan_to_json
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
@@ -99,7 +100,12 @@ def forget_lock(lab: str) -> None:
 
 
 def stored_plan(j: Journal) -> Plan:
-    """The plan the lab runs (what `up`, `launch` or a renumbering last stored)."""
+    """The plan the lab runs (what `up`, `launch` or a renumbering last stored): its
+    snapshot when this palmnet wrote it (plan/snapshot.py), else its JSON."""
+    blob = j.blob("plan")
+    plan = snapshot.load(blob) if blob is not None else None
+    if plan is not None:
+        return plan
     text = j.meta("plan")
     if text is None:
         raise LabError("the lab's journal holds no plan (a crashed `up`?): run `palmnet down`")
@@ -107,7 +113,11 @@ def stored_plan(j: Journal) -> Plan:
 
 
 def store_plan(j: Journal, plan: Plan) -> None:
+    # The snapshot goes first and comes back last, so that a crash between the
+    # three writes never leaves one that is not the JSON's.
+    j.set_blob("plan", None)
     j.set_meta("plan", plan_to_json(plan))
+    j.set_blob("plan", snapshot.dump(plan))
 
 
 def plan_of(lab: str | None) -> Plan:

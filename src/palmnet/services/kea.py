@@ -32,7 +32,6 @@ Details that matter:
 from __future__ import annotations
 
 import glob
-import hashlib
 import ipaddress
 import json
 import os
@@ -70,6 +69,8 @@ def run_script_library() -> str | None:
 def subnet_id(subnet: ipaddress.IPv6Network, interface: str) -> int:
     """Stable kea subnet id of a link: from its /64, so a new LAN prefix is a new
     subnet (its old leases then expire on their own and fire lease6_expire)."""
+    import hashlib  # here: `ls` imports every adapter, and OpenSSL's takes 4 ms
+
     digest = hashlib.sha256(f"{interface}/{subnet}".encode()).digest()
     return int.from_bytes(digest[:4], "big") % 0x7FFFFFFF + 1
 

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS objects (
     UNIQUE (kind, name)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
 
 
@@ -107,3 +108,20 @@ class Journal:
         with self.lock:
             row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
+
+    def set_blob(self, key: str, value: bytes | None) -> None:
+        """Bytes that are not JSON (a plan's snapshot); None removes them."""
+        with self.lock, self.db:
+            if value is None:
+                self.db.execute("DELETE FROM blobs WHERE key = ?", (key,))
+                return
+            self.db.execute(
+                "INSERT INTO blobs (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def blob(self, key: str) -> bytes | None:
+        with self.lock:
+            row = self.db.execute("SELECT value FROM blobs WHERE key = ?", (key,)).fetchone()
+        return bytes(row[0]) if row else None

@@ -11,8 +11,6 @@ derived from a hash, so it fits in 15 bytes whatever the node and interface.
 
 from __future__ import annotations
 
-import hashlib
-
 from palmnet.plan.model import Plan
 
 NETNS_PREFIX = "palmnet-"
@@ -38,6 +36,8 @@ def lab_of_netns(name: str) -> str | None:
 def outer_ifname(node: str, interface: str, attempt: int = 0) -> str:
     """Name of the veth end on the lab's bridge: 'v' + 10 hex digits (11 bytes)."""
     text = f"{node}/{interface}" + (f"#{attempt}" if attempt else "")
+    import hashlib  # here: `exec` and `ls` import this module and never name a veth
+
     return "v" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
 

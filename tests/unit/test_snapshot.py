@@ -1,0 +1,93 @@
+"""A stored plan's snapshot (plan/snapshot.py): the same plan as its JSON, only
+classes of the plan model inside, and never used once the model has changed."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import pickle
+from pathlib import Path
+
+import pytest
+
+from palmnet.lab import store
+from palmnet.lab.api import plan_file
+from palmnet.plan import snapshot
+from palmnet.state.journal import Journal
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.yaml"))
+ALLOWED = {"palmnet.plan.model", "palmnet.addressing.portmap", "ipaddress", "builtins", "copyreg"}
+
+
+def _globals(blob: bytes) -> set[tuple[str, str]]:
+    """(module, name) of every class or function a pickle names, as unpickling asks."""
+    seen: set[tuple[str, str]] = set()
+
+    class Recording(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            seen.add((module, name))
+            return super().find_class(module, name)
+
+    Recording(io.BytesIO(blob)).load()
+    return seen
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_snapshot_is_the_plan_and_holds_only_model_classes(example: str) -> None:
+    plan = plan_file(ROOT / "examples" / example)
+    blob = snapshot.dump(plan)
+    assert blob is not None
+    assert snapshot.load(blob) == plan
+    body = blob[len(snapshot.MAGIC + snapshot.fingerprint()) :]
+    modules = {module for module, _ in _globals(body)}
+    assert modules <= ALLOWED, f"snapshot.fingerprint does not cover {modules - ALLOWED}"
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal.open(tmp_path / "journal.sqlite")
+
+
+def test_stored_plan_comes_from_the_snapshot(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = plan_file(ROOT / "examples" / "palm.yaml")
+    store.store_plan(journal, plan)
+
+    def no_json(_text: str) -> None:
+        raise AssertionError("decoded the JSON although the snapshot was there")
+
+    monkeypatch.setattr(store, "plan_from_json", no_json)
+    assert store.stored_plan(journal) == plan
+
+
+def test_a_snapshot_of_another_model_falls_back_to_the_json(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A palmnet upgraded (or edited) under a running lab reads the lab's JSON."""
+    plan = plan_file(ROOT / "examples" / "farm.yaml")
+    store.store_plan(journal, plan)
+    monkeypatch.setattr(snapshot, "fingerprint", lambda: b"1:2\0")
+    assert snapshot.load(journal.blob("plan") or b"") is None
+    assert store.stored_plan(journal) == plan
+
+
+def test_a_broken_snapshot_falls_back_to_the_json(journal: Journal) -> None:
+    plan = plan_file(ROOT / "examples" / "ring.yaml")
+    store.store_plan(journal, plan)
+    blob = journal.blob("plan") or b""
+    journal.set_blob("plan", blob[: len(blob) // 2])
+    assert store.stored_plan(journal) == plan
+    journal.set_blob("plan", None)
+    assert journal.blob("plan") is None
+    assert store.stored_plan(journal) == plan
+
+
+def test_a_new_plan_replaces_the_snapshot(journal: Journal) -> None:
+    plan = plan_file(ROOT / "examples" / "farm.yaml")
+    store.store_plan(journal, plan)
+    renamed = dataclasses.replace(plan, lab="other")
+    store.store_plan(journal, renamed)
+    assert snapshot.load(journal.blob("plan") or b"") == renamed
+    assert store.stored_plan(journal) == renamed
