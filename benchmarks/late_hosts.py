@@ -25,6 +25,7 @@ import collections
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,6 +64,9 @@ def counters(netns: str) -> dict[str, int]:
     return out
 
 
+NDISC_KEYS = ("table_fulls", "forced_gc_runs", "res_failed")
+
+
 def spread(values: list[int]) -> str:
     v = [x / 100 for x in sorted(values)]
     return f"p50 {v[len(v) // 2]:.2f} p99 {v[int(len(v) * 0.99)]:.2f} max {v[-1]:.2f} s"
@@ -70,14 +74,19 @@ def spread(values: list[int]) -> str:
 
 def one_run(k: int, lab: str, path: Path, slow: float) -> float:
     env = dict(os.environ, PALMNET_TRACE="1")
+    before = bringup.ndisc_counters()
     t0 = time.monotonic()
     _, p = bringup.palmnet("up", str(path), "--format", "json", "--raise-neigh-limit", env=env)
     wall = time.monotonic() - t0
+    after = bringup.ndisc_counters()
+    ndisc = {k: after[k] - before[k] for k in NDISC_KEYS}
     phases = dict(PHASE.findall(p.stderr))
     addresses = float(phases.get("addresses", "nan"))
     print(
         f"run {k}: up {wall:.2f} s exit {p.returncode}; "
         + ", ".join(f"{name} {s}" for name, s in phases.items())
+        + "; neighbour table during up: "
+        + ", ".join(f"{k} +{v}" for k, v in ndisc.items())
     )
     if p.returncode != 0:
         print("  " + p.stderr.strip()[-600:])
@@ -102,6 +111,11 @@ def one_run(k: int, lab: str, path: Path, slow: float) -> float:
                     f" RA in {c['Icmp6InRouterAdvertisements']}, ICMPv6 in errors"
                     f" {c['Icmp6InErrors']}, IPv6 in discards {c['Ip6InDiscards']}"
                 )
+                for what in (["route", "show", "default"], ["neigh", "show"]):
+                    shown = subprocess.run(
+                        ["ip", "-n", n, "-6", *what], capture_output=True, text=True
+                    ).stdout.strip()
+                    print(f"    ip -6 {what[0]}: {shown or '(none)'}")
     rs = collections.Counter(counters(nsfs.netns_path(n))["Icmp6OutRouterSolicits"] for n in hosts)
     router = counters(nsfs.netns_path(prefix + "r"))
     print(

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,54 @@ def test_radvd_has_room_for_a_lan_of_solicitations(lab) -> None:
         if sockbuf.is_icmpv6_raw(s)
     ]
     assert buffers == [2 * RS_BURST_BUFFER], buffers
+
+
+def _table_fulls() -> int:
+    """The kernel's count of refused neighbour entries, all CPUs together."""
+    head, *rows = Path("/proc/net/stat/ndisc_cache").read_text().splitlines()
+    at = head.split().index("table_fulls")
+    return sum(int(row.split()[at], 16) for row in rows)
+
+
+def test_down_puts_the_neighbour_limit_back_once_the_table_has_room(tmp_path: Path) -> None:
+    """A lab that raised the limit holds more entries than the old limit allows; `down`
+    restores the old limit only after its dying namespaces have let go of them, so no
+    neighbour on the machine is refused on the way (measured before: 1,900 entries
+    still held when `down` returned at 1,000 hosts, "neighbor table overflow!").
+    A thread samples the limit and the table all through `down`."""
+    from palmnet.kernel import neigh_limit
+
+    have, cap = neigh_limit.current_entries(), neigh_limit.limit()
+    count = (cap - have) // 4 + 60  # about 4 entries per host: past the old limit
+    if count > 1000:
+        pytest.skip(f"gc_thresh3 is {cap} here: the lab to pass it would pass a bridge's ports")
+    name = f"sr{os.getpid() % 100000}"
+    path = write_lab(tmp_path / "raised.yaml", LAB.format(name=name, count=count))
+    samples: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append((neigh_limit.read("gc_thresh3"), neigh_limit.current_entries()))
+
+    try:
+        run("up", str(path), "--raise-neigh-limit")
+        assert neigh_limit.limit() > cap
+        held = neigh_limit.current_entries()
+        assert held > cap, f"the lab holds {held} entries, not more than the old limit {cap}"
+        fulls = _table_fulls()
+        watcher = threading.Thread(target=sample)
+        watcher.start()
+        try:
+            run("down", name)
+        finally:
+            done.set()
+            watcher.join()
+        assert neigh_limit.limit() == cap
+        over = [entries for limit, entries in samples if limit <= cap and entries >= limit]
+        assert not over, f"the old limit {cap} was back while the table held {max(over)}"
+        assert _table_fulls() == fulls, "the kernel refused neighbour entries during `down`"
+        assert len(samples) > 10, "too few samples to tell"
+    finally:
+        run("down", name, check=False)
+    assert lab_traces(name) == []

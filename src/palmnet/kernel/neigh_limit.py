@@ -9,6 +9,7 @@ them back at `down`, whatever backend runs the lab.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from palmnet.kernel.rtnl import NeighTable, Rtnl
@@ -60,6 +61,18 @@ def values_for(need: int) -> dict[str, int]:
     need, a 5,000-host `up` counted 15,574 forced GCs and evicted entries its hosts
     were still using."""
     return {"gc_thresh1": need // 4, "gc_thresh2": need, "gc_thresh3": need * 2}
+
+
+def wait_below(entries: int, timeout: float) -> bool:
+    """Whether the table came below `entries` within `timeout` seconds. The kernel
+    frees a deleted namespace's entries in its own cleanup work and tells no one
+    outside that namespace, so this reads the count every 10 ms."""
+    deadline = time.monotonic() + timeout
+    while current_entries() >= entries:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)  # poll: no event reaches us when a dead namespace's entries go
+    return True
 
 
 def write(key: str, value: int) -> None:

@@ -363,8 +363,8 @@ class LabAPI:
                         return self._reconcile(model, planned, text, source, j, backend)
                     self.report(f"lab {model.name}: an earlier `up` did not finish; cleaning it")
                     supervisor.stop(j)
-                    host.restore(j)
                     backend_of(j).destroy(model.name, j)
+                    host.restore(j)
             elif backend.leftovers(model.name):
                 self.report(f"lab {model.name}: removing leftovers of a lost lab first")
                 backend.destroy(model.name, None)
@@ -400,8 +400,8 @@ class LabAPI:
             try:
                 backend.apply(plan, j)
             except BaseException as exc:
-                host.restore(j)
                 backend.destroy(plan.lab, j)
+                host.restore(j)
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
                 raise LabError(f"up failed, removed what it made: {exc}") from exc
@@ -535,8 +535,8 @@ class LabAPI:
             if store.has_journal(name):
                 with store.journal(name) as j:
                     supervisor.stop(j)
-                    host.restore(j)
                     backend_of(j).destroy(name, j)
+                    host.restore(j)
                 store.forget_lock(name)
                 return name
             from palmnet.lab.backends import present_backends
