@@ -24,7 +24,7 @@ ENTRIES_PER_INTERFACE = 5
 # into `up`, ndisc_cache table_fulls in the thousands), so `up` refuses it first.
 ENTRIES_FLOOR = 4
 KIND = "host-sysctl"
-DRAIN_TIMEOUT = 5.0  # then the old values go back all the same: they are the machine's
+DRAIN_TIMEOUT = 10.0  # then the old values go back all the same: they are the machine's
 
 
 def lab_need(plan: Plan) -> int:
