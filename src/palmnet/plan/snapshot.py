@@ -20,7 +20,6 @@ are the whole fingerprint.
 
 from __future__ import annotations
 
-import functools
 import os
 import pickle
 
@@ -31,10 +30,7 @@ from palmnet.plan.model import Plan
 MAGIC = b"palmnet-plan-1\0"
 
 
-@functools.cache
-def fingerprint() -> bytes:
-    """The plan's classes' source files as stat sees them (b'' when one has none, e.g.
-    in a zip)."""
+def _stat_mark() -> bytes:
     marks = []
     for module in (model, portmap):
         try:
@@ -43,6 +39,17 @@ def fingerprint() -> bytes:
             return b""
         marks.append(f"{st.st_size}:{st.st_mtime_ns}")
     return (" ".join(marks) + "\0").encode()
+
+
+# Taken when the classes are imported, not at first use: a long-running process (the
+# web UI) that outlives an upgrade keeps the mark of the classes it holds.
+_MARK = _stat_mark()
+
+
+def fingerprint() -> bytes:
+    """The plan's classes' source files as stat saw them at import (b'' when one has
+    none, e.g. in a zip)."""
+    return _MARK
 
 
 def dump(plan: Plan) -> bytes | None:
