@@ -2,11 +2,10 @@
 
 Order: processes (by recorded pid, then anything else still inside the lab's
 namespaces: they are the lab's), the macvlans on the machine's own LAN (external
-networks), node mount namespaces, node namespaces (their veth pairs go with them;
-`down` waits until the ports on a host bridge are gone, and deletes what is left),
-the hidden
-namespace (bridges go with it), the private mounts of the state dir, the state
-dir. Names are checked against the lab's prefix, so nothing else is touched.
+networks), node namespaces (their veth pairs go with them; `down` waits until the
+ports on a host bridge are gone, and deletes what is left), the hidden namespace
+(bridges go with it), node mount namespaces, the private mounts of the state dir,
+the state dir. Names are checked against the lab's prefix, so nothing else is touched.
 Host-level settings the lab changed (the neighbour limit) are the Lab API's to
 restore, for every backend.
 """
@@ -69,6 +68,13 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
     names = {n for n in names if n == switch_netns(lab) or n.startswith(node_netns(lab, ""))}
     stop_node_processes(journal, sorted(names), None)
     remove_macvlans(lab, journal)
+    # The network namespaces go first: the kernel frees them (devices, neighbour
+    # entries) in its own work after their last reference, and that overlaps the
+    # rest of this teardown instead of following it (`down` waits for it before
+    # it puts a raised neighbour limit back: lab/host.py).
+    with ports_gone(lab, journal):  # the host ports go with their nodes' namespaces
+        namespaces.delete_many(sorted(names - {switch_netns(lab)}))
+    namespaces.delete_netns(switch_netns(lab))
     nsd = ns_dir(lab)
     # One lazy unmount of the lab's private tmpfs detaches every node's mount and
     # UTS namespace file below it at once: one RCU grace period instead of one per
@@ -79,8 +85,5 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
         for f in sorted(nsd.iterdir()):
             with contextlib.suppress(OSError):
                 nsfs.umount(str(f))
-    with ports_gone(lab, journal):  # the host ports go with their nodes' namespaces
-        namespaces.delete_many(sorted(names - {switch_netns(lab)}))
-    namespaces.delete_netns(switch_netns(lab))
     release_state_tmpfs(lab_dir(lab))
     shutil.rmtree(lab_dir(lab), ignore_errors=True)
