@@ -26,12 +26,12 @@ from palmnet.diagnostics.crash import checkpoint
 from palmnet.errors import InputError, LabError
 from palmnet.kernel import userns
 from palmnet.lab import rootless, store
-
-# host (the neighbour table) and supervisor are imported by the verbs that change a
-# lab: `exec` and `ls` use neither, and start a few milliseconds sooner for it.
 from palmnet.lab.backends import backend_for, backend_of
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
+
+# host (the neighbour table) and supervisor are imported by the verbs that change a
+# lab: `exec` and `ls` use neither, and start a few milliseconds sooner for it.
 
 if TYPE_CHECKING:
     from palmnet.topology.model import Lab

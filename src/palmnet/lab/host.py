@@ -91,5 +91,5 @@ def restore(journal: Journal) -> None:
     if "gc_thresh3" in old:  # past it, the kernel refuses new entries
         neigh_limit.wait_below(old["gc_thresh3"], DRAIN_TIMEOUT)
     for e in entries:
-        neigh_limit.restore(e.name, int(e.data["old"]), int(e.data["new"]))
+        neigh_limit.restore(e.name, old[e.name], int(e.data["new"]))
         journal.forget(KIND, e.name)
