@@ -414,16 +414,17 @@ def test_uci_is_a_folder_next_to_the_lab_file(tmp_path: Path, uci: str) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
 def test_a_uci_folder_the_user_cannot_read_is_exit_2_at_the_uci_line() -> None:
-    """Run as nobody on a root-owned folder of mode 700: exit 2 naming the folder at
-    the lab file's `uci:` line (it was exit 1 and a bare PermissionError)."""
+    """A folder of nobody's, mode 700, read by root without its capabilities to pass
+    file permissions: exit 2 naming the folder at the lab file's `uci:` line (it was
+    exit 1 and a bare PermissionError). Root keeps its own uid so that it reads the
+    checkout and its venv wherever they are (a clone in a `mktemp -d` folder is 700)."""
     top = Path(tempfile.mkdtemp(prefix="xw-perm-"))
     try:
-        top.chmod(0o755)
         path = _openwrt_lab(top, "router")
-        path.chmod(0o644)
+        os.chown(top / "router", 65534, 65534)
         (top / "router").chmod(0o700)
         src = Path(__file__).resolve().parents[2] / "src"
-        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        argv = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
         argv += [sys.executable, "-m", "palmnet", "plan", str(path)]
         env = {**os.environ, "PYTHONPATH": str(src)}
         result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
