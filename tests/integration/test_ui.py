@@ -99,6 +99,26 @@ def _by(driver, css: str):  # type: ignore[no-untyped-def]
     return driver.find_element("css selector", css)
 
 
+def _follow(driver, element) -> None:  # type: ignore[no-untyped-def]
+    """Click what loads a new page, and wait until the old one is gone.
+
+    A click returns before the browser has left the page, so a lookup right after it
+    may search the old page (and miss what only the new one has)."""
+    old = driver.find_element("tag name", "html")
+    element.click()
+    wait_for("the next page", lambda: _stale(old))
+
+
+def _stale(element) -> bool:  # type: ignore[no-untyped-def]
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        element.tag_name  # noqa: B018 - asks the browser whether it still has it
+    except StaleElementReferenceException:
+        return True
+    return False
+
+
 def _all(driver, css: str):  # type: ignore[no-untyped-def]
     return driver.find_elements("css selector", css)
 
@@ -281,7 +301,10 @@ def test_saving_an_unchanged_rule_keeps_what_the_form_has_no_choice_for(chrome, 
     lab, _ = router_lab
     before = parse(_firewall_text(lab), "firewall")
     chrome.get(f"{_base(chrome)}/lab/{lab}/node/router/firewall")
-    _by(chrome, "#rules tr[data-rule='Allow-IPSec-ESP']").find_element("link text", "Edit").click()
+    _follow(
+        chrome,
+        _by(chrome, "#rules tr[data-rule='Allow-IPSec-ESP']").find_element("link text", "Edit"),
+    )
     proto = _by(chrome, "#add-rule select[name='proto']")
     assert proto.get_attribute("value") == "esp"  # not in the list: kept as it is
     _by(chrome, "#save").click()
@@ -295,7 +318,7 @@ def test_edit_disable_and_delete_the_rule(chrome, router_lab) -> None:
     wan = _addr(nodes, "router", "eth1", "2001:db8:ebbd:2080:")
     chrome.get(f"{_base(chrome)}/lab/{lab}/node/router/firewall")
     row = _by(chrome, "#rules tr[data-rule='ext_web']")
-    row.find_element("link text", "Edit").click()
+    _follow(chrome, row.find_element("link text", "Edit"))
     port = _by(chrome, "#add-rule").find_element("name", "dest_port")
     assert port.get_attribute("value") == "80"
     port.clear()
@@ -475,8 +498,8 @@ def test_bring_a_lab_up_and_down_from_the_labs_page(chrome, tmp_path: Path) -> N
         assert {n["name"] for n in run_json("ls", name)} == {"r", "h"}
         chrome.get(_base(chrome) + "/")
         row = _by(chrome, f"#labs tr[data-lab='{name}']")
-        row.find_element("xpath", ".//button[contains(text(), 'Take down')]").click()
-        _by(chrome, "#confirm-down").click()  # the confirmation page
+        _follow(chrome, row.find_element("xpath", ".//button[contains(text(), 'Take down')]"))
+        _follow(chrome, _by(chrome, "#confirm-down"))  # the confirmation page
         assert _job_ends(chrome) == "done"
         assert f"lab {name} removed" in _by(chrome, "#job-result").text
         assert lab_traces(name) == []
