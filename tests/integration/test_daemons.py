@@ -31,14 +31,17 @@ from pathlib import Path
 
 import pytest
 
+from palmnet.kernel import processes
 from palmnet.kernel.watch import AddressWatch
 from palmnet.plan.model import DnsRecord, NodePlan, Plan
+from palmnet.services import runner
 from palmnet.services.base import Service
 from palmnet.services.dhcpcd import Dhcpcd
 from palmnet.services.dnsmasq import Dnsmasq
 from palmnet.services.httpd import Httpd
 from palmnet.services.radvd import Radvd
 from palmnet.services.rdnssd import Rdnssd
+from palmnet.state.journal import Journal
 from tests.unit.test_services import (
     H_DHCP4,
     H_DHCP6,
@@ -278,8 +281,18 @@ def test_dnsmasq_answers_the_lab_names_over_the_link(pair: Pair) -> None:
     assert "status: NXDOMAIN" in status, status
 
 
+class _FileSpawner:
+    """runner.reload's door into a namespace node: its files are the host's."""
+
+    def write(self, files: dict[Path, str]) -> None:
+        for path, content in files.items():
+            path.write_text(content)
+
+
 def test_dnsmasq_takes_new_names_and_reservations_on_sighup(pair: Pair) -> None:
-    """What the backend's refresh does for a launched node: rewrite render(), SIGHUP."""
+    """What the backend's refresh does for a launched node: rewrite render(), SIGHUP,
+    and wait until dnsmasq has read both files. A node launched right after asks for
+    its lease at once (CI: a launched host got a pool address, not its reservation)."""
     full = router_node()
     assert full.dns is not None
     h2 = DnsRecord("h2.svc.example", ipaddress.ip_address("2001:db8:5::2"))
@@ -288,15 +301,19 @@ def test_dnsmasq_takes_new_names_and_reservations_on_sighup(pair: Pair) -> None:
     pid = pair.start(dnsmasq, pair.router)
     pair.wait_ready(dnsmasq, pid)
     assert pair.dig(pair.router, "AAAA", "h2.svc.example") == ""
+    journal = Journal.open(pair.state / "journal.sqlite")
+    journal.record("process", "r1/dnsmasq", "r1", pid=pid, start=processes.start_time(pid))
 
     after = replace(full, dns=replace(full.dns, records=(*full.dns.records, h2)))
-    for path, content in Dnsmasq(pair.plan, after, pair.state / "r1").render().items():
-        path.write_text(content)
-    os.kill(pid, signal.SIGHUP)
-    wait_for(
-        lambda: pair.dig(pair.router, "AAAA", "h2.svc.example") == "2001:db8:5::2",
-        "h2 served after SIGHUP",
-    )
+    svc = Dnsmasq(pair.plan, after, pair.state / "r1")
+    told = runner.reload(journal, after, svc, _FileSpawner())
+    journal.close()
+    assert told is not None and told.pid == pid
+    runner.wait_reloaded([told])
+    log = dnsmasq.log.read_text()[told.log_offset :]
+    assert f"read {dnsmasq.dir / 'dhcp-hosts'}\n" in log, log
+    # no wait: once wait_reloaded returns, the name is served
+    assert pair.dig(pair.router, "AAAA", "h2.svc.example") == "2001:db8:5::2"
     # The reservation came with the same SIGHUP: h1 gets .42, outside the dynamic pool.
     pair.host_up()
     dhcpcd = pair.service(Dhcpcd, host_node(dad=False))

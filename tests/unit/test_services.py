@@ -361,6 +361,28 @@ def test_dnsmasq_dhcp_only_turns_dns_off() -> None:
     assert set(svc.render()) == {svc.dir / "dnsmasq.conf", svc.dir / "dhcp-hosts"}
 
 
+@pytest.mark.parametrize(
+    ("node", "logged", "done"),
+    [
+        (router_node(), ["hosts - 3 names"], False),  # the reservations not yet
+        (router_node(), ["hosts - 3 names", "dhcp-hosts"], True),
+        (router_node(dns=None), ["dhcp-hosts"], True),
+        (router_node(lans=()), ["hosts - 3 names"], True),
+        (router_node(lans=()), [], False),
+    ],
+)
+def test_dnsmasq_is_reloaded_once_it_logged_reading_each_file_it_rereads(
+    tmp_path: Path, node: NodePlan, logged: list[str], done: bool
+) -> None:
+    svc = Dnsmasq(lab_plan(), node, tmp_path / "r1")
+    svc.dir.mkdir(parents=True)
+    old = (
+        f"dnsmasq[7]: read {svc.dir}/hosts - 2 names\ndnsmasq-dhcp[7]: read {svc.dir}/dhcp-hosts\n"
+    )
+    svc.log.write_text(old + "".join(f"dnsmasq[7]: read {svc.dir}/{x}\n" for x in logged))
+    assert svc.reloaded(len(old)) is done  # what came before the SIGHUP does not count
+
+
 def test_dnsmasq_dhcp4_without_router_option_leaves_dnsmasqs_default() -> None:
     node = router_node(lans=(lan_service(dhcp4_router=None, dhcp6_range=None),))
     conf = text(adapter(Dnsmasq, node), "dnsmasq.conf")

@@ -237,8 +237,12 @@ class Dnsmasq(Service):
         return [self.executable, "--keep-in-foreground", f"--conf-file={self.conf}"]
 
     def reloaded(self, log_offset: int) -> bool:
-        """dnsmasq logs `read .../hosts - N names` once it has re-read the lab's names."""
-        if self.node.dns is None:
+        """dnsmasq logs `read .../hosts - N names` once it has re-read the lab's names
+        and then `read .../dhcp-hosts` once it has re-read the reservations."""
+        read = [f"read {self.dir / HOSTS} "] if self.node.dns is not None else []
+        if dhcp_lans(self.node):
+            read.append(f"read {self.dir / DHCP_HOSTS}\n")
+        if not read:
             return True
         try:
             with open(self.host_log, "rb") as f:
@@ -246,7 +250,7 @@ class Dnsmasq(Service):
                 tail = f.read().decode(errors="replace")
         except OSError:
             return False
-        return f"read {self.dir / HOSTS} " in tail
+        return all(line in tail for line in read)
 
     def ready(self, pid: int) -> bool:
         """Its DNS socket (or, DHCP only, a DHCP socket) is bound.

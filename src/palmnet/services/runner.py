@@ -131,15 +131,53 @@ def recorded_pid(journal: Journal, node: str, service: str) -> int | None:
     return None
 
 
-def reload(journal: Journal, node: NodePlan, svc: Service, spawner: Spawner) -> bool:
-    """Re-render a daemon that re-reads its files on SIGHUP and signal it; whether it
-    was running to be told."""
+@dataclass(frozen=True)
+class Signalled:
+    """A daemon told to re-read its files, and where its log stood when it was told."""
+
+    key: str
+    svc: Service
+    pid: int
+    log_offset: int
+
+
+def reload(journal: Journal, node: NodePlan, svc: Service, spawner: Spawner) -> Signalled | None:
+    """Re-render a daemon that re-reads its files on SIGHUP and signal it; None if it
+    was not running to be told. `wait_reloaded` waits until it has read them."""
     pid = recorded_pid(journal, node.name, svc.name)
     if pid is None:
-        return False
+        return None
     spawner.write(svc.render())
+    offset = _size(svc.host_log)
     os.kill(pid, signal.SIGHUP)
-    return True
+    return Signalled(key_of(node.name, svc.name), svc, pid, offset)
+
+
+def wait_reloaded(signalled: Iterable[Signalled | None], timeout: float = READY_TIMEOUT) -> None:
+    """Wait until every signalled daemon has re-read its files (its own log says so).
+
+    A SIGHUP only asks: a node launched right after it would ask dnsmasq for its
+    lease before the reservation is read, and get an address from the pool."""
+    pending = [s for s in signalled if s is not None]
+    deadline = time.monotonic() + timeout
+    while pending := [s for s in pending if not s.svc.reloaded(s.log_offset)]:
+        for s in pending:
+            if not processes.alive(s.pid):
+                raise LabError(f"{s.key} exited after SIGHUP: {log_tail(s.svc.host_log)}")
+        if time.monotonic() > deadline:
+            s = pending[0]
+            raise LabError(
+                f"{s.key} did not re-read its files in {timeout:g} s after SIGHUP: "
+                f"{log_tail(s.svc.host_log)}"
+            )
+        time.sleep(READY_POLL)  # poll: a daemon's log is the only word of its reload
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def log_tail(path: Path, lines: int = 3) -> str:

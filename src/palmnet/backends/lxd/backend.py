@@ -296,6 +296,7 @@ class LxdBackend(Backend):
     def refresh(self, plan: Plan, journal: Journal) -> None:
         """Re-render the daemons that re-read their files on SIGHUP, and signal them."""
         mine = instances.lab_instances(self.lxd, plan.lab)
+        signalled = []
         for node in plan.nodes:
             inst = mine.get(node.name)
             if inst is None or inst.get("status") != "Running":
@@ -304,7 +305,8 @@ class LxdBackend(Backend):
             spawner = inside.LxdSpawner(self.lxd, node, inst["name"], init)
             for svc in inside.adapters(plan, node, init):
                 if svc.reloads:
-                    runner.reload(journal, node, svc, spawner)
+                    signalled.append(runner.reload(journal, node, svc, spawner))
+        runner.wait_reloaded(signalled)
 
     # -- node verbs --------------------------------------------------------------------------
     def remove_nodes(self, plan: Plan, journal: Journal, nodes: Sequence[str]) -> None:

@@ -61,7 +61,9 @@ def adapters(plan: Plan, node: NodePlan, names: Sequence[str] | None = None) -> 
 
 def refresh_daemons(plan: Plan, journal: Journal) -> None:
     """Re-render the daemons that re-read their files on SIGHUP, and signal them."""
-    for node in plan.nodes:
-        for svc in adapters(plan, node):
-            if svc.reloads:
-                runner.reload(journal, node, svc, NetnsSpawner(plan.lab, node.name))
+    runner.wait_reloaded(
+        runner.reload(journal, node, svc, NetnsSpawner(plan.lab, node.name))
+        for node in plan.nodes
+        for svc in adapters(plan, node)
+        if svc.reloads
+    )
