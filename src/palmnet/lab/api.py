@@ -34,6 +34,7 @@ from palmnet.state.journal import Journal
 # lab: `exec` and `ls` use neither, and start a few milliseconds sooner for it.
 
 if TYPE_CHECKING:
+    from palmnet.plan.build import Held
     from palmnet.topology.model import Lab
 
 Report = Callable[[str], None]
@@ -61,10 +62,11 @@ def check_daemon_configs(plan: Plan) -> None:
                 )
 
 
-def plan_model(lab: Lab) -> Plan:
+def plan_model(lab: Lab, held: Held | None = None) -> Plan:
+    """The checked plan of a lab; `held`: the leases of the running lab it replaces."""
     from palmnet.plan.build import plan_lab
 
-    plan = plan_lab(lab)
+    plan = plan_lab(lab, held)
     check_daemon_configs(plan)
     if any(n.docker for n in lab.nodes.values()):
         from palmnet.lab.lxd_admin import check_docker_images
@@ -87,14 +89,15 @@ def plan_file(path: str | Path, rootless_lab: bool = False) -> Plan:
 def _replan(j: Journal, launched: dict[str, str], pools: dict[str, str]) -> Plan:
     """The plan of the lab's stored file text with `launch`'s copies and `isp renumber`'s
     pools (a verb that changes the lab; uci: folders resolve against the stored
-    absolute path of the file)."""
+    absolute path of the file). The running hosts keep their DHCP leases."""
+    from palmnet.plan.build import held_leases
     from palmnet.topology.copies import with_copies, with_pools
     from palmnet.topology.loader import load_lab_text
 
     lab = with_copies(
         load_lab_text(j.meta("topology"), j.meta("source")), launched, j.meta("launch_images", {})
     )
-    plan = plan_model(with_pools(lab, pools))
+    plan = plan_model(with_pools(lab, pools), held_leases(store.stored_plan(j)))
     return dataclasses.replace(plan, backend=j.meta("backend", plan.backend))
 
 
@@ -419,13 +422,17 @@ class LabAPI:
                 f"lab {model.name} runs on the {running} backend, not {backend.name}: "
                 "run `palmnet down` first"
             )
+        from palmnet.plan.build import held_leases, keeps_leases
         from palmnet.plan.diff import diff_plans
         from palmnet.topology.copies import with_copies
 
         old = store.stored_plan(j)
         launched = j.meta("launched", {})
         images = j.meta("launch_images", {})
-        plan = plan_model(with_copies(model, launched, images)) if launched else planned
+        held = held_leases(old)
+        if launched or not keeps_leases(planned, held):  # the running hosts keep theirs
+            planned = plan_model(with_copies(model, launched, images), held)
+        plan = planned
         plan = dataclasses.replace(plan, source=source, backend=backend.name)
         repaired = self._repair(j, old, backend)
         renumbered = self._renumbered_in_file(j, old, plan, text, source)

@@ -194,28 +194,63 @@ def _ra_prefixes(iface: Iface) -> tuple[ipaddress.IPv6Network, ...]:
 Addr = TypeVar("Addr", ipaddress.IPv4Address, ipaddress.IPv6Address)
 
 
-def _reserve(hosts: list[tuple[str, str]], first: Addr, last: Addr) -> dict[str, Addr]:
+Held = dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address]
+"""The leases a running lab's hosts hold, by client id (MAC for v4, DUID for v6)."""
+
+
+def held_leases(plan: Plan) -> Held:
+    """What the hosts of a running lab were given: a re-plan (launch, an edited file)
+    keeps them, so no host's reservation moves under the lease it holds."""
+    held: Held = {}
+    for node in plan.nodes:
+        for lan in node.lans:
+            held.update({mac: addr for mac, addr, _ in lan.hosts})
+            held.update({duid: addr for duid, addr, _ in lan.hosts6})
+    return held
+
+
+def keeps_leases(plan: Plan, held: Held) -> bool:
+    """Whether every host of `plan` that holds a lease keeps it there: a plan made
+    without the held leases is then the same as one made with them."""
+    given = held_leases(plan)
+    return all(given.get(cid, addr) == addr for cid, addr in held.items())
+
+
+def _reserve(
+    hosts: list[tuple[str, str]], first: Addr, last: Addr, held: Held | None = None
+) -> dict[str, Addr]:
     """DHCP reservations (v4 by MAC, v6 by DUID): by a hash of the client's id into
-    the range, sorted keys probing forward, so a host keeps its lease when others
-    are added."""
+    the range, sorted keys probing forward. A hash alone does not keep a host's lease
+    when others are added (a new name that sorts first takes a colliding slot), so
+    the addresses of a running lab (`held`) are placed first, where they are."""
     size = int(last) - int(first) + 1
     taken: set[int] = set()
     out: dict[str, Addr] = {}
-    for key, mac in sorted(hosts):
+    for key, cid in sorted(hosts):
+        had = (held or {}).get(cid)
+        if had is not None and type(had) is type(first) and first <= had <= last:
+            slot = int(had) - int(first)
+            if slot not in taken:
+                taken.add(slot)
+                out[key] = had  # type: ignore[assignment]
+    for key, cid in sorted(hosts):
+        if key in out:
+            continue
         if len(taken) >= size:
             break
-        slot = int.from_bytes(hashlib.sha256(mac.encode()).digest()[:4], "big") % size
+        slot = int.from_bytes(hashlib.sha256(cid.encode()).digest()[:4], "big") % size
         while slot in taken:
             slot = (slot + 1) % size
         taken.add(slot)
         out[key] = first + slot
-    return out
+    return dict(sorted(out.items()))
 
 
-def plan_lab(lab: Lab) -> Plan:
+def plan_lab(lab: Lab, held: Held | None = None) -> Plan:
     """The plan of a lab, in named passes: each node's interfaces (UCI read for
     openwrt nodes), MACs, delegations, what each link offers, each LAN's services
-    and DHCP reservations, then each node's plan, its routes and the DNS records."""
+    and DHCP reservations, then each node's plan, its routes and the DNS records.
+    `held`: the leases of the running lab this plan replaces (`held_leases`)."""
     drafts = _drafts(lab)
     macs, notes = _macs(lab, drafts)
 
@@ -235,7 +270,7 @@ def plan_lab(lab: Lab) -> Plan:
     links = _links(drafts, mac_of, lambda d, i: guarded_here(lab, d.node, i))
     for name, ext in external_prefixes(lab).items():  # the real LAN's router, by the file
         links.advertised[name].append(("", ext))
-    reservations, lans = _lan_services(lab, drafts, links, mac_of)
+    reservations, lans = _lan_services(lab, drafts, links, mac_of, held)
     nodes = [
         with_external(lab, _node_plan(lab, d, links, reservations, lans, pd, mac_of))
         for d in drafts
@@ -349,7 +384,7 @@ def _dhcp_duids(drafts: list[_Draft], links: _Links, mac_of: MacOf) -> dict[str,
 
 
 def _lan_services(
-    lab: Lab, drafts: list[_Draft], links: _Links, mac_of: MacOf
+    lab: Lab, drafts: list[_Draft], links: _Links, mac_of: MacOf, held: Held | None
 ) -> tuple[Reservations, dict[tuple[str, str], LanService]]:
     """Each router LAN's RA options and DHCP reservations for the hosts on it."""
     reservations = Reservations(duids=_dhcp_duids(drafts, links, mac_of))
@@ -365,7 +400,7 @@ def _lan_services(
             ]
             chosen: dict[str, ipaddress.IPv4Address] = {}
             if lan.dhcp4_range is not None:
-                chosen = _reserve(hosts, *lan.dhcp4_range)
+                chosen = _reserve(hosts, *lan.dhcp4_range, held)
             router_if = next(
                 i for d in drafts if d.node.name == router for i in d.ifaces
                 if i.name == lan.interface
@@ -381,7 +416,7 @@ def _lan_services(
                     for k, _ in hosts
                     if k.split("/")[0] in reservations.duids
                 ]
-                chosen6 = _reserve(by_duid, *lan.dhcp6_range)
+                chosen6 = _reserve(by_duid, *lan.dhcp6_range, held)
             for key, addr6 in chosen6.items():
                 node, iface = key.split("/")
                 reservations.v6[(node, iface)] = ipaddress.IPv6Interface(f"{addr6}/128")
