@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from palmnet.kernel import processes
+from palmnet.state.paths import node_dir
 from tests.integration.labs import lab_traces, node_exec, run, run_json, write_lab
 
 pytestmark = pytest.mark.root
@@ -284,7 +286,9 @@ def test_up_of_the_file_adds_and_removes_hosts_behind_the_router(lab) -> None:
     records follow (its dnsmasq is reloaded); the router itself is not "changed"."""
     name, _, path = lab
     text = path.read_text()
-    router_pid = run("exec", "--lab", name, "router", "--", "pidof", "dnsmasq").stdout
+    # its own pid file: `pidof` in a namespace node sees every lab's dnsmasq
+    pid_file = node_dir(name, "router") / "dnsmasq" / "dnsmasq.pid"
+    router_pid = pid_file.read_text()
     fewer = write_lab(path.with_name("fewer.yaml"), text.replace("count: 3", "count: 2"))
     shrunk = run("up", str(fewer))
     assert "removed w3" in shrunk.stderr + shrunk.stdout
@@ -295,4 +299,5 @@ def test_up_of_the_file_adds_and_removes_hosts_behind_the_router(lab) -> None:
     nodes = {n["name"]: n for n in run_json("ls", "--lab", name, "--format", "json")}
     assert _addr(nodes, "w3", "eth0", "2001:db8:ebbd:2084:")
     # the router kept its daemons: reloaded, not restarted
-    assert run("exec", "--lab", name, "router", "--", "pidof", "dnsmasq").stdout == router_pid
+    assert pid_file.read_text() == router_pid
+    assert processes.alive(int(router_pid))
