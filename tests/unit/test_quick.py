@@ -175,3 +175,39 @@ def test_ls_and_exec_load_no_topology_model() -> None:
         "print(sorted(m for m in ('pydantic', 'ruamel', 'typer') if m in sys.modules))"
     )
     assert out == ["[]"]
+
+
+def test_a_reader_gone_ends_the_verb_quietly() -> None:
+    """`palmnet plan lab.yaml | head -1`: the pipe's reader leaves; no `[Errno 32]` line,
+    no traceback at exit, the exit code a shell gives a process SIGPIPE ended."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # gone before palmnet writes its first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "palmnet", "plan", str(ROOT / "examples" / "palm.yaml")],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_a_reader_gone_in_a_typer_verb_is_the_same_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from palmnet.cli import broken_pipe
+    from palmnet.cli.app import _guarded
+
+    gone: list[bool] = []
+    monkeypatch.setattr(broken_pipe, "reader_gone", lambda: gone.append(True) or 141)
+
+    def verb() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(typer.Exit) as exit_:
+        _guarded(verb)()
+    assert exit_.value.exit_code == 141 and gone == [True]  # stdout left for /dev/null

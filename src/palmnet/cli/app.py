@@ -136,6 +136,10 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except PalmnetError as exc:
             typer.echo(f"palmnet: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            from palmnet.cli.broken_pipe import reader_gone
+
+            raise typer.Exit(reader_gone()) from None
         except OSError as exc:
             # The kernel said no (EEXIST, EPERM...): a message, not a traceback.
             typer.echo(f"palmnet: {exc}", err=True)

@@ -176,6 +176,10 @@ def run(call: Call) -> int:
     except PalmnetError as exc:
         print(f"palmnet: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        from palmnet.cli.broken_pipe import reader_gone
+
+        return reader_gone()
     except OSError as exc:
         print(f"palmnet: {exc}", file=sys.stderr)
         return 1
