@@ -73,6 +73,34 @@ def test_both_doors_answer_alike(lab) -> None:
     assert "h9" in missing.stderr
 
 
+def test_exec_enters_a_node_by_its_name_alone(lab) -> None:
+    """`exec` finds the node among the names the journal keeps beside the plan and
+    goes in by the backend's door (lab/door.py): it never builds the plan's classes,
+    which were half of its start-up."""
+    from palmnet.lab.store import NODE_NAMES, journal
+
+    name, path = lab
+    run("up", str(path))
+    traced = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "palmnet", "exec", "--lab", name, "h2",
+         "--", "hostname"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (traced.returncode, traced.stdout) == (0, "h2\n"), traced.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines()}
+    assert "palmnet.lab.door" in imported
+    assert not {"palmnet.plan.model", "palmnet.lab.api", "palmnet.backends.base"} & imported
+    missing = run("exec", "--lab", name, "h9", "--", "true", check=False)
+    assert missing.returncode == 2 and "no node 'h9' in lab" in missing.stderr, missing.stderr
+    run("stop", "--lab", name, "h3")
+    stopped = run("exec", "--lab", name, "h3", "--", "true", check=False)
+    assert (stopped.returncode, stopped.stderr) == (1, "palmnet: node h3 is not running\n")
+    with journal(name) as j:  # a lab stored by a palmnet that kept no names: its plan says
+        j.set_meta(NODE_NAMES, None)
+    assert run("exec", "--lab", name, "h2", "--", "hostname").stdout == "h2\n"
+    assert run("exec", "--lab", name, "h9", "--", "true", check=False).stderr == missing.stderr
+
+
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is missing")
 def test_up_refuses_a_lab_past_the_open_file_limit(tmp_path: Path) -> None:
     name = f"sf{os.getpid() % 100000}"

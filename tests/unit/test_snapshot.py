@@ -12,7 +12,7 @@ import pytest
 
 from palmnet.lab import store
 from palmnet.lab.api import plan_file
-from palmnet.plan import snapshot
+from palmnet.plan import codec, snapshot
 from palmnet.state.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def test_stored_plan_comes_from_the_snapshot(
     def no_json(_text: str) -> None:
         raise AssertionError("decoded the JSON although the snapshot was there")
 
-    monkeypatch.setattr(store, "plan_from_json", no_json)
+    monkeypatch.setattr(codec, "plan_from_json", no_json)
     assert store.stored_plan(journal) == plan
 
 

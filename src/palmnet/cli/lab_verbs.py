@@ -108,7 +108,7 @@ def ls(lab: str | None, fmt: str, prefixes: bool = False) -> None:
 
 def exec_(lab: str | None, node: str, command: list[str]) -> None:
     from palmnet.errors import InputError
-    from palmnet.lab import LabAPI
+    from palmnet.lab.door import exec_node  # LabAPI.exec, without the rest of the API
 
     argv = list(command)
     if argv[:1] == ["--"]:
@@ -118,4 +118,4 @@ def exec_(lab: str | None, node: str, command: list[str]) -> None:
             f"{argv[0]} after the node would be part of the command: options go before "
             f"it (palmnet exec --lab LAB {node} -- COMMAND)"
         )
-    LabAPI().exec(lab, node, argv or ["sh"])
+    exec_node(lab, node, argv or ["sh"])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from palmnet.errors import InputError, LabError
 from palmnet.kernel import userns
 from palmnet.lab import rootless, store
 from palmnet.lab.backends import backend_for, backend_of
+from palmnet.lab.rootless import require_root
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
 
@@ -38,15 +38,6 @@ if TYPE_CHECKING:
     from palmnet.topology.model import Lab
 
 Report = Callable[[str], None]
-
-
-def require_root(verb: str) -> None:
-    """Root of the machine, or of a rootless lab's user namespace once entered."""
-    if os.geteuid() != 0:
-        raise LabError(
-            f"palmnet {verb} needs root (network namespaces), or a rootless lab: "
-            "`palmnet up LAB.yaml` as a plain user builds one"
-        )
 
 
 def check_daemon_configs(plan: Plan) -> None:
@@ -267,10 +258,10 @@ class LabAPI:
             return s.plan, with_services(s.plan, s.journal, s.observe())
 
     def exec(self, lab: str | None, node: str, argv: list[str]) -> NoReturn:
-        with self.session(lab) as s:
-            require_root("exec")
-            handle = s.node(node)
-        handle.exec(argv)
+        """Replace this process with argv inside the node (lab/door.py)."""
+        from palmnet.lab.door import exec_node
+
+        exec_node(lab, node, argv)
 
     def run(
         self,

@@ -4,10 +4,14 @@ lab from the topology (or `up --backend`), for a running lab from its journal.""
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
-from palmnet.backends.base import Backend
 from palmnet.errors import InputError
 from palmnet.state.journal import Journal
+
+if TYPE_CHECKING:
+    from palmnet.backends.base import Backend
+    from palmnet.backends.door import NodeDoor
 
 BACKENDS = ("netns", "lxd")
 
@@ -28,6 +32,21 @@ def backend_for(name: str = "netns") -> Backend:
 def backend_of(journal: Journal) -> Backend:
     """The backend a running lab was built with."""
     return backend_for(journal.meta("backend", "netns"))
+
+
+def door_of(journal: Journal, lab: str, node: str) -> NodeDoor:
+    """The way into a node of a running lab for `exec` (backends/door.py): by names,
+    without the backend's node handle, which needs the lab's plan."""
+    name = journal.meta("backend", "netns")
+    if name == "netns":
+        from palmnet.backends.netns.door import NetnsDoor
+
+        return NetnsDoor(lab, node)
+    if name == "lxd":
+        from palmnet.backends.lxd.door import LxdDoor
+
+        return LxdDoor(lab, node)
+    raise InputError(f"unknown backend '{name}' (valid: {', '.join(BACKENDS)})")
 
 
 def present_backends() -> list[Backend]:

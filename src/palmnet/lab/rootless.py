@@ -67,6 +67,15 @@ def inside() -> bool:
     return os.environ.get(INSIDE_ENV) is not None
 
 
+def require_root(verb: str) -> None:
+    """Root of the machine, or of a rootless lab's user namespace once entered."""
+    if os.geteuid() != 0:
+        raise LabError(
+            f"palmnet {verb} needs root (network namespaces), or a rootless lab: "
+            "`palmnet up LAB.yaml` as a plain user builds one"
+        )
+
+
 def wanted(flag: bool, lab: str) -> bool:
     """`up` builds a rootless lab: asked for, run by a user who is not root, or the
     lab runs rootless already (root's `up` of a lab it started with --rootless)."""

@@ -14,14 +14,18 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from palmnet.errors import InputError, LabError
 from palmnet.lab import rootless
-from palmnet.plan import snapshot
-from palmnet.plan.codec import plan_from_json, plan_to_json
-from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
 from palmnet.state.paths import lab_dir, running_labs, state_root
+
+if TYPE_CHECKING:
+    from palmnet.plan.model import Plan
+
+# The plan's modules are imported where a plan is read or written: `exec` finds
+# its node by name (node_names) and never builds the plan's classes.
 
 
 def resolve_lab(name: str | None) -> str:
@@ -99,9 +103,15 @@ def forget_lock(lab: str) -> None:
             directory.rmdir()
 
 
+NODE_NAMES = "node_names"
+
+
 def stored_plan(j: Journal) -> Plan:
     """The plan the lab runs (what `up`, `launch` or a renumbering last stored): its
     snapshot when this palmnet wrote it (plan/snapshot.py), else its JSON."""
+    from palmnet.plan import snapshot
+    from palmnet.plan.codec import plan_from_json
+
     blob = j.blob("plan")
     plan = snapshot.load(blob) if blob is not None else None
     if plan is not None:
@@ -113,11 +123,22 @@ def stored_plan(j: Journal) -> Plan:
 
 
 def store_plan(j: Journal, plan: Plan) -> None:
+    from palmnet.plan import snapshot
+    from palmnet.plan.codec import plan_to_json
+
     # The snapshot goes first and comes back last, so that a crash between the
     # three writes never leaves one that is not the JSON's.
     j.set_blob("plan", None)
     j.set_meta("plan", plan_to_json(plan))
+    j.set_meta(NODE_NAMES, [n.name for n in plan.nodes])
     j.set_blob("plan", snapshot.dump(plan))
+
+
+def node_names(j: Journal) -> list[str] | None:
+    """The names of the lab's nodes, as its stored plan has them, without the plan;
+    None for a lab stored by a palmnet that did not keep them."""
+    names = j.meta(NODE_NAMES)
+    return None if names is None else list(names)
 
 
 def plan_of(lab: str | None) -> Plan:

@@ -46,6 +46,7 @@ from palmnet.backends.external import preflight as external_preflight
 from palmnet.backends.live import observe_netns
 from palmnet.backends.lxd import client as lxdclient
 from palmnet.backends.lxd import cluster, docker, images, inside, instances, networks, placement
+from palmnet.backends.lxd.door import LxdDoor
 from palmnet.backends.lxd.instances import instance_name, is_router, port_name
 from palmnet.diagnostics.phases import PhaseTimer
 from palmnet.errors import InputError, LabError
@@ -120,10 +121,7 @@ class LxdNode(NodeHandle):
 
     def exec(self, argv: list[str]) -> NoReturn:
         self.require_running()
-        lxc = shutil.which("lxc")
-        if lxc is None:
-            raise InputError("`lxc` (package lxd-client) is needed for an interactive exec")
-        os.execv(lxc, ["lxc", "exec", self.instance, "--", *argv])
+        LxdDoor(self.plan.lab, self.name, self.lxd).exec(argv)
 
     def host_path(self, path: str | Path) -> Path:
         return Path(f"/proc/{self.init}/root{path}")

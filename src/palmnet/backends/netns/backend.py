@@ -11,16 +11,17 @@ from typing import TYPE_CHECKING, NoReturn
 from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process_pids
 from palmnet.backends.external import preflight as external_preflight
 from palmnet.backends.live import observe_netns
-from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
+from palmnet.backends.netns.door import NetnsDoor
+from palmnet.backends.netns.layout import ns_dir
 from palmnet.backends.netns.names import (
     IMPAIR_TABLE,
     node_netns,
     outer_names,
     switch_netns,
 )
-from palmnet.errors import CommandNotFound, LabError, NotExecutable
+from palmnet.errors import LabError
 from palmnet.kernel import namespaces, nsfs
-from palmnet.kernel.mountns import enter_node, mount_state_tmpfs
+from palmnet.kernel.mountns import mount_state_tmpfs
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
 from palmnet.state.paths import lab_dir, node_dir
@@ -44,9 +45,7 @@ class NetnsNode(NodeHandle):
         return namespaces.netns_exists(node_netns(self.plan.lab, self.name))
 
     def _enter(self) -> None:
-        enter_node(
-            self.netns, mnt_file(self.plan.lab, self.name), uts_file(self.plan.lab, self.name)
-        )
+        NetnsDoor(self.plan.lab, self.name).enter()
 
     def run(
         self, argv: list[str], stdin: str | None = None, timeout: float = 60
@@ -65,14 +64,7 @@ class NetnsNode(NodeHandle):
             raise LabError(f"{argv[0]}: command not found in node {self.name}") from None
 
     def exec(self, argv: list[str]) -> NoReturn:
-        self.require_running()
-        self._enter()
-        try:
-            os.execvp(argv[0], argv)
-        except FileNotFoundError:
-            raise CommandNotFound(f"{argv[0]}: command not found in node {self.name}") from None
-        except PermissionError:
-            raise NotExecutable(f"{argv[0]}: not a program node {self.name} can run") from None
+        NetnsDoor(self.plan.lab, self.name).exec(argv)
 
     def host_path(self, path: str | Path) -> Path:
         """The node sees the host's files except its own /etc (the overlay's upper dir

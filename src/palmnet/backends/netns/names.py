@@ -11,7 +11,10 @@ derived from a hash, so it fits in 15 bytes whatever the node and interface.
 
 from __future__ import annotations
 
-from palmnet.plan.model import Plan
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from palmnet.plan.model import Plan
 
 NETNS_PREFIX = "palmnet-"
 IMPAIR_TABLE = "palmnet_impair"  # the netdev table of link impairments, hidden namespace
