@@ -120,10 +120,11 @@ def new_addresses(old: Plan, new: Plan, nodes: Iterable[str]) -> dict[str, set[s
 # -- the parts ---------------------------------------------------------------------------
 def reload_isp(session: LabSession, plan: Plan, isp: str) -> None:
     """Render the ISP's kea from the plan and make kea use it before returning."""
-    from palmnet.services.kea import control
+    from palmnet.services.kea import Kea, control
 
     handle = session.running_node(isp)
     current = handle.service("kea")
+    assert isinstance(current, Kea)  # the adapter service_named("kea") gives
     svc = type(current)(plan, plan.node(isp), current.dir.parent, current.host_root, current.python)
     handle.write(svc.render())
     sock = svc.host(svc.socket_path)
