@@ -91,3 +91,27 @@ def test_a_new_plan_replaces_the_snapshot(journal: Journal) -> None:
     store.store_plan(journal, renamed)
     assert snapshot.load(journal.blob("plan") or b"") == renamed
     assert store.stored_plan(journal) == renamed
+
+
+def test_the_node_names_follow_the_stored_plan_and_never_outlive_it(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`exec` trusts the names (lab/door.py): a store that dies after the JSON leaves
+    none, so exec asks the plan, never an older list of names."""
+    farm = plan_file(ROOT / "examples" / "farm.yaml")
+    store.store_plan(journal, farm)
+    assert store.node_names(journal) == [n.name for n in farm.nodes]
+    palm = plan_file(ROOT / "examples" / "palm.yaml")
+
+    write = journal.set_meta
+
+    def crash_at_the_names(key: str, value: object) -> None:
+        if key == store.NODE_NAMES and value is not None:
+            raise KeyboardInterrupt  # the JSON is written, the names and snapshot not
+        write(key, value)
+
+    monkeypatch.setattr(journal, "set_meta", crash_at_the_names)
+    with pytest.raises(KeyboardInterrupt):
+        store.store_plan(journal, palm)
+    assert store.node_names(journal) is None
+    assert store.stored_plan(journal) == palm

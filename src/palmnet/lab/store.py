@@ -126,9 +126,10 @@ def store_plan(j: Journal, plan: Plan) -> None:
     from palmnet.plan import snapshot
     from palmnet.plan.codec import plan_to_json
 
-    # The snapshot goes first and comes back last, so that a crash between the
-    # three writes never leaves one that is not the JSON's.
+    # The snapshot and the names go first and come back last, so that a crash
+    # between the writes never leaves either one that is not the JSON's.
     j.set_blob("plan", None)
+    j.set_meta(NODE_NAMES, None)
     j.set_meta("plan", plan_to_json(plan))
     j.set_meta(NODE_NAMES, [n.name for n in plan.nodes])
     j.set_blob("plan", snapshot.dump(plan))
