@@ -77,10 +77,10 @@ def plan_file(path: str | Path, rootless_lab: bool = False) -> Plan:
     return plan_model(model)
 
 
-def _replan(j: Journal, launched: dict[str, str], pools: dict[str, str]) -> Plan:
+def _replan(j: Journal, launched: dict[str, str], pools: dict[str, str], running: Plan) -> Plan:
     """The plan of the lab's stored file text with `launch`'s copies and `isp renumber`'s
     pools (a verb that changes the lab; uci: folders resolve against the stored
-    absolute path of the file). The running hosts keep their DHCP leases."""
+    absolute path of the file). The hosts keep the DHCP leases `running` gave them."""
     from palmnet.plan.build import held_leases
     from palmnet.topology.copies import with_copies, with_pools
     from palmnet.topology.loader import load_lab_text
@@ -88,7 +88,7 @@ def _replan(j: Journal, launched: dict[str, str], pools: dict[str, str]) -> Plan
     lab = with_copies(
         load_lab_text(j.meta("topology"), j.meta("source")), launched, j.meta("launch_images", {})
     )
-    plan = plan_model(with_pools(lab, pools), held_leases(store.stored_plan(j)))
+    plan = plan_model(with_pools(lab, pools), held_leases(running))
     return dataclasses.replace(plan, backend=j.meta("backend", plan.backend))
 
 
@@ -423,8 +423,7 @@ class LabAPI:
         held = held_leases(old)
         if launched or not keeps_leases(planned, held):  # the running hosts keep theirs
             planned = plan_model(with_copies(model, launched, images), held)
-        plan = planned
-        plan = dataclasses.replace(plan, source=source, backend=backend.name)
+        plan = dataclasses.replace(planned, source=source, backend=backend.name)
         repaired = self._repair(j, old, backend)
         renumbered = self._renumbered_in_file(j, old, plan, text, source)
         if renumbered is not None:
@@ -512,7 +511,7 @@ class LabAPI:
         if not moved:
             return None
         pools = {**j.meta("pd_pools", {}), **moved}
-        same = _replan(j, j.meta("launched", {}), pools)
+        same = _replan(j, j.meta("launched", {}), pools, old)
         if not diff_plans(same, plan).empty:
             return None
         self._store(j, plan, text, source)
@@ -616,7 +615,7 @@ class LabAPI:
             if image is not None:
                 j.set_meta("launch_images", {**old_images, **dict.fromkeys(names, image)})
             try:
-                plan = _replan(j, launched, j.meta("pd_pools", {}))
+                plan = _replan(j, launched, j.meta("pd_pools", {}), s.plan)
             except BaseException:
                 j.set_meta("launch_images", old_images)
                 raise
@@ -631,7 +630,7 @@ class LabAPI:
                 kept = {k: v for k, v in launched.items() if k not in fresh}
                 j.set_meta("launched", kept)
                 j.set_meta("launch_images", old_images)
-                store.store_plan(j, _replan(j, kept, j.meta("pd_pools", {})))
+                store.store_plan(j, _replan(j, kept, j.meta("pd_pools", {}), s.plan))
                 raise
             supervisor.notify(j)
             return plan

@@ -265,7 +265,7 @@ def _move_pool(name: str, isp: str, pool: ipaddress.IPv6Network) -> tuple[Plan, 
                 f"no isp node '{isp}' delegating prefixes in lab {name} (isp nodes: {isps})"
             )
         pools = {**j.meta("pd_pools", {}), isp: str(pool)}
-        plan = _replan(j, j.meta("launched", {}), pools)  # InputError: nothing recorded
+        plan = _replan(j, j.meta("launched", {}), pools, old)  # InputError: nothing recorded
         j.set_meta("pd_pools", pools)
         store.store_plan(j, plan)
         return old, str(node.pd_servers[0].pools[0])

@@ -226,8 +226,9 @@ def _reserve(
     size = int(last) - int(first) + 1
     taken: set[int] = set()
     out: dict[str, Addr] = {}
+    held = held or {}
     for key, cid in sorted(hosts):
-        had = (held or {}).get(cid)
+        had = held.get(cid)
         if had is not None and type(had) is type(first) and first <= had <= last:
             slot = int(had) - int(first)
             if slot not in taken:

@@ -15,10 +15,10 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from palmnet.errors import LabError
 from palmnet.kernel import processes
@@ -45,6 +45,9 @@ class Started:
     key: str  # NODE/SERVICE, as the journal names it
     svc: Service
     pid: int
+
+
+S = TypeVar("S", bound=Started)
 
 
 def key_of(node: str, service: str) -> str:
@@ -96,22 +99,31 @@ def start_all(
 
 def wait_ready(started: Sequence[Started], timeout: float = READY_TIMEOUT) -> None:
     """Poll each daemon's own readiness test until all pass; fail naming the laggards."""
+    _wait(started, lambda s: s.svc.ready(s.pid), "at start", "ready", timeout)
+
+
+def _wait(
+    awaited: Sequence[S],
+    done: Callable[[S], bool],
+    when: str,
+    state: str,
+    timeout: float,
+) -> None:
+    """Poll `done` for each daemon until all pass, with a deadline (these daemons give
+    no notification); a daemon that exits meanwhile fails at once, with its log."""
     deadline = time.monotonic() + timeout
-    waiting = list(started)
+    waiting = list(awaited)
     while waiting:
-        still = []
         for s in waiting:
             if not processes.alive(s.pid):
                 tail = log_tail(s.svc.host_log)
-                raise LabError(f"{s.key} exited at start{': ' + tail if tail else ''}")
-            if not s.svc.ready(s.pid):
-                still.append(s)
-        waiting = still
+                raise LabError(f"{s.key} exited {when}{': ' + tail if tail else ''}")
+        waiting = [s for s in waiting if not done(s)]
         if waiting:
             if time.monotonic() > deadline:
                 names = ", ".join(s.key for s in waiting)
-                raise LabError(f"daemons not ready after {timeout:g} s: {names}")
-            time.sleep(READY_POLL)  # poll: these daemons give no readiness notification
+                raise LabError(f"daemons not {state} after {timeout:g} s: {names}")
+            time.sleep(READY_POLL)  # poll: see the docstring
 
 
 def running_pid(pid: int, started: int | None) -> int | None:
@@ -132,12 +144,9 @@ def recorded_pid(journal: Journal, node: str, service: str) -> int | None:
 
 
 @dataclass(frozen=True)
-class Signalled:
+class Signalled(Started):
     """A daemon told to re-read its files, and where its log stood when it was told."""
 
-    key: str
-    svc: Service
-    pid: int
     log_offset: int
 
 
@@ -158,19 +167,8 @@ def wait_reloaded(signalled: Iterable[Signalled | None], timeout: float = READY_
 
     A SIGHUP only asks: a node launched right after it would ask dnsmasq for its
     lease before the reservation is read, and get an address from the pool."""
-    pending = [s for s in signalled if s is not None]
-    deadline = time.monotonic() + timeout
-    while pending := [s for s in pending if not s.svc.reloaded(s.log_offset)]:
-        for s in pending:
-            if not processes.alive(s.pid):
-                raise LabError(f"{s.key} exited after SIGHUP: {log_tail(s.svc.host_log)}")
-        if time.monotonic() > deadline:
-            s = pending[0]
-            raise LabError(
-                f"{s.key} did not re-read its files in {timeout:g} s after SIGHUP: "
-                f"{log_tail(s.svc.host_log)}"
-            )
-        time.sleep(READY_POLL)  # poll: a daemon's log is the only word of its reload
+    told = [s for s in signalled if s is not None]
+    _wait(told, lambda s: s.svc.reloaded(s.log_offset), "after SIGHUP", "reloaded", timeout)
 
 
 def _size(path: Path) -> int:

@@ -38,14 +38,18 @@ class NetnsNode(NodeHandle):
     namespaces (its own /etc). Its daemons' files are the host's."""
 
     @property
+    def door(self) -> NetnsDoor:
+        return NetnsDoor(self.plan.lab, self.name)
+
+    @property
     def netns(self) -> str:
-        return nsfs.netns_path(node_netns(self.plan.lab, self.name))
+        return self.door.netns
 
     def running(self) -> bool:
-        return namespaces.netns_exists(node_netns(self.plan.lab, self.name))
+        return self.door.running()
 
     def _enter(self) -> None:
-        NetnsDoor(self.plan.lab, self.name).enter()
+        self.door.enter()
 
     def run(
         self, argv: list[str], stdin: str | None = None, timeout: float = 60
@@ -64,7 +68,7 @@ class NetnsNode(NodeHandle):
             raise LabError(f"{argv[0]}: command not found in node {self.name}") from None
 
     def exec(self, argv: list[str]) -> NoReturn:
-        NetnsDoor(self.plan.lab, self.name).exec(argv)
+        self.door.exec(argv)
 
     def host_path(self, path: str | Path) -> Path:
         """The node sees the host's files except its own /etc (the overlay's upper dir
