@@ -119,3 +119,20 @@ def test_the_node_names_follow_the_stored_plan_and_never_outlive_it(
         store.store_plan(journal, palm)
     assert store.node_names(journal) is None
     assert store.stored_plan(journal) == palm
+
+
+def test_the_daemons_stored_with_the_plan_are_the_adapters_answer(journal: Journal) -> None:
+    """`ls` reads each node's daemons from the journal instead of importing every
+    adapter: what store_plan writes is what the adapters want, node by node, and a
+    lab stored without the list (an older palmnet) is asked of the adapters."""
+    from palmnet.lab.health import wanted_services
+    from palmnet.services.registry import services_for
+
+    palm = plan_file(ROOT / "examples" / "palm.yaml")
+    asked = {n.name: [c.name for c in services_for(n)] for n in palm.nodes}
+    assert any(asked.values()), "palm.yaml's router runs daemons"
+    store.store_plan(journal, palm)
+    assert store.node_services(journal) == asked
+    assert wanted_services(palm, journal) == asked
+    journal.set_meta(store.NODE_SERVICES, None)
+    assert wanted_services(palm, journal) == asked
