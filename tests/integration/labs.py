@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 PALMNET = [sys.executable, "-m", "palmnet"]
@@ -77,6 +78,21 @@ def lab_traces(lab: str) -> list[str]:
         if f"/run/palmnet/{lab}/" in cmd:
             traces.append(f"process {pid} {cmd[:80]}")
     return traces
+
+
+def restores_done(timeout: float = 20.0) -> bool:
+    """Whether the neighbour-limit restores that `down` handed to a detached process
+    (lab/host_restore.py) are done within `timeout`: that process removes its file
+    when it has put the values back. It tells no one else, so its folder is looked at
+    every 50 ms; the test does not take over its work (as `host.settle` would)."""
+    from palmnet.lab import host_restore
+
+    deadline = time.monotonic() + timeout
+    while host_restore.pending():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def write_lab(path: Path, text: str) -> Path:

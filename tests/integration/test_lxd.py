@@ -422,6 +422,9 @@ def test_raised_neighbour_limit_is_restored_after_down_on_lxd(lab_name, tmp_path
         assert "raised gc_thresh" in proc.stderr, proc.stderr
         assert neigh_limit.read("gc_thresh3") > lowered["gc_thresh3"]
         run("down", name)
+        # the machine's table is over the lowered gc_thresh3 (other labs), so `down`
+        # handed the restore to a detached process, which waits up to 10 s for room
+        assert labs.restores_done(), "the restore handed over by `down` did not finish"
         assert {k: neigh_limit.read(k) for k in neigh_limit.KEYS} == lowered
     finally:
         run("down", name, check=False)

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.labs import PALMNET, lab_traces, run, run_json, write_lab
+from tests.integration.labs import (
+    PALMNET,
+    lab_traces,
+    restores_done,
+    run,
+    run_json,
+    write_lab,
+)
 
 LAB = """\
 name: {name}
@@ -174,7 +181,8 @@ def test_down_puts_the_neighbour_limit_back_once_the_table_has_room(tmp_path: Pa
     restores the old limit only after its dying namespaces have let go of them, so no
     neighbour on the machine is refused on the way (measured before: 1,900 entries
     still held when `down` returned at 1,000 hosts, "neighbor table overflow!").
-    A thread samples the limit and the table all through `down`."""
+    `down` returns first and a detached process does it (lab/host_restore.py): a
+    thread samples the limit and the table from `down` until that process is done."""
     from palmnet.kernel import neigh_limit
 
     have, cap = neigh_limit.current_entries(), neigh_limit.limit()
@@ -200,6 +208,7 @@ def test_down_puts_the_neighbour_limit_back_once_the_table_has_room(tmp_path: Pa
         watcher.start()
         try:
             run("down", name)
+            assert restores_done(), "the restore handed over by `down` did not finish"
         finally:
             done.set()
             watcher.join()

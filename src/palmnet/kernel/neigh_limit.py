@@ -18,9 +18,20 @@ GC = Path("/proc/sys/net/ipv6/neigh/default")
 KEYS = ("gc_thresh1", "gc_thresh2", "gc_thresh3")
 
 
+STATS = Path("/proc/net/stat/ndisc_cache")
+
+
 def current_entries() -> int:
-    """Entries in the machine's IPv6 neighbour table, all namespaces together (netlink:
-    /proc/net/stat/ndisc_cache shows only in the machine's own network namespace)."""
+    """Entries in the machine's IPv6 neighbour table, all namespaces together.
+
+    /proc/net/stat/ndisc_cache where it shows (the machine's own network namespace):
+    its first column is the same count, read without the rtnl lock, which the kernel
+    holds while it tears down deleted namespaces (a netlink dump of the table waited
+    0.26 s behind a 1,000-host lab's). Netlink elsewhere."""
+    try:
+        return int(STATS.read_text().splitlines()[1].split()[0], 16)
+    except (OSError, IndexError, ValueError):
+        pass
     try:
         return table().entries
     except OSError:

@@ -358,12 +358,13 @@ class LabAPI:
                     self.report(f"lab {model.name}: an earlier `up` did not finish; cleaning it")
                     supervisor.stop(j)
                     backend_of(j).destroy(model.name, j)
-                    host.restore(j)
+                    host.restore(j, model.name)
             elif backend.leftovers(model.name):
                 self.report(f"lab {model.name}: removing leftovers of a lost lab first")
                 backend.destroy(model.name, None)
             plan = dataclasses.replace(planned, source=source, backend=backend.name)
             backend.check_capacity(plan)
+            host.settle()  # an earlier `down`'s restore of the limit, if still under way
             if not raise_neigh_limit:
                 host.refuse_over_limit(plan)
             self._create(plan, text, backend, raise_neigh_limit)
@@ -395,7 +396,7 @@ class LabAPI:
                 backend.apply(plan, j)
             except BaseException as exc:
                 backend.destroy(plan.lab, j)
-                host.restore(j)
+                host.restore(j, plan.lab)
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
                 raise LabError(f"up failed, removed what it made: {exc}") from exc
@@ -533,7 +534,7 @@ class LabAPI:
                 with store.journal(name) as j:
                     supervisor.stop(j)
                     backend_of(j).destroy(name, j)
-                    host.restore(j)
+                    host.restore(j, name)
                 store.forget_lock(name)
                 return name
             from palmnet.lab.backends import present_backends

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from palmnet.errors import InputError
 from palmnet.kernel import neigh_limit
+from palmnet.lab import host_restore
 from palmnet.plan.model import Plan
 from palmnet.state.journal import Journal
 
@@ -24,7 +25,6 @@ ENTRIES_PER_INTERFACE = 5
 # into `up`, ndisc_cache table_fulls in the thousands), so `up` refuses it first.
 ENTRIES_FLOOR = 4
 KIND = "host-sysctl"
-DRAIN_TIMEOUT = 10.0  # then the old values go back all the same: they are the machine's
 
 
 def lab_need(plan: Plan) -> int:
@@ -76,20 +76,30 @@ def raise_neigh_limit(plan: Plan, journal: Journal) -> str:
     return "raised " + ", ".join(changed) if changed else "neighbour limits already high enough"
 
 
-def restore(journal: Journal) -> None:
+def restore(journal: Journal, lab: str) -> None:
     """Put back what the lab raised (unless changed since), and forget it: after the
     lab's nodes are gone, and once the kernel has let go of their entries.
 
     Measured at 1,000 hosts: `down` returns with about 1,900 of the lab's 4,000
     entries still held by its dying namespaces, which the kernel frees in its own
-    cleanup work about 0.9 s later. Restored before that, the old gc_thresh3 (1024)
+    cleanup work about 0.8 s later. Restored before that, the old gc_thresh3 (1024)
     is below what the table holds, and every new neighbour on the machine, in
     another lab or on its own LAN, is refused ("neighbor table overflow!") until
-    they are freed."""
+    they are freed. So when the table is still over it, the restore is handed to a
+    detached process (host_restore.py) and `down` returns."""
     entries = journal.entries(KIND)
-    old = {e.name: int(e.data["old"]) for e in entries}
-    if "gc_thresh3" in old:  # past it, the kernel refuses new entries
-        neigh_limit.wait_below(old["gc_thresh3"], DRAIN_TIMEOUT)
+    if not entries:
+        return
+    rows = {e.name: (int(e.data["old"]), int(e.data["new"])) for e in entries}
+    if host_restore.needs_wait(rows):
+        host_restore.hand_over(lab, rows)
+    else:
+        host_restore.put_back(rows)
     for e in entries:
-        neigh_limit.restore(e.name, old[e.name], int(e.data["new"]))
         journal.forget(KIND, e.name)
+
+
+def settle() -> None:
+    """Before `up` reads or raises the limit: restores handed over by an earlier
+    `down` are done (or finished here)."""
+    host_restore.settle()

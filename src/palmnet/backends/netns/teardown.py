@@ -16,11 +16,13 @@ import contextlib
 import os
 import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 from palmnet.backends.netns.external import ports_gone, remove_macvlans, remove_ports
 from palmnet.backends.netns.layout import mnt_file, ns_dir, uts_file
 from palmnet.backends.netns.names import node_netns, switch_netns
 from palmnet.kernel import namespaces, nsfs, processes
+from palmnet.kernel.held_open import held_elsewhere
 from palmnet.kernel.mountns import release_node_mounts, release_state_tmpfs
 from palmnet.state.journal import Journal
 from palmnet.state.paths import lab_dir, node_dir
@@ -61,6 +63,13 @@ def remove_node(lab: str, node: str, journal: Journal | None) -> None:
     shutil.rmtree(node_dir(lab, node), ignore_errors=True)
 
 
+def _files(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
+
+
 def destroy_lab(lab: str, journal: Journal | None) -> None:
     names = set(lab_netns_names(lab))
     if journal is not None:
@@ -79,8 +88,10 @@ def destroy_lab(lab: str, journal: Journal | None) -> None:
     # One lazy unmount of the lab's private tmpfs detaches every node's mount and
     # UTS namespace file below it at once: one RCU grace period instead of one per
     # file (2,000 files: 0.46 s one by one). Files left mounted without that tmpfs
-    # (a crash before it was made) go one by one.
-    release_state_tmpfs(nsd)
+    # (a crash before it was made) go one by one. The namespaces themselves are torn
+    # down by another process, after `down` (kernel/held_open.py).
+    with held_elsewhere(_files(nsd)):
+        release_state_tmpfs(nsd)
     if nsd.is_dir():
         for f in sorted(nsd.iterdir()):
             with contextlib.suppress(OSError):
