@@ -121,6 +121,21 @@ def ndisc_counters() -> dict[str, int]:
     return out
 
 
+RESTORES = Path("/run/palmnet/.host-sysctl")  # lab/host_restore.py, for root
+
+
+def restore_done(timeout: float = 20.0) -> float | None:
+    """Seconds from now until the neighbour limit that `down` handed to a detached
+    process is back (its file gone; None: not within `timeout`). An older tree has no
+    such process: 0. The next run must not start while it may still lower the limit."""
+    t0 = time.monotonic()
+    while RESTORES.is_dir() and any(RESTORES.glob("*.json")):
+        if time.monotonic() - t0 >= timeout:
+            return None
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
 def settle_neigh(target: int, timeout: float = 10.0) -> int:
     """Entries after `down`: namespaces (and their entries) go asynchronously."""
     deadline = time.monotonic() + timeout
@@ -438,6 +453,7 @@ def run_palmnet(n: int, workdir: Path) -> PalmnetRun:
                     r.errors.append(f"palmnet down exit {p.returncode}: {p.stderr.strip()}")
             except subprocess.TimeoutExpired:
                 r.errors.append("palmnet down did not return within 600 s")
+        r.neigh["restored_after_s"] = restore_done()
         r.neigh["after_down"] = settle_neigh(r.neigh.get("before", 0))
         r.neigh["gc_thresh3_after_down"] = gc_thresh3()
     return r
@@ -553,6 +569,7 @@ def print_size(pr: PalmnetRun, mr: MininetRun, k: int, repeat: int) -> None:
             gc += (
                 f" -> {nb.get('gc_thresh3_during', '-')} (--raise-neigh-limit)"
                 f" -> {nb.get('gc_thresh3_after_down', '-')} after down"
+                f" (back {nb.get('restored_after_s') or 0:.2f} s after `down` returned)"
             )
         else:
             gc += " (not raised)"
