@@ -11,7 +11,7 @@ from palmnet.plan.model import ExternalPlan, Plan
 
 def preflight(plan: Plan) -> list[tuple[tuple[str, ...], str]]:
     """Every external network's host interface is there and is what the file says."""
-    problems = []
+    problems: list[tuple[tuple[str, ...], str]] = []
     for net in plan.external:
         ext = net.external
         assert ext is not None

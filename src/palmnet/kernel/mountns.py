@@ -157,9 +157,9 @@ def _setup_one(job: NodeMounts, template: int, host_mnt: int, host_uts: int) -> 
     try:
         nsfs.setns(host_mnt, nsfs.CLONE_NEWNS)
         nsfs.setns(host_uts, nsfs.CLONE_NEWUTS)
-        for fd, target in ((mnt, job.mnt_file), (uts, job.uts_file)):
-            os.close(os.open(target, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444))
-            nsfs.mount(f"/proc/self/fd/{fd}", str(target), None, nsfs.MS_BIND)
+        for fd, ns_file in ((mnt, job.mnt_file), (uts, job.uts_file)):
+            os.close(os.open(ns_file, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444))
+            nsfs.mount(f"/proc/self/fd/{fd}", str(ns_file), None, nsfs.MS_BIND)
     finally:
         os.close(mnt)
         os.close(uts)

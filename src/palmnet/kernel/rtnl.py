@@ -215,7 +215,7 @@ class NeighTable(NamedTuple):
 
 
 class LinkInfo(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # netlink's name; shadows tuple.index
     name: str
     mac: str
     up: bool
@@ -223,7 +223,7 @@ class LinkInfo(NamedTuple):
 
 class AddrInfo(NamedTuple):
     family: int
-    index: int
+    index: int  # type: ignore[assignment]  # netlink's name; shadows tuple.index
     address: str
     prefixlen: int
     flags: int
@@ -438,7 +438,7 @@ class Rtnl:
             # struct ndt_stats: 11 u64, table_fulls last (Linux >= 4.x)
             stats = values.get(NDTA_STATS, b"")
             fulls = struct.unpack_from("=Q", stats, 80)[0] if len(stats) >= 88 else 0
-            return NeighTable(*thresh, entries=entries, table_fulls=fulls)
+            return NeighTable(thresh[0], thresh[1], thresh[2], entries, fulls)
         raise OSError(f"the kernel has no {name} table")
 
     def set_neigh_retrans(self, index: int, ms: int, family: int = socket.AF_INET6) -> None:

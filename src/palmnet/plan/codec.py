@@ -20,6 +20,7 @@ import ipaddress
 import json
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from palmnet.plan.model import Plan
@@ -32,7 +33,8 @@ _IP_PARSERS: dict[Any, Any] = {
     ipaddress.IPv6Address: ipaddress.IPv6Address,
     ipaddress.IPv4Address: ipaddress.IPv4Address,
 }
-_IP_ANY = {  # a union of the two families: the family is in the text
+# a union of the two families: the family is in the text
+_IP_ANY: dict[str, Callable[[str], Any]] = {
     "Interface": ipaddress.ip_interface,
     "Network": ipaddress.ip_network,
     "Address": ipaddress.ip_address,
@@ -86,7 +88,8 @@ def decode(tp: Any, value: Any) -> Any:
         return tuple(decode(a, v) for a, v in zip(args, value, strict=True))
     if dataclasses.is_dataclass(tp):
         hints = _hints(tp)  # type: ignore[arg-type]
-        return tp(**{k: decode(hints[k], v) for k, v in value.items() if k in hints})
+        cls: Any = tp  # a dataclass type, called with its decoded fields
+        return cls(**{k: decode(hints[k], v) for k, v in value.items() if k in hints})
     if tp in _IP_PARSERS:
         return _IP_PARSERS[tp](value)
     if tp is float and isinstance(value, int):

@@ -63,11 +63,11 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
         if any(node not in d.removed for u in users for node, _ in u.ports):
             d.refused.append(f"  network {net} removed while nodes still use it")
     new_nets = {n.name: n for n in new.networks}
-    for net in old.networks:
-        now = new_nets.get(net.name)
-        if now is not None and now.external != net.external:
+    for was in old.networks:
+        now = new_nets.get(was.name)
+        if now is not None and now.external != was.external:
             d.refused.append(
-                f"  network {net.name}: external {_external(net.external)} -> "
+                f"  network {was.name}: external {_external(was.external)} -> "
                 f"{_external(now.external)}"
             )
     return d

@@ -21,8 +21,10 @@ def render_hosts(plan: Plan, node: NodePlan) -> str:
         "ff02::2\tip6-allrouters",
     ]
     for iface in node.interfaces:
-        for addr in (*iface.ipv6_static, *iface.ipv6_slaac, *iface.ipv4_static):
+        for addr in (*iface.ipv6_static, *iface.ipv6_slaac):
             lines.append(f"{addr.ip}\t{fqdn} {node.name}")
+        for addr4 in iface.ipv4_static:
+            lines.append(f"{addr4.ip}\t{fqdn} {node.name}")
     return "\n".join(lines) + "\n"
 
 

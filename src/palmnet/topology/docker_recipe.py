@@ -71,14 +71,14 @@ def load_recipe(folder: Path) -> RootfsRecipe:
                     )
                 )
         for dest, src in recipe.files.items():
-            key = ("files", dest)
+            at = ("files", dest)
             if not dest.startswith("/"):
                 problems.append(
-                    Problem(source.line(key), f"files.{dest}", "the destination must be absolute")
+                    Problem(source.line(at), f"files.{dest}", "the destination must be absolute")
                 )
             if not (folder / src).is_file():
                 problems.append(
-                    Problem(source.line(key), f"files.{dest}", f"no file {shown(src)} in {folder}")
+                    Problem(source.line(at), f"files.{dest}", f"no file {shown(src)} in {folder}")
                 )
     if problems or recipe is None:
         raise TopologyError(problems, file=filename)

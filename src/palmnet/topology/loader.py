@@ -324,7 +324,7 @@ class _Loader:
         file (it is mounted read-only into the node, then into the container)."""
         if not merged.docker:
             return {}
-        where = merged.origins.get("docker", ())
+        where: tuple[str, ...] = merged.origins.get("docker", ())
         if self.backend != "lxd":
             self.problem(
                 (*where, "docker"),
@@ -340,7 +340,7 @@ class _Loader:
         folders: dict[str, Path] = {}
         names: dict[str, int] = {}
         for index, spec in enumerate(merged.docker):
-            at = (*where, "docker", index)
+            at: tuple[str | int, ...] = (*where, "docker", index)
             if spec.name in names:
                 self.problem(
                     (*at, "name"), f"{shown(spec.name)} is also docker[{names[spec.name]}]"

@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from palmnet.backends.lxd import tags
 from palmnet.backends.lxd.client import Lxd
@@ -360,7 +361,7 @@ def _is_static_elf(path: Path) -> bool:
         return False
     if data[:4] != b"\x7fELF" or data[4] != 2:  # 64-bit only; else fetch the package
         return False
-    order = "little" if data[5] == 1 else "big"
+    order: Literal["little", "big"] = "little" if data[5] == 1 else "big"
     phoff = int.from_bytes(data[32:40], order)
     phentsize = int.from_bytes(data[54:56], order)
     phnum = int.from_bytes(data[56:58], order)

@@ -33,7 +33,7 @@ def place(
     if not members:
         return {}
     names = [m.name for m in members]
-    pinned = {n.name: n.option("member") for n in nodes if n.option("member")}
+    pinned = {n.name: str(n.option("member")) for n in nodes if n.option("member")}
     unknown = sorted({m for m in pinned.values() if m not in names})
     if unknown:
         raise InputError(
