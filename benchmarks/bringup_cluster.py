@@ -16,6 +16,10 @@ host's GUA, then `palmnet down` is timed. Images are imported first (not timed).
 Both members share this machine's two cores: the numbers show the cost of the
 cluster machinery (placement, per-member network parts, tunnels, a second LXD),
 not the gain of a second machine.
+
+A third row per N, `spread-far`: spread again, with member 2 driven as a member on
+another machine (PALMNET_LXD_FAR_MEMBERS): its hosts are configured and waited
+for through LXD's API alone (backends/lxd/far.py), not through this machine's /proc.
 """
 
 from __future__ import annotations
@@ -58,8 +62,17 @@ def run(
     return took, proc.stdout
 
 
-def one(size: int, placement: str, env: dict[str, str], tmp: Path) -> dict[str, object]:
-    name = f"pnclb{size}{placement[0]}"
+MODES = {  # row -> (the lab's placement, extra environment)
+    "pack": ("pack", {}),
+    "spread": ("spread", {}),
+    "spread-far": ("spread", {"PALMNET_LXD_FAR_MEMBERS": "pncl-m2"}),
+}
+
+
+def one(size: int, mode: str, base: dict[str, str], tmp: Path) -> dict[str, object]:
+    placement, extra = MODES[mode]
+    env = {**base, **extra}
+    name = f"pnclb{size}{mode[0]}{'f' if extra else ''}"
     path = tmp / f"{name}.yaml"
     path.write_text(lab_text(name, size, placement))
     subprocess.run([*palmnet(), "down", name], capture_output=True, env=env)
@@ -80,7 +93,7 @@ def one(size: int, placement: str, env: dict[str, str], tmp: Path) -> dict[str, 
         down, _ = run([*palmnet(), "down", name], env, check=False)
     return {
         "hosts": size,
-        "placement": placement,
+        "placement": mode,
         "up_s": round(up, 1),
         "down_s": round(down, 1),
         "per_member": per_member,
@@ -112,19 +125,19 @@ def main() -> None:
             run([*palmnet(), "image", "build", image], env)
         with tempfile.TemporaryDirectory(prefix="pncl-bench-") as tmp:
             for size in [int(s) for s in args.sizes.split(",")]:
-                for placement in ("pack", "spread"):
-                    row = one(size, placement, env, Path(tmp))
+                for mode in MODES:
+                    row = one(size, mode, env, Path(tmp))
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     finally:
         if not args.keep_cluster:
             subprocess.run([str(SCRIPT), "down"], env=base, capture_output=True)
     print()
-    print(f"{'hosts':>5}  {'placement':<9}  {'up s':>6}  {'down s':>6}  per member")
+    print(f"{'hosts':>5}  {'placement':<10}  {'up s':>6}  {'down s':>6}  per member")
     for r in rows:
         members = ", ".join(f"{m} {c}" for m, c in sorted(r["per_member"].items()))  # type: ignore[union-attr]
         print(
-            f"{r['hosts']:>5}  {r['placement']:<9}  {r['up_s']:>6}  {r['down_s']:>6}  {members}"
+            f"{r['hosts']:>5}  {r['placement']:<10}  {r['up_s']:>6}  {r['down_s']:>6}  {members}"
             + (f"  NO GUA: {r['hosts_without_gua']}" if r["hosts_without_gua"] else "")
         )
 

@@ -202,6 +202,119 @@ def test_stable_addresses_slaac_and_pings_across_members(cluster: str, tmp_path:
     assert_gone(name, path)
 
 
+FAR_FARM = """\
+name: {name}
+backend: lxd
+placement: spread
+networks:
+  lan: {{}}
+nodes:
+  r:
+    kind: router
+    member: {m1}
+    interfaces:
+      eth0: {{network: lan, ipv6: [2001:db8:c1::1/64], ra: true}}
+  w:
+    count: 4
+    interfaces:
+      eth0: {{network: lan}}
+  s:
+    member: {m2}
+    interfaces:
+      eth0: {{network: lan, ipv6: [2001:db8:c1::53/64]}}
+    routes:
+      - {{to: 2001:db8:c9::/48, via: r}}
+"""
+
+
+def kernel_ip(lab: str, node: str, *argv: str) -> list[dict]:
+    """`ip -j` of this machine in the node's network namespace, found by the test
+    itself (the member is on this machine, whatever palmnet was told): the kernel's
+    own answer, not palmnet's."""
+    from palmnet.backends.lxd import client
+    from palmnet.backends.lxd.instances import init_pid, instance_name
+
+    pid = init_pid(client.connect(require_pool=False), instance_name(lab, node))
+    assert pid, f"{node}: no init found on this machine"
+    out = subprocess.run(
+        ["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "-j", *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out or "[]")
+
+
+def test_plain_hosts_on_a_member_elsewhere_through_lxds_api_alone(
+    cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Member 2 driven as a member on another machine (PALMNET_LXD_FAR_MEMBERS): palmnet
+    reaches its nodes through LXD's API only (far.py). The router stays on member 1;
+    plain hosts go to member 2 too: their static address and route are set by `ip`
+    inside them, `up` waits until their addresses are out of DAD in their own kernel,
+    `ls` reads them from LXD. Checked in the kernel: plan == live, a far host's SLAAC
+    address from the router's RA and its static address and route, pings across the
+    members by GUA and link-local; what needs a node's namespaces says it runs
+    elsewhere; a router pinned there is exit 2 with nothing made; down leaves nothing."""
+    monkeypatch.setenv("PALMNET_LXD_FAR_MEMBERS", M2)
+    name = f"{PREFIX}f"
+    path = write_lab(tmp_path / "far.yaml", FAR_FARM.format(name=name, m1=M1, m2=M2))
+    planned = run_json("plan", str(path))
+    try:
+        proc = run("up", str(path), "--format", "json")
+        assert f"cluster members {M2} run on other machines: they take plain hosts" in proc.stderr
+        live = json.loads(proc.stdout)
+        assert _addresses(live) == _addresses(planned)
+        where = {n["name"]: n["member"] for n in live}
+        assert where["r"] == M1 and where["s"] == M2
+        far_hosts = sorted(n for n, m in where.items() if m == M2)
+        assert len(far_hosts) >= 3, where  # s and two of the four spread hosts
+        assert _addresses(run_json("ls", name)) == _addresses(planned)
+
+        by_name = {n["name"]: n for n in live}
+        router_ll = _link_local(by_name["r"])
+        far = next(h for h in far_hosts if h != "s")
+        near = next(n for n, m in where.items() if m == M1 and n != "r")
+        gua = _gua(by_name[far], "2001:db8:c1:")
+        assert by_name[far]["interfaces"][0]["sources"][f"{gua}/64"] == "slaac"
+        held = {
+            (a["local"], "tentative" in a)
+            for link in kernel_ip(name, far, "-6", "addr", "show", "dev", "eth0")
+            for a in link["addr_info"]
+        }
+        assert (gua, False) in held, held  # in its kernel, out of DAD when `up` returned
+        static = kernel_ip(name, "s", "-6", "addr", "show", "dev", "eth0")[0]["addr_info"]
+        assert any(a["local"] == "2001:db8:c1::53" and "tentative" not in a for a in static)
+        routes = kernel_ip(name, "s", "-6", "route", "show", "2001:db8:c9::/48")
+        assert [r["gateway"] for r in routes] == [router_ll]
+        defaults = kernel_ip(name, far, "-6", "route", "show", "default")
+        assert [r["gateway"] for r in defaults] == [router_ll]  # from the RA on member 1
+
+        near_gua, near_ll = _gua(by_name[near], "2001:db8:c1:"), _link_local(by_name[near])
+        node_exec(name, far, "ping", "-c", "1", "-W", "3", near_gua)
+        node_exec(name, far, "ping", "-c", "1", "-W", "3", f"{near_ll}%eth0")
+        node_exec(name, "s", "ping", "-c", "1", "-W", "3", "2001:db8:c1::1")
+
+        # what stands in a node's namespaces from this machine says where it runs
+        route = run("route", far, "--lab", name, check=False)
+        assert route.returncode != 0 and f"runs on cluster member {M2}" in route.stderr
+        impair = run("link", "impair", "r:s", "--blackhole", "--lab", name, check=False)
+        assert impair.returncode != 0 and "on another machine" in impair.stderr, impair.stderr
+        assert json.loads(run("link", "show", "--lab", name, "--format", "json").stdout) == []
+
+        pinned = write_lab(
+            tmp_path / "router-far.yaml",
+            FARM.format(name=f"{PREFIX}g", m1=M2),
+        )
+        refused = run("up", str(pinned), check=False)
+        assert refused.returncode == 2, refused.stderr
+        assert f"member: r on {M2} (it routes" in refused.stderr
+        assert labs.lxd_traces(f"{PREFIX}g") == []
+    finally:
+        run("down", name, check=False)
+    assert_gone(name, path)
+
+
 def test_unknown_member_exits_2_and_makes_nothing(cluster: str, tmp_path: Path) -> None:
     name = f"{PREFIX}u"
     path = write_lab(tmp_path / "lab.yaml", FARM.format(name=name, m1=f"{PREFIX}-m9"))

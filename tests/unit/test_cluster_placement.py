@@ -79,8 +79,38 @@ def test_members_on_other_machines_take_no_unpinned_node(tmp_path: Path) -> None
 def test_a_node_pinned_to_a_member_elsewhere_is_bad_input(tmp_path: Path) -> None:
     plan = _plan(tmp_path, "", "member: m2")
     members = [MEMBERS[0], Member("m2", "", "Online", "", here=False)]
-    with pytest.raises(InputError, match=r"member: m2 runs on another machine .*\(m1\)"):
-        placement.place(plan.nodes, plan.placement, members, "m1")
+    with pytest.raises(InputError, match=r"member: r on m2 \(it routes .*another machine.*\(m1\)"):
+        placement.place(plan.nodes, plan.placement, members, "m1", _why(plan))
+
+
+def _why(plan):  # type: ignore[no-untyped-def]
+    from palmnet.backends.lxd import far
+
+    return lambda node: far.why_not(plan, node)
+
+
+def test_plain_hosts_spread_over_members_elsewhere_and_the_router_stays_here(
+    tmp_path: Path,
+) -> None:
+    plan = _plan(tmp_path, "placement: spread")
+    members = [MEMBERS[0], Member("m2", "", "Online", "", here=False)]
+    where = placement.place(plan.nodes, plan.placement, members, "m1", _why(plan))
+    assert where == {"r": "m1", "h1": "m2", "h2": "m1", "h3": "m2", "h4": "m1", "h5": "m2"}
+    # without the rule, as before: nothing goes to the member elsewhere
+    assert set(placement.place(plan.nodes, plan.placement, members, "m1").values()) == {"m1"}
+
+
+def test_a_plain_host_may_be_pinned_to_a_member_elsewhere(tmp_path: Path) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_text(
+        LAB.format(placement="", member="").replace(
+            "    count: 5\n", "    count: 2\n    member: m2\n"
+        )
+    )
+    plan = plan_file(path)
+    members = [MEMBERS[0], Member("m2", "", "Online", "", here=False)]
+    where = placement.place(plan.nodes, plan.placement, members, "m1", _why(plan))
+    assert where == {"r": "m1", "h1": "m2", "h2": "m2"}
 
 
 def test_a_cluster_with_no_member_here_is_bad_input(tmp_path: Path) -> None:

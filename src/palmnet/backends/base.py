@@ -104,6 +104,9 @@ class Switch:
     # Ports that live in another namespace than `netns` (an LXD cluster: the ports of
     # nodes on another member are in that member's), port ifname -> namespace path.
     port_netns: dict[str, str] = field(default_factory=dict)
+    # Ends whose port is on an LXD cluster member on another machine, which palmnet
+    # cannot reach: (node, interface) -> that member.
+    away: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def port(self, node: str, interface: str) -> str | None:
         return self.ports.get((node, interface))

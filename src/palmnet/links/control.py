@@ -74,6 +74,9 @@ class LinkControl:
         self.plan = plan
         self.switch = switch
 
+    def _away(self, end: LinkEnd) -> bool:
+        return (end.node, end.interface) in self.switch.away
+
     def port(self, end: LinkEnd) -> str:
         port = self.switch.port(end.node, end.interface)
         if port is None:
@@ -120,6 +123,13 @@ class LinkControl:
 
     def _present(self, link: Link) -> list[str]:
         """The link's ports that exist now (a stopped node has none)."""
+        far = [(e, self.switch.away[(e.node, e.interface)]) for e in link.ends if self._away(e)]
+        if far:
+            end, member = far[0]
+            raise LabError(
+                f"link {link.name}: the port of {end.node}:{end.interface} is on cluster member "
+                f"{member}, on another machine; palmnet changes links only where it runs"
+            )
         states = self._port_states()
         present = [self.port(e) for e in link.ends if self.port(e) in states]
         if not present:
@@ -191,6 +201,8 @@ class LinkControl:
         for link in links_of(self.plan):
             s = LinkStatus(link)
             for end in link.ends:
+                if self._away(end):
+                    continue  # its port is on another machine: its state is not known here
                 port = self.port(end)
                 if port not in states:
                     s.missing.append(end.node)

@@ -19,6 +19,8 @@ On an LXD cluster (cluster.py) the same steps run through the member palmnet
 talks to: each node is created on the member `placement.py` picks (`target`),
 each lab network spans the members in a VXLAN tunnel (networks.py), every NIC and
 bridge gets the link MTU that fits the tunnel, and `ls` says where each node runs.
+Plain hosts placed on a member on another machine are driven through LXD's API
+alone (far.py): no /proc of theirs is reachable from here.
 """
 
 from __future__ import annotations
@@ -45,7 +47,16 @@ from palmnet.backends.base import (
 from palmnet.backends.external import preflight as external_preflight
 from palmnet.backends.live import observe_netns
 from palmnet.backends.lxd import client as lxdclient
-from palmnet.backends.lxd import cluster, docker, images, inside, instances, networks, placement
+from palmnet.backends.lxd import (
+    cluster,
+    docker,
+    far,
+    images,
+    inside,
+    instances,
+    networks,
+    placement,
+)
 from palmnet.backends.lxd.door import LxdDoor
 from palmnet.backends.lxd.instances import instance_name, is_router, port_name
 from palmnet.diagnostics.phases import PhaseTimer
@@ -79,6 +90,11 @@ def _member(inst: dict[str, Any]) -> str:
     return "" if where == "none" else where
 
 
+def _expected(node: NodePlan) -> list[str]:
+    """Every planned address of the node, on interfaces that are not bridge ports."""
+    return [str(a) for i in node.interfaces if i.master is None for a in (*i.ipv6, *i.ipv4)]
+
+
 def _report(message: str) -> None:
     print(f"palmnet: {message}", file=sys.stderr)
 
@@ -100,17 +116,30 @@ class LxdNode(NodeHandle):
         pids: dict[str, tuple[int, int | None]],
         lxd: Any,
         init: int,
+        far_member: str = "",
     ) -> None:
         super().__init__(plan, node, pids)
         self.lxd = lxd
         self.init = init
         self.instance = instance_name(plan.lab, node.name)
+        self.far_member = far_member  # on a cluster member on another machine (far.py)
+
+    def _elsewhere(self) -> LabError:
+        return LabError(
+            f"node {self.name} runs on cluster member {self.far_member}, on another machine: "
+            "palmnet stands in a node's namespaces only on this machine's members "
+            "(`palmnet exec` reaches it anywhere)"
+        )
 
     @property
     def netns(self) -> str:
+        if self.far_member:
+            raise self._elsewhere()
         return inside.netns_path(self.init) if self.init else "/nonexistent"
 
     def running(self) -> bool:
+        if self.far_member:
+            return LxdDoor(self.plan.lab, self.name, self.lxd).running()
         return bool(self.init) and os.path.exists(self.netns)
 
     def run(
@@ -123,6 +152,8 @@ class LxdNode(NodeHandle):
         LxdDoor(self.plan.lab, self.name, self.lxd).exec(argv)  # it asks LXD if it runs
 
     def host_path(self, path: str | Path) -> Path:
+        if self.far_member:
+            raise self._elsewhere()
         return Path(f"/proc/{self.init}/root{path}")
 
     def write(self, files: dict[Path, str]) -> None:
@@ -162,7 +193,16 @@ class LxdBackend(Backend):
         """Every `member:` must name a member of the cluster (exit 2, nothing made)."""
         members, local = self._cluster()
         if members:
-            placement.place(plan.nodes, plan.placement, members, local)
+            placement.place(plan.nodes, plan.placement, members, local, self._far_rule(plan))
+
+    @staticmethod
+    def _far_rule(plan: Plan) -> Any:
+        return lambda node: far.why_not(plan, node)
+
+    def _away(self) -> set[str]:
+        """Members whose LXD runs on another machine."""
+        members, _ = self._cluster()
+        return {m.name for m in members if not m.here}
 
     def prepare(self, lab: str) -> None:
         """LXD must answer before the lab's state exists: else exit 2, nothing made.
@@ -182,12 +222,16 @@ class LxdBackend(Backend):
         members, local = self._cluster()
         # Placed over the whole plan, so that a node lands on the same member whether
         # the lab comes up at once or grows by `launch` (nothing made before this).
-        where = placement.place(plan.nodes, plan.placement, members, local) if members else {}
-        away = [m.name for m in members if not m.here]
+        where = (
+            placement.place(plan.nodes, plan.placement, members, local, self._far_rule(plan))
+            if members
+            else {}
+        )
+        away = sorted(self._away())
         if away and nodes is None:
             _report(
-                f"cluster members {', '.join(away)} run on other machines: they take no node "
-                "(palmnet configures nodes through this machine's /proc)"
+                f"cluster members {', '.join(away)} run on other machines: they take plain "
+                "hosts only, driven through LXD's API (routers and nodes with daemons run here)"
             )
         mtu = plan.link_mtu or (TUNNEL_MTU if members else None)
         if not members and any(n.option("member") for n in chosen):
@@ -210,7 +254,8 @@ class LxdBackend(Backend):
         t.lap("create")
         stopped = [n for n in chosen if existing.get(n.name, {}).get("status") != "Running"]
         routers = [n for n in chosen if is_router(n)]
-        hosts = [n for n in chosen if not is_router(n)]
+        distant = [n for n in chosen if where.get(n.name) in away]  # plain hosts (far.py)
+        hosts = [n for n in chosen if not is_router(n) and n not in distant]
         watch = AddressWatch()
         try:
             pids = self._start(plan, [n for n in routers if n in stopped], routers, watch)
@@ -229,19 +274,32 @@ class LxdBackend(Backend):
             runner.wait_ready(started)
             t.lap("routers")
             pids.update(self._start(plan, [n for n in hosts if n in stopped], hosts, watch))
+            instances.start(lxd, plan.lab, [n for n in distant if n in stopped])
             t.lap("hosts started")
 
             def host(node: NodePlan) -> list[runner.Started]:
+                if node in distant:
+                    inst = instance_name(plan.lab, node.name)
+                    inside.seed_etc(lxd, plan, node, inst)
+                    far.configure(lxd, inst, node)
+                    return []
                 self._configure(plan, node, pids[node.name])
                 return self._daemons(journal, plan, node, pids[node.name])
 
             # Each host's /etc and daemons are a few API round trips: hosts in parallel.
             with ThreadPoolExecutor(max_workers=HOST_WORKERS) as pool:
-                started = [s for group in pool.map(host, hosts) for s in group]
+                started = [s for group in pool.map(host, hosts + distant) for s in group]
             t.lap("hosts configured")
-            watch.wait(runner.READY_TIMEOUT, [n.name for n in chosen])
+            watch.wait(runner.READY_TIMEOUT, [n.name for n in chosen if n not in distant])
+            far.wait_addresses(
+                lxd,
+                {instance_name(plan.lab, n.name): (n.name, _expected(n)) for n in distant},
+                runner.READY_TIMEOUT,
+            )
             for node in hosts:
                 inside.configure_routes(node, pids[node.name])
+            for node in distant:
+                far.configure_routes(lxd, instance_name(plan.lab, node.name), node)
             runner.wait_ready(started)
             t.lap("addresses")
         finally:
@@ -273,10 +331,7 @@ class LxdBackend(Backend):
             if not pid:
                 raise LabError(f"node {node.name}: LXD reports no running init")
             pids[node.name] = pid
-            expected = [
-                str(a) for i in node.interfaces if i.master is None for a in (*i.ipv6, *i.ipv4)
-            ]
-            watch.watch(node.name, inside.netns_path(pid), expected)
+            watch.watch(node.name, inside.netns_path(pid), _expected(node))
         watch.dump([n.name for n in nodes])
         return pids
 
@@ -293,11 +348,12 @@ class LxdBackend(Backend):
     def refresh(self, plan: Plan, journal: Journal) -> None:
         """Re-render the daemons that re-read their files on SIGHUP, and signal them."""
         mine = instances.lab_instances(self.lxd, plan.lab)
+        away = self._away()
         signalled = []
         for node in plan.nodes:
             inst = mine.get(node.name)
-            if inst is None or inst.get("status") != "Running":
-                continue
+            if inst is None or inst.get("status") != "Running" or _member(inst) in away:
+                continue  # a node elsewhere runs no daemon (far.py)
             init = instances.init_pid(self.lxd, inst["name"])
             spawner = inside.LxdSpawner(self.lxd, node, inst["name"], init)
             for svc in inside.adapters(plan, node, init):
@@ -335,13 +391,13 @@ class LxdBackend(Backend):
 
     def start_service(self, plan: Plan, journal: Journal, node: str, name: str) -> int:
         n = plan.node(node)
+        cls = service_named(name)
+        if not cls.wanted(n):
+            raise LabError(f"node {node} runs no {name}")
         inst = instance_name(plan.lab, node)
         init = instances.init_pid(self.lxd, inst) if self.lxd.exists(f"instances/{inst}") else 0
         if not init:
             raise LabError(f"node {node} is not running")
-        cls = service_named(name)
-        if not cls.wanted(n):
-            raise LabError(f"node {node} runs no {name}")
         svc = inside.adapter(cls, plan, n, init)
         if svc.name in inside.PYTHON_SERVICES:
             inside.push_runtime(self.lxd, inst)
@@ -351,6 +407,7 @@ class LxdBackend(Backend):
 
     def observe(self, plan: Plan, journal: Journal) -> list[LiveNode]:
         mine = instances.lab_instances(self.lxd, plan.lab)
+        away = self._away() if any(_member(i) for i in mine.values()) else set()
         out = []
         for node in plan.nodes:
             inst = mine.get(node.name)
@@ -361,6 +418,10 @@ class LxdBackend(Backend):
             if inst.get("status") != "Running":
                 state = "STOPPED" if inst.get("status") == "Stopped" else "ERROR"
                 out.append(LiveNode(node.name, node.kind, state, (), member=_member(inst)))
+                continue
+            if _member(inst) in away:
+                state = self.lxd.get(f"instances/{inst['name']}/state")
+                out.append(far.observe(node, state, _member(inst)))
                 continue
             pid = instances.init_pid(self.lxd, inst["name"])
             live = observe_netns(node, inside.netns_path(pid))
@@ -377,6 +438,10 @@ class LxdBackend(Backend):
             state = self.lxd.get(f"instances/{inst}/state")
         except self.lxd.NotFound:
             state = {}
+        away = self._away() if state else set()
+        where = _member(self.lxd.get(f"instances/{inst}")) if away else ""
+        if where in away:
+            return LxdNode(plan, node, process_pids(journal, name), self.lxd, 0, where)
         init = instances.init_pid(self.lxd, inst, state) if state else 0
         return LxdNode(plan, node, process_pids(journal, name), self.lxd, init)
 
@@ -390,7 +455,15 @@ class LxdBackend(Backend):
             for node, where in self._node_namespaces(plan.lab, netns).items()
             for i in plan.node(node).veths
         }
+        away = self._away()
+        elsewhere = {
+            (node, i.name): _member(inst)
+            for node, inst in (instances.lab_instances(self.lxd, plan.lab) if away else {}).items()
+            if _member(inst) in away
+            for i in plan.node(node).veths
+        }
         return Switch(
+            away=elsewhere,
             netns=netns,
             port_netns=port_netns,
             table=impair_table(plan.lab),
@@ -410,10 +483,11 @@ class LxdBackend(Backend):
         if not cluster.enabled(self.lxd):
             return {}
         home = os.stat(lxd_netns).st_ino
+        away = self._away()
         out = {}
         for node, inst in instances.lab_instances(self.lxd, lab).items():
-            if inst.get("status") != "Running":
-                continue
+            if inst.get("status") != "Running" or _member(inst) in away:
+                continue  # stopped, or on another machine: no namespace to reach here
             with contextlib.suppress(LabError, OSError, ValueError):
                 init = instances.init_pid(self.lxd, inst["name"])
                 monitor = _parent(init)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -72,10 +73,22 @@ def members(lxd: Lxd) -> list[Member]:
     return sorted(out, key=lambda m: m.name)
 
 
+FAR_ENV = "PALMNET_LXD_FAR_MEMBERS"
+
+
+def said_far() -> set[str]:
+    """Members to drive as if on another machine (PALMNET_LXD_FAR_MEMBERS=a,b): the
+    test cluster's nested members all run here, and this makes palmnet drive one as
+    it drives a member elsewhere, through LXD's API alone (far.py)."""
+    return {m.strip() for m in os.environ.get(FAR_ENV, "").split(",") if m.strip()}
+
+
 def is_here(lxd: Lxd, name: str) -> bool:
     """Whether member `name`'s LXD runs on this machine (False when it does not answer)."""
     from palmnet.backends.lxd.locality import lxd_here
 
+    if name in said_far():
+        return False
     try:
         env = lxd.server(target=name).get("environment") or {}
     except (lxd.APIError, OSError):

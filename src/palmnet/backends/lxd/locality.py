@@ -1,13 +1,14 @@
 """Which LXD cluster members run on this machine.
 
-palmnet reaches a node from the machine it runs on (its init's namespaces under
-/proc, hostpid.py), so it can only drive nodes on members whose LXD daemon is a
+palmnet reaches most nodes from the machine it runs on (its init's namespaces
+under /proc, hostpid.py), so it drives them only on members whose LXD daemon is a
 process here: the machine's own LXD, or a member that is a container here (the
-test cluster). A member is here when some process named `lxd` counts, as its
-innermost pid, the `server_pid` that member reports for itself (GET /1.0 with
-`target=MEMBER`), and that process's network namespace holds the member's cluster
-address. The pid alone is not enough: every nested LXD has a small pid in its own
-namespace, and two members may report the same one.
+test cluster); a member elsewhere takes plain hosts only (far.py). A member is
+here when some process named `lxd` counts, as its innermost pid, the `server_pid`
+that member reports for itself (GET /1.0 with `target=MEMBER`), and that process's
+network namespace holds the member's cluster address. The pid alone is not
+enough: every nested LXD has a small pid in its own namespace, and two members
+may report the same one.
 
 This reads /proc only (comm, status, net/fib_trie, net/if_inet6 of a few `lxd`
 processes): no packet is sent to the member.

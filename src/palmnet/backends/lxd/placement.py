@@ -10,16 +10,16 @@
   by name: LXD's own scheduler does the same (fewest instances), but palmnet
   decides it itself so that the same lab lands the same way on every `up`, and
   the router written first in the file runs on the first member.
-Only members that are Online take nodes that nothing pins, and only members whose
-LXD runs on this machine take any node (locality.py): palmnet reaches a node through
-this machine's /proc, so a node on a member elsewhere could not be configured (a
-`member:` naming one is refused, exit 2 before anything is made; unpinned nodes
-skip it, and the user is told).
+Only members that are Online take nodes that nothing pins. A member whose LXD runs
+on another machine (locality.py) takes only nodes palmnet can drive through LXD's API
+alone (far.py: plain hosts); every other node needs this machine's /proc and goes to
+a member here. A `member:` that breaks this is refused, exit 2 before anything is
+made, saying why the node cannot run there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from palmnet.backends.lxd.cluster import Member
 from palmnet.errors import InputError
@@ -27,11 +27,18 @@ from palmnet.plan.model import NodePlan
 
 
 def place(
-    nodes: Sequence[NodePlan], placement: str, members: Sequence[Member], local: str
+    nodes: Sequence[NodePlan],
+    placement: str,
+    members: Sequence[Member],
+    local: str,
+    why_not_far: Callable[[NodePlan], str | None] | None = None,
 ) -> dict[str, str]:
-    """node name -> member name, for every node; {} off a cluster (no members)."""
+    """node name -> member name, for every node; {} off a cluster (no members).
+    `why_not_far(node)`: why the node cannot run on a member on another machine
+    (None: it can); without it no node can."""
     if not members:
         return {}
+    must_be_here = why_not_far or (lambda node: "palmnet drives it through this machine")
     names = [m.name for m in members]
     pinned = {n.name: str(n.option("member")) for n in nodes if n.option("member")}
     unknown = sorted({m for m in pinned.values() if m not in names})
@@ -41,23 +48,28 @@ def place(
             f"(members: {', '.join(names)})"
         )
     here = {m.name for m in members if m.here}
-    away = sorted({m for m in pinned.values() if m not in here})
-    if away:
+    refused = [
+        f"{n.name} on {pinned[n.name]} ({why})"
+        for n in nodes
+        if n.name in pinned and pinned[n.name] not in here and (why := must_be_here(n))
+    ]
+    if refused:
         raise InputError(
-            f"member: {', '.join(away)} runs on another machine (or does not answer): "
-            "palmnet configures a node "
-            "from the machine it runs on, through the node's namespaces, so it places nodes "
-            f"on this machine's members only ({', '.join(sorted(here)) or 'none here'}); "
-            "run palmnet on that machine, or pin the node to a member here"
+            f"member: {'; '.join(refused)}: that member runs on another machine (or does "
+            "not answer), and palmnet configures such a node through its namespaces from "
+            "the machine it runs on, so it goes on this machine's members only "
+            f"({', '.join(sorted(here)) or 'none here'}); pin it to one of them, or run "
+            "palmnet on that machine"
         )
-    if not here:
+    near_only = [n for n in nodes if n.name not in pinned and must_be_here(n)]
+    if near_only and not here:
         raise InputError(
-            f"no member of this LXD cluster ({', '.join(names)}) runs on this machine: "
-            "palmnet configures a node through its namespaces from the machine it runs on, "
-            "so it must run on a member (or on the machine of a nested one)"
+            f"no member of this LXD cluster ({', '.join(names)}) runs on this machine, and "
+            f"{near_only[0].name} must: palmnet configures it through its namespaces from "
+            "the machine it runs on (only plain hosts run on members elsewhere)"
         )
-    usable = [m for m in members if m.name in here]
-    online = [m.name for m in usable if m.status == "Online"] or [m.name for m in usable]
+    online = [m.name for m in members if m.status == "Online"] or names
+    online_here = [m for m in online if m in here] or [m for m in names if m in here]
     load = {m: 0 for m in names}
     for m in pinned.values():
         load[m] += 1
@@ -66,10 +78,11 @@ def place(
         if node.name in pinned:
             out[node.name] = pinned[node.name]
             continue
+        usable = online_here if must_be_here(node) else online
         if placement == "pack":
-            chosen = local if local in online else online[0]
+            chosen = local if local in usable else usable[0]
         else:
-            chosen = min(online, key=lambda m: (load[m], online.index(m)))
+            chosen = min(usable, key=lambda m: (load[m], usable.index(m)))
         load[chosen] += 1
         out[node.name] = chosen
     return out
