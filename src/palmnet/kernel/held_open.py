@@ -34,14 +34,22 @@ def held_elsewhere(paths: Iterable[Path]) -> Iterator[None]:
         yield
         return
     read_end, write_end = os.pipe()
+    ready_r, ready_w = os.pipe()
+    ours = [read_end, ready_r, ready_w, *fds]  # closed here once the holder has them
     try:
         child = os.fork()
         if child == 0:  # pragma: no cover - runs in the forked child
-            _hold(read_end, set(fds))
+            _hold(read_end, ready_w, set(fds))
+        os.close(ours.pop(2))  # ready_w: the holder's alone now
         os.waitpid(child, 0)  # the child only forks the holder and exits
+        # The holder says when it has closed every other descriptor: until then it
+        # still shares this process's locks (a lab's lock would outlive `down`'s hold).
+        os.read(ready_r, 1)
+    except BaseException:
+        os.close(write_end)
+        raise
     finally:
-        os.close(read_end)
-        for fd in fds:
+        for fd in ours:
             os.close(fd)
     try:
         yield
@@ -49,19 +57,22 @@ def held_elsewhere(paths: Iterable[Path]) -> Iterator[None]:
         os.close(write_end)  # the holder reads end of file, and exits
 
 
-def _hold(read_end: int, held: set[int]) -> None:
+def _hold(read_end: int, ready: int, held: set[int]) -> None:
     """In the forked child: a grandchild (adopted by init, so no one has to reap it)
-    keeps only `held` and the pipe's read end, and waits for end of file. Every
-    other descriptor is closed first, so it holds no lock of the caller's."""
+    keeps only `held` and the pipe's read end, says so on `ready`, and waits for end
+    of file. Every other descriptor is closed first, so it holds no lock of the
+    caller's."""
     try:
         if os.fork() == 0:
-            keep = held | {read_end}
+            keep = held | {read_end, ready}
             for name in os.listdir("/proc/self/fd"):
                 fd = int(name)
                 if fd not in keep:
                     with contextlib.suppress(OSError):
                         os.close(fd)
             os.setsid()
+            os.write(ready, b".")
+            os.close(ready)
             with contextlib.suppress(OSError):
                 os.read(read_end, 1)
     finally:
