@@ -254,8 +254,10 @@ def test_plain_hosts_on_a_member_elsewhere_through_lxds_api_alone(
     inside them, `up` waits until their addresses are out of DAD in their own kernel,
     `ls` reads them from LXD. Checked in the kernel: plan == live, a far host's SLAAC
     address from the router's RA and its static address and route, pings across the
-    members by GUA and link-local; what needs a node's namespaces says it runs
-    elsewhere; a router pinned there is exit 2 with nothing made; down leaves nothing."""
+    members by GUA and link-local; `launch` places a copy there and `stop`/`start`
+    bring a far host back with its static address and route; what needs a node's
+    namespaces says it runs elsewhere; a router pinned there is exit 2 with nothing
+    made; down leaves nothing."""
     monkeypatch.setenv("PALMNET_LXD_FAR_MEMBERS", M2)
     name = f"{PREFIX}f"
     path = write_lab(tmp_path / "far.yaml", FAR_FARM.format(name=name, m1=M1, m2=M2))
@@ -293,6 +295,24 @@ def test_plain_hosts_on_a_member_elsewhere_through_lxds_api_alone(
         near_gua, near_ll = _gua(by_name[near], "2001:db8:c1:"), _link_local(by_name[near])
         node_exec(name, far, "ping", "-c", "1", "-W", "3", near_gua)
         node_exec(name, far, "ping", "-c", "1", "-W", "3", f"{near_ll}%eth0")
+        node_exec(name, "s", "ping", "-c", "1", "-W", "3", "2001:db8:c1::1")
+
+        # launch grows the lab there too (placed over the whole plan: w6 lands far)
+        grown = {n["name"]: n for n in run_json("launch", "--lab", name, "w", "w5", "w6")}
+        assert grown["w6"]["member"] == M2 and grown["w5"]["member"] == M1
+        w6 = _gua(grown["w6"], "2001:db8:c1:")
+        held6 = {
+            a["local"]
+            for a in kernel_ip(name, "w6", "-6", "addr", "show", "dev", "eth0")[0]["addr_info"]
+        }
+        assert w6 in held6, held6
+        node_exec(name, "w6", "ping", "-c", "1", "-W", "3", _gua(grown["w5"], "2001:db8:c1:"))
+        # a stopped far host comes back with its static address and route
+        run("stop", "--lab", name, "s")
+        assert {n["name"]: n["state"] for n in run_json("ls", name)}["s"] == "STOPPED"
+        run("start", "--lab", name, "s")
+        routes = kernel_ip(name, "s", "-6", "route", "show", "2001:db8:c9::/48")
+        assert [r["gateway"] for r in routes] == [router_ll]
         node_exec(name, "s", "ping", "-c", "1", "-W", "3", "2001:db8:c1::1")
 
         # what stands in a node's namespaces from this machine says where it runs
