@@ -160,6 +160,13 @@ def test_exec_passes_exit_code_and_sees_node_files(farm) -> None:
     assert Path("/etc/hostname").read_text().strip() != "w3"
     links = node_exec(name, "w3", "ls", "/sys/class/net").stdout.split()
     assert sorted(links) == ["eth0", "lo"]
+    # its /sys is its own sysfs alone: the host's, and the mounts below it, are not
+    # copied into the node under it (kernel/mountns.py)
+    mounts = node_exec(name, "w3", "cat", "/proc/self/mountinfo").stdout.splitlines()
+    at_sys = [(m.split()[4], m.split(" - ")[1].split()[0]) for m in mounts]
+    assert [(p, t) for p, t in at_sys if p == "/sys" or p.startswith("/sys/")] == [
+        ("/sys", "sysfs")
+    ]
 
 
 def test_up_again_reconciles(farm, tmp_path: Path) -> None:
