@@ -202,22 +202,10 @@ def test_stable_addresses_slaac_and_pings_across_members(cluster: str, tmp_path:
     assert_gone(name, path)
 
 
-FAR_FARM = """\
-name: {name}
-backend: lxd
-placement: spread
-networks:
-  lan: {{}}
-nodes:
-  r:
-    kind: router
-    member: {m1}
-    interfaces:
-      eth0: {{network: lan, ipv6: [2001:db8:c1::1/64], ra: true}}
-  w:
-    count: 4
-    interfaces:
-      eth0: {{network: lan}}
+# FARM and a plain host pinned to member 2, with a static address and a static route
+FAR_FARM = (
+    FARM
+    + """\
   s:
     member: {m2}
     interfaces:
@@ -225,6 +213,7 @@ nodes:
     routes:
       - {{to: 2001:db8:c9::/48, via: r}}
 """
+)
 
 
 def kernel_ip(lab: str, node: str, *argv: str) -> list[dict]:

@@ -18,7 +18,6 @@ waits for restores in flight and finishes any whose process died.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import subprocess
@@ -28,10 +27,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from palmnet.kernel import neigh_limit
+from palmnet.lab import store
 from palmnet.state.paths import state_root
 
 DRAIN_TIMEOUT = 10.0  # then the old values go back all the same: they are the machine's
-LOCK_TIMEOUT = DRAIN_TIMEOUT + 5.0
+LOCK = ".host-sysctl"  # lab names start with a letter (topology/model.py)
 
 Rows = dict[str, tuple[int, int]]  # key -> (old, new)
 
@@ -40,49 +40,19 @@ def pending_dir() -> Path:
     return state_root() / ".host-sysctl"
 
 
-def _lock_path() -> Path:
-    return state_root() / ".locks" / ".host-sysctl"
-
-
 @contextlib.contextmanager
-def _locked(timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """The restores' lock, waited for at most `timeout` (then gone on without: a
-    stuck restorer must not stop every `up`). The file is removed by the last
-    holder with nothing left to do, so a holder checks that it locked the file
-    still there (as lab/store.py's lab locks do)."""
-    path = _lock_path()
-    deadline = time.monotonic() + timeout
-    while True:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        held = _lock(fd, deadline)
-        if not held:
-            break
+def _locked() -> Iterator[None]:
+    """The restores' lock: a lab lock (lab/store.py) of a name no lab can have. Its
+    wait is bounded by the holder's, a restorer's drain wait (DRAIN_TIMEOUT). The
+    last holder with nothing left to do leaves the state root as `down` does."""
+    with store.locked(LOCK):
         try:
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    try:
-        yield
-    finally:
-        if held and not pending():
-            path.unlink(missing_ok=True)
-        os.close(fd)
-        if held:
-            _tidy()
-
-
-def _lock(fd: int, deadline: float) -> bool:
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)  # a lock, not the network: flock has no timeout of its own
+            yield
+        finally:
+            if not pending():
+                with contextlib.suppress(OSError):
+                    pending_dir().rmdir()
+                store.forget_lock(LOCK)
 
 
 def put_back(rows: Rows) -> None:
@@ -127,13 +97,6 @@ def _finish(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError, ValueError, KeyError, IndexError, TypeError):
         put_back(_read(path))
     path.unlink(missing_ok=True)
-
-
-def _tidy() -> None:
-    """The folder and the state root go once empty, as `down` leaves them."""
-    for directory in (pending_dir(), _lock_path().parent, state_root()):
-        with contextlib.suppress(OSError):
-            directory.rmdir()
 
 
 def pending() -> list[Path]:

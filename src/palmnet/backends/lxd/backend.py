@@ -31,7 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NoReturn
@@ -196,7 +196,7 @@ class LxdBackend(Backend):
             placement.place(plan.nodes, plan.placement, members, local, self._far_rule(plan))
 
     @staticmethod
-    def _far_rule(plan: Plan) -> Any:
+    def _far_rule(plan: Plan) -> Callable[[NodePlan], str | None]:
         return lambda node: far.why_not(plan, node)
 
     def _away(self) -> set[str]:
@@ -450,15 +450,16 @@ class LxdBackend(Backend):
         machine's), with each NIC's host end named by `port_name`; on a cluster the
         ports of nodes on another member are in that member's namespace."""
         netns = self._lxd_netns()
+        mine = self._clustered_instances(plan.lab)
         port_netns = {
             port_name(plan.lab, node, i.name): where
-            for node, where in self._node_namespaces(plan.lab, netns).items()
+            for node, where in self._node_namespaces(mine, netns).items()
             for i in plan.node(node).veths
         }
         away = self._away()
         elsewhere = {
             (node, i.name): _member(inst)
-            for node, inst in (instances.lab_instances(self.lxd, plan.lab) if away else {}).items()
+            for node, inst in mine.items()
             if _member(inst) in away
             for i in plan.node(node).veths
         }
@@ -476,16 +477,22 @@ class LxdBackend(Backend):
             },
         )
 
-    def _node_namespaces(self, lab: str, lxd_netns: str) -> dict[str, str]:
-        """node -> the namespace its NICs' host ends are in, for running nodes whose
-        LXD is not the one palmnet talks to (another cluster member): the namespace of
-        the container's parent, LXC's monitor, which runs where that LXD runs."""
-        if not cluster.enabled(self.lxd):
+    def _clustered_instances(self, lab: str) -> dict[str, dict[str, Any]]:
+        """The lab's instances by node on a cluster ({} off one: all in LXD's namespace)."""
+        members, _ = self._cluster()
+        return instances.lab_instances(self.lxd, lab) if members else {}
+
+    def _node_namespaces(self, mine: dict[str, dict[str, Any]], lxd_netns: str) -> dict[str, str]:
+        """node -> the namespace its NICs' host ends are in, for running nodes (of the
+        lab's instances `mine`) whose LXD is not the one palmnet talks to (another
+        member here): the namespace of the container's parent, LXC's monitor, which
+        runs where that LXD runs."""
+        if not mine:
             return {}
         home = os.stat(lxd_netns).st_ino
         away = self._away()
         out = {}
-        for node, inst in instances.lab_instances(self.lxd, lab).items():
+        for node, inst in mine.items():
             if inst.get("status") != "Running" or _member(inst) in away:
                 continue  # stopped, or on another machine: no namespace to reach here
             with contextlib.suppress(LabError, OSError, ValueError):
@@ -534,12 +541,14 @@ class LxdBackend(Backend):
 
     def _remove_tagged(self, lxd: lxdclient.Lxd, lab: str) -> bool:
         found: list[Any] = []
+        listed = instances.lab_instances(lxd, lab)
         # other members' namespaces, while their nodes still run (impairment tables)
         with contextlib.suppress(LabError, OSError):
-            for where in set(self._node_namespaces(lab, self._lxd_netns()).values()):
+            clustered = listed if self._cluster()[0] else {}
+            for where in set(self._node_namespaces(clustered, self._lxd_netns()).values()):
                 if self._drop_impair_table(lab, where):
                     found.append(f"{impair_table(lab)} ({where})")
-        mine = [i["name"] for i in instances.lab_instances(lxd, lab).values()]
+        mine = [i["name"] for i in listed.values()]
         found += mine
         instances.delete(lxd, mine)
         nets = networks.lab_networks(lxd, lab)

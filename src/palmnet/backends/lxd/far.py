@@ -36,14 +36,13 @@ from palmnet.backends.lxd.client import Lxd
 from palmnet.backends.lxd.instances import is_router
 from palmnet.errors import LabError
 from palmnet.kernel.dump import Link
+from palmnet.kernel.watch import IFA_F_DADFAILED, IFA_F_TENTATIVE
 from palmnet.plan.guard import guard_ruleset
 from palmnet.plan.model import NodePlan, Plan
 from palmnet.services.registry import services_for
 
 POLL = 0.05  # seconds between two reads of the node's /proc/net/if_inet6
 WAIT_WORKERS = 32  # far nodes waited for at once (each an exec that mostly sleeps)
-IFA_F_DADFAILED = 0x08
-IFA_F_TENTATIVE = 0x40
 
 
 def why_not(plan: Plan, node: NodePlan) -> str | None:

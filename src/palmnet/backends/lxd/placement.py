@@ -38,7 +38,8 @@ def place(
     (None: it can); without it no node can."""
     if not members:
         return {}
-    must_be_here = why_not_far or (lambda node: "palmnet drives it through this machine")
+    rule = why_not_far or (lambda node: "palmnet drives it through this machine")
+    must_be_here = {n.name: rule(n) for n in nodes}  # asked once per node
     names = [m.name for m in members]
     pinned = {n.name: str(n.option("member")) for n in nodes if n.option("member")}
     unknown = sorted({m for m in pinned.values() if m not in names})
@@ -51,7 +52,7 @@ def place(
     refused = [
         f"{n.name} on {pinned[n.name]} ({why})"
         for n in nodes
-        if n.name in pinned and pinned[n.name] not in here and (why := must_be_here(n))
+        if n.name in pinned and pinned[n.name] not in here and (why := must_be_here[n.name])
     ]
     if refused:
         raise InputError(
@@ -61,7 +62,7 @@ def place(
             f"({', '.join(sorted(here)) or 'none here'}); pin it to one of them, or run "
             "palmnet on that machine"
         )
-    near_only = [n for n in nodes if n.name not in pinned and must_be_here(n)]
+    near_only = [n for n in nodes if n.name not in pinned and must_be_here[n.name]]
     if near_only and not here:
         raise InputError(
             f"no member of this LXD cluster ({', '.join(names)}) runs on this machine, and "
@@ -78,7 +79,7 @@ def place(
         if node.name in pinned:
             out[node.name] = pinned[node.name]
             continue
-        usable = online_here if must_be_here(node) else online
+        usable = online_here if must_be_here[node.name] else online
         if placement == "pack":
             chosen = local if local in usable else usable[0]
         else:
