@@ -138,6 +138,8 @@ def test_radvd_current_and_stale_delegations(plan: Plan) -> None:
     )
     assert "AdvValidLifetime 0;\n        AdvPreferredLifetime 0;" in conf[stale:]
     assert "RDNSS 2001:db8:beef:c600::1 fd11:2233:4401::1 {" in conf
+    # the router's address in the old /64 is gone: hosts must stop asking it at once
+    assert "RDNSS 2001:db8:ebbd:c600::1 {\n        AdvRDNSSLifetime 0;" in conf
 
 
 # -- the PD hook ---------------------------------------------------------------------------
@@ -203,6 +205,7 @@ def test_hook_renumbering_moves_radvd_and_kea(plan: Plan, tmp_path: Path) -> Non
     assert new < old
     assert "AdvValidLifetime 0;\n        AdvPreferredLifetime 0;" in radvd[old:]
     assert "RDNSS 2001:db8:beef:c600::1 fd11:2233:4401::1" in radvd
+    assert "RDNSS 2001:db8:ebbd:c600::1 {\n        AdvRDNSSLifetime 0;" in radvd
     kea = json.loads(Path(params["kea"]["conf"]).read_text())["Dhcp6"]
     (subnet,) = kea["subnet6"]
     assert subnet["subnet"] == "2001:db8:beef:c600::/64"
