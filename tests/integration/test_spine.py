@@ -156,6 +156,7 @@ def test_exec_passes_exit_code_and_sees_node_files(farm) -> None:
     prefixes = run("ls", "--lab", name, "--prefixes")  # a lab without DHCPv6-PD
     assert "no router requests a delegated prefix" in prefixes.stderr
     assert node_exec(name, "w3", "hostname").stdout.strip() == "w3"
+    assert node_exec(name, "w3", "cat", "/etc/hostname").stdout == "w3\n"
     assert "w3.farm.example" in node_exec(name, "w3", "cat", "/etc/hosts").stdout
     assert Path("/etc/hostname").read_text().strip() != "w3"
     links = node_exec(name, "w3", "ls", "/sys/class/net").stdout.split()

@@ -72,6 +72,8 @@ IFLA_MASTER = 10
 IFLA_LINKINFO = 18
 IFLA_NET_NS_FD = 28
 IFLA_EXT_MASK = 29
+IFLA_NUM_TX_QUEUES = 31
+IFLA_NUM_RX_QUEUES = 32
 IFLA_INFO_KIND = 1
 IFLA_INFO_DATA = 2
 VETH_INFO_PEER = 1
@@ -184,6 +186,13 @@ def iter_messages(data: bytes) -> Iterator[tuple[int, int, int, int, int]]:
 
 
 # -- messages --------------------------------------------------------------------------
+ONE_QUEUE = [attr_u32(IFLA_NUM_TX_QUEUES, 1), attr_u32(IFLA_NUM_RX_QUEUES, 1)]
+"""veth's default is a queue per possible CPU, each end, each way: a netdev_queue,
+a veth_rq (NAPI, XDP and ring state) and a kobject with its sysfs files apiece. A
+lab's links carry pings and test traffic, not line rate (palmnet attaches no XDP),
+so one of each is enough and saves memory on every link (numbers: issue 15)."""
+
+
 def link_body(
     name: str | None = None, index: int = 0, up: bool | None = None, *attrs: bytes
 ) -> bytes:
@@ -305,7 +314,7 @@ class Rtnl:
         up: bool = False,
         mtu: int | None = None,
     ) -> None:
-        """Create veth pair `name`/`peer` in one request.
+        """Create veth pair `name`/`peer` in one request, one queue each way per end.
 
         The peer is made straight in the namespace open on `peer_netns_fd`
         (None: this one), with `peer_mac`, and stays down; `master` (a bridge
@@ -313,6 +322,7 @@ class Rtnl:
         to both.
         """
         sized = [attr_u32(IFLA_MTU, mtu)] if mtu is not None else []
+        sized += ONE_QUEUE
         peer_attrs = [attr_str(IFLA_IFNAME, peer), *sized]
         if peer_mac is not None:
             peer_attrs.append(attr(IFLA_ADDRESS, mac_bytes(peer_mac)))
