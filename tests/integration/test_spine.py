@@ -157,6 +157,13 @@ def test_exec_passes_exit_code_and_sees_node_files(farm) -> None:
     assert "no router requests a delegated prefix" in prefixes.stderr
     assert node_exec(name, "w3", "hostname").stdout.strip() == "w3"
     assert node_exec(name, "w3", "cat", "/etc/hostname").stdout == "w3\n"
+    # resolv.conf comes from the lab's shared layer until a node writes it: that
+    # node then has its own copy, and no other node sees its change
+    before = node_exec(name, "w2", "cat", "/etc/resolv.conf").stdout
+    assert "search farm.example" in before
+    node_exec(name, "w3", "sh", "-c", "echo '# w3 only' >> /etc/resolv.conf")
+    assert node_exec(name, "w3", "tail", "-n1", "/etc/resolv.conf").stdout == "# w3 only\n"
+    assert node_exec(name, "w2", "cat", "/etc/resolv.conf").stdout == before
     assert "w3.farm.example" in node_exec(name, "w3", "cat", "/etc/hosts").stdout
     assert Path("/etc/hostname").read_text().strip() != "w3"
     links = node_exec(name, "w3", "ls", "/sys/class/net").stdout.split()

@@ -41,6 +41,7 @@ class NodeMounts:
     mnt_file: Path  # bind target of the node's mount namespace
     uts_file: Path
     binds: tuple[tuple[str, str], ...] = ()  # (per-node dir, path inside the node)
+    shared: Path | None = None  # the lab's /etc layer, between the host's and `upper`
     seed: Callable[[], None] | None = None  # writes `upper` (run by the child if given)
 
 
@@ -148,12 +149,13 @@ def _setup_one(job: NodeMounts, template: int, host_mnt: int, host_uts: int) -> 
     nsfs.setns(template, nsfs.CLONE_NEWNS)
     nsfs.unshare(nsfs.CLONE_NEWNS | nsfs.CLONE_NEWUTS)
     nsfs.sethostname(job.hostname)
+    lowers = f"{job.shared}:/etc" if job.shared is not None else "/etc"  # leftmost on top
     nsfs.mount(
         "overlay",
         "/etc",
         "overlay",
         0,
-        f"lowerdir=/etc,upperdir={job.upper},workdir={job.work}",
+        f"lowerdir={lowers},upperdir={job.upper},workdir={job.work}",
     )
     nsfs.mount("sysfs", "/sys", "sysfs", nsfs.MS_NOSUID | nsfs.MS_NODEV | nsfs.MS_NOEXEC)
     for source, target in job.binds:

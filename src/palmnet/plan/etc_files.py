@@ -35,13 +35,19 @@ def render_resolv_conf(plan: Plan) -> str:
     )
 
 
-def etc_files(plan: Plan, node: NodePlan) -> dict[str, str]:
-    """Paths under /etc (relative) -> text: hostname, hosts, resolv.conf, config/*."""
-    files = {
-        "hostname": node.name + "\n",
-        "hosts": render_hosts(plan, node),
-        "resolv.conf": render_resolv_conf(plan),
-    }
+def lab_etc_files(plan: Plan) -> dict[str, str]:
+    """The files that are the same in every node of the lab: resolv.conf."""
+    return {"resolv.conf": render_resolv_conf(plan)}
+
+
+def node_etc_files(plan: Plan, node: NodePlan) -> dict[str, str]:
+    """The node's own: hostname, hosts, config/*."""
+    files = {"hostname": node.name + "\n", "hosts": render_hosts(plan, node)}
     for name, text in node.uci:
         files[f"config/{name}"] = text
     return files
+
+
+def etc_files(plan: Plan, node: NodePlan) -> dict[str, str]:
+    """Paths under /etc (relative) -> text: hostname, hosts, resolv.conf, config/*."""
+    return {**node_etc_files(plan, node), **lab_etc_files(plan)}

@@ -38,9 +38,16 @@ from pathlib import Path
 from palmnet.addressing.eui64 import link_local
 from palmnet.backends.netns import daemons
 from palmnet.backends.netns.capacity import fds_needed
-from palmnet.backends.netns.etc import seed_etc
+from palmnet.backends.netns.etc import seed_etc, seed_lab_etc
 from palmnet.backends.netns.external import ExternalPorts
-from palmnet.backends.netns.layout import etc_upper, etc_work, mnt_file, ns_dir, uts_file
+from palmnet.backends.netns.layout import (
+    etc_lab,
+    etc_upper,
+    etc_work,
+    mnt_file,
+    ns_dir,
+    uts_file,
+)
 from palmnet.backends.netns.names import node_netns, outer_names, switch_netns
 from palmnet.diagnostics import progress
 from palmnet.diagnostics.crash import checkpoint
@@ -377,6 +384,8 @@ class Builder:
         each node's /etc just before mounting it; otherwise it is seeded here."""
         lab = self.plan.lab
         ns_dir(lab).mkdir(parents=True, exist_ok=True)
+        shared = etc_lab(lab)
+        seed_lab_etc(self.plan, shared)
         jobs = []
         for node in nodes:
             binds: list[tuple[str, str]] = []
@@ -397,6 +406,7 @@ class Builder:
                     hostname=node.name,
                     upper=upper,
                     work=etc_work(lab, node.name),
+                    shared=shared,
                     mnt_file=mnt_file(lab, node.name),
                     uts_file=uts_file(lab, node.name),
                     binds=tuple(binds),

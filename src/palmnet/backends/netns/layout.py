@@ -26,3 +26,9 @@ def etc_upper(lab: str, node: str) -> Path:
 
 def etc_work(lab: str, node: str) -> Path:
     return node_dir(lab, node) / ".etc-work"
+
+
+def etc_lab(lab: str) -> Path:
+    """The /etc files every node of the lab shares: a read-only layer of each node's
+    overlay, under its own upper (a node that writes one gets its own copy)."""
+    return lab_dir(lab) / "etc"
