@@ -164,6 +164,12 @@ def test_exec_passes_exit_code_and_sees_node_files(farm) -> None:
     node_exec(name, "w3", "sh", "-c", "echo '# w3 only' >> /etc/resolv.conf")
     assert node_exec(name, "w3", "tail", "-n1", "/etc/resolv.conf").stdout == "# w3 only\n"
     assert node_exec(name, "w2", "cat", "/etc/resolv.conf").stdout == before
+    from palmnet.lab import LabAPI
+
+    with LabAPI().session(name) as s:  # the files as the toolbox reads them from outside
+        assert s.running_node("w3").read_file("/etc/hostname") == "w3\n"
+        assert s.running_node("w2").read_file("/etc/resolv.conf") == before
+        assert s.running_node("w3").read_file("/etc/resolv.conf").endswith("# w3 only\n")
     assert "w3.farm.example" in node_exec(name, "w3", "cat", "/etc/hosts").stdout
     assert Path("/etc/hostname").read_text().strip() != "w3"
     links = node_exec(name, "w3", "ls", "/sys/class/net").stdout.split()

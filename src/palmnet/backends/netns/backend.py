@@ -12,7 +12,8 @@ from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process
 from palmnet.backends.external import preflight as external_preflight
 from palmnet.backends.live import observe_netns
 from palmnet.backends.netns.door import NetnsDoor
-from palmnet.backends.netns.layout import ns_dir
+from palmnet.backends.netns.etc import HOSTNAME
+from palmnet.backends.netns.layout import etc_lab, ns_dir
 from palmnet.backends.netns.names import (
     IMPAIR_TABLE,
     node_netns,
@@ -72,13 +73,23 @@ class NetnsNode(NodeHandle):
 
     def host_path(self, path: str | Path) -> Path:
         """The node sees the host's files except its own /etc (the overlay's upper dir
-        holds what it changed) and its daemons' private mounts."""
+        holds what it changed, the lab's layer what all its nodes share) and its
+        daemons' private mounts."""
         text = str(path)
         if text == "/etc" or text.startswith("/etc/"):
-            upper = node_dir(self.plan.lab, self.name) / "etc" / text[len("/etc/") :]
-            if upper.exists() or upper.is_symlink():
-                return upper
+            rel = text[len("/etc/") :]
+            for layer in (node_dir(self.plan.lab, self.name) / "etc", etc_lab(self.plan.lab)):
+                if (layer / rel).exists() or (layer / rel).is_symlink():
+                    return layer / rel
         return Path(text)
+
+    def read_file(self, path: str) -> str | None:
+        """As the node sees it. Its /etc/hostname links to its UTS hostname, which
+        only reads right from inside: from here it is the name the plan gave it."""
+        where = self.host_path(path)
+        if where.is_symlink() and str(where.readlink()) == HOSTNAME:
+            return self.name + "\n"
+        return super().read_file(path)
 
     def write(self, files: dict[Path, str]) -> None:
         """A node sees the host's files except its own /etc: a path under /etc is
