@@ -321,9 +321,8 @@ class Rtnl:
         index) and `up` apply to the local end; `mtu` (None: the kernel's 1500)
         to both.
         """
-        sized = [attr_u32(IFLA_MTU, mtu)] if mtu is not None else []
-        sized += ONE_QUEUE
-        peer_attrs = [attr_str(IFLA_IFNAME, peer), *sized]
+        both = [*([attr_u32(IFLA_MTU, mtu)] if mtu is not None else []), *ONE_QUEUE]
+        peer_attrs = [attr_str(IFLA_IFNAME, peer), *both]
         if peer_mac is not None:
             peer_attrs.append(attr(IFLA_ADDRESS, mac_bytes(peer_mac)))
         if peer_netns_fd is not None:
@@ -335,7 +334,7 @@ class Rtnl:
             nest(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_msg)),
         )
         extra = [attr_u32(IFLA_MASTER, master)] if master is not None else []
-        body = link_body(name, 0, up, *extra, *sized, info)
+        body = link_body(name, 0, up, *extra, *both, info)
         self._submit(RTM_NEWLINK, ADD, body, f"add veth {name} (peer {peer})")
 
     def add_macvlan(self, name: str, parent: int, netns_fd: int, mac: str) -> None:

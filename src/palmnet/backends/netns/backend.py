@@ -12,8 +12,7 @@ from palmnet.backends.base import Backend, LiveNode, NodeHandle, Switch, process
 from palmnet.backends.external import preflight as external_preflight
 from palmnet.backends.live import observe_netns
 from palmnet.backends.netns.door import NetnsDoor
-from palmnet.backends.netns.etc import HOSTNAME
-from palmnet.backends.netns.layout import etc_lab, ns_dir
+from palmnet.backends.netns.layout import etc_lab, etc_upper, ns_dir
 from palmnet.backends.netns.names import (
     IMPAIR_TABLE,
     node_netns,
@@ -78,17 +77,19 @@ class NetnsNode(NodeHandle):
         text = str(path)
         if text == "/etc" or text.startswith("/etc/"):
             rel = text[len("/etc/") :]
-            for layer in (node_dir(self.plan.lab, self.name) / "etc", etc_lab(self.plan.lab)):
+            for layer in (etc_upper(self.plan.lab, self.name), etc_lab(self.plan.lab)):
                 if (layer / rel).exists() or (layer / rel).is_symlink():
                     return layer / rel
         return Path(text)
 
     def read_file(self, path: str) -> str | None:
-        """As the node sees it. Its /etc/hostname links to its UTS hostname, which
-        only reads right from inside: from here it is the name the plan gave it."""
+        """As the node sees it. A link in its /etc to an absolute path (its hostname,
+        to its UTS hostname in its /proc) means that path in the node, which the host
+        sees elsewhere or not at all: such a file is read from inside."""
         where = self.host_path(path)
-        if where.is_symlink() and str(where.readlink()) == HOSTNAME:
-            return self.name + "\n"
+        if where.is_symlink() and where.readlink().is_absolute():
+            proc = self.run(["cat", "--", path])
+            return proc.stdout if proc.returncode == 0 else None
         return super().read_file(path)
 
     def write(self, files: dict[Path, str]) -> None:
